@@ -1,0 +1,437 @@
+"""The Data API: stage files in and out with the copytools configured for an activity.
+
+Current call shape (pilot, Harvester)::
+
+    client = StageInClient(infosys, acopytools={'default': ['rucio']}, logger=log)
+    client.transfer(files, activity='pr', workdir=job_dir)     # FileSpec list, returned annotated
+
+Legacy shape (Harvester's pilotmover preparator)::
+
+    StageInClient(site='SITE').transfer([{'scope': s, 'name': n, 'destination': d}])   # dicts annotated
+
+Done here, once for every copytool: copytool choice per activity, input replicas (storage protocols,
+``--input-dir``, Rucio), the input space check, direct access, output destinations and SURLs, size and
+checksum verification, retries with jittered back-off by error class, the next replica / alternative
+storage after a failure, concurrent transfers through a bounded pool, and one trace report per file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Optional
+
+from pilot.api import staging
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
+from pilot.common.pluginfactory import PluginFactory
+from pilot.copytool.common import CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error, local_file_path
+from pilot.info.filespec import FileSpec
+from pilot.util.tracereport import TraceReport
+
+module_logger = logging.getLogger(__name__)
+
+#: keyword arguments of transfer() and their defaults (every one is optional)
+TRANSFER_DEFAULTS: dict = {
+    "use_vp": False, "input_dir": "", "output_dir": "", "workdir": "", "cwd": "", "usecontainer": False,
+    "use_pcache": False, "use_bulk": False, "catchall": "", "job": None, "raise_exception": True,
+}
+
+
+class StagingClient:
+    """What stage-in and stage-out share: copytool selection, the transfer loop, retries, traces."""
+
+    mode = ""  # 'stage-in' or 'stage-out'
+    failure = PilotException
+    direct_remoteinput_allowed_schemas = ["root", "https"]
+    direct_localinput_allowed_schemas = ["root", "dcache", "dcap", "file", "https", "davs"]
+    remoteinput_allowed_schemas = ["root", "gsiftp", "dcap", "davs", "srm", "https", "storm"]
+
+    def __init__(self, infosys_instance: Any = None, acopytools: Any = None, logger: Any = None,
+                 default_copytools: Any = "rucio", trace_report: Optional[TraceReport] = None, **kwargs: Any) -> None:
+        self.logger = logger or module_logger
+        site = kwargs.pop("site", None)
+        self.legacy_site = (os.environ.get("VO_ATLAS_AGIS_SITE") or site) if site is not None else None
+        if infosys_instance is None:
+            from pilot.info import infosys as infosys_instance
+        self.infosys = infosys_instance
+        self.acopytools = self._resolve_acopytools(acopytools, default_copytools)
+        self.trace_report = trace_report or TraceReport(pq=os.environ.get("PILOT_SITENAME", ""))
+        self.trace_url: Optional[str] = kwargs.pop("trace_url", None)
+        self.http = kwargs.pop("http", None)
+        self.workdir: str = kwargs.pop("workdir", "") or ""
+        self.max_workers: int = max(1, int(kwargs.pop("max_workers", 8)))
+        self.retry = kwargs.pop("retry_policy", None) or staging.RetryPolicy()
+        self.stop_event: threading.Event = kwargs.pop("stop_event", None) or threading.Event()
+        self.plugins = PluginFactory(kwargs.pop("copytool_aliases", None))
+        self.options = kwargs  # anything else (P3 ipv=..., ...) is accepted and ignored
+        self.logger.info("configured copytools per activity: %s", self.acopytools)
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def queuedata(self) -> Any:
+        """The queue's data, or None when the information service is not initialised."""
+        return getattr(self.infosys, "queuedata", None)
+
+    def _resolve_acopytools(self, acopytools: Any, default_copytools: Any) -> dict:
+        if isinstance(acopytools, str):
+            acopytools = {"default": [acopytools]} if acopytools else {}
+        elif isinstance(acopytools, (list, tuple)):
+            acopytools = {"default": list(acopytools)} if acopytools else {}
+        result = {k: ([v] if isinstance(v, str) else list(v or [])) for k, v in (acopytools or {}).items()}
+        queuedata = self.queuedata
+        if not result and queuedata is not None:
+            result = {k: list(v) for k, v in (queuedata.acopytools or {}).items()}
+            if not result and queuedata.copytools:
+                result = {"default": list(queuedata.copytools)}
+        if not result.get("default"):
+            if isinstance(default_copytools, str):
+                default_copytools = [default_copytools] if default_copytools else []
+            result["default"] = list(default_copytools or [])
+        if not any(result.values()):
+            raise PilotException("failed to resolve the copytools (acopytools empty)",
+                                 code=ErrorCodes.UNKNOWNCOPYTOOL)
+        return result
+
+    def get_copytools(self, activities: list) -> list:
+        """Tool names of the first activity that has any."""
+        for activity in activities:
+            tools = self.acopytools.get(activity)
+            if tools:
+                return list(tools)
+        return []
+
+    def _ddmconf(self) -> dict:
+        try:
+            return self.infosys.resolve_storage_data() if self.queuedata is not None else {}
+        except PilotException as exc:
+            self.logger.warning("no storage data: %s", exc)
+            return {}
+
+    def allowed_schemas(self, module: Any, name: str, activities: list) -> Optional[list]:
+        """Scheme priority for a tool: the queue's acopytools_schemas (per activity or tool) override the tool's."""
+        schemas = (self.queuedata.acopytools_schemas or {}) if self.queuedata is not None else {}
+        for key in list(activities) + [name]:
+            if schemas.get(key):
+                return list(schemas[key])
+        return getattr(module, "allowed_schemas", None)
+
+    # ------------------------------------------------------------------ transfer
+    def transfer(self, files: list, activity: Any = "default", **kwargs: Any) -> list:
+        """Transfer ``files`` with the tools of ``activity`` (a name or a prioritised list).
+
+        Returns the files (FileSpec objects, or the legacy dicts annotated with errno/status/errmsg).
+        Raises StageInFailure/StageOutFailure-family PilotException with the first failed file's code when
+        a file is left untransferred, unless ``raise_exception=False``.
+        """
+        if files and all(isinstance(f, dict) for f in files):
+            from pilot.api.legacy import transfer_dicts
+            return transfer_dicts(self, files, activity, **kwargs)
+        options = {**TRANSFER_DEFAULTS, **kwargs}
+        raise_exception = options.pop("raise_exception")
+        activities = [activity] if isinstance(activity, str) else list(activity or [])
+        if "default" not in activities:
+            activities.append("default")
+        if options["job"] is not None:
+            self.trace_report.init(options["job"])
+        if not options["catchall"] and self.queuedata is not None:
+            options["catchall"] = self.queuedata.catchall
+        options["workdir"] = options["workdir"] or self.workdir
+        files = list(files)
+        tools = self.get_copytools(activities)
+        errors: list = []
+        remaining = [f for f in files if not f.is_transferred]
+        if not tools:
+            errors.append(PilotException(f"no copytool for activities {activities}", code=ErrorCodes.UNKNOWNCOPYTOOL))
+        for name in tools:
+            if not remaining or self.stop_event.is_set():
+                break
+            try:
+                module = self.plugins.load_copytool(name)
+            except PilotException as exc:
+                self.logger.warning("copytool %s: %s", name, exc.diag)
+                errors.append(exc)
+                continue
+            valid = getattr(module, "is_valid_for_copy_in" if self.mode == "stage-in" else "is_valid_for_copy_out")
+            if not valid(remaining):
+                self.logger.warning("copytool %s is not valid for these files, skipped", name)
+                continue
+            self.logger.info("transferring %d file(s) with copytool %s (activity %s)", len(remaining), name,
+                             activities)
+            try:
+                self.transfer_files(module, name, remaining, activities, options)
+            except PilotException as exc:
+                errors.append(exc)
+            remaining = [f for f in remaining if not f.is_transferred]
+        if remaining:
+            self._fail(remaining, errors, raise_exception)
+        return files
+
+    def _fail(self, remaining: list, errors: list, raise_exception: bool) -> None:
+        code = next((f.status_code for f in remaining if f.status_code), 0)
+        if not code:
+            code = errors[-1].get_error_code() if errors else self.failure.default_code
+        for fspec in remaining:
+            if not fspec.status_code:
+                fspec.status, fspec.status_code = "failed", code
+        diag = "; ".join(f"{f.lfn}: {f.transfer_error or ErrorCodes.get_error_message(f.status_code)}"
+                         for f in remaining[:5])
+        if errors and not any(f.transfer_error for f in remaining):
+            diag = errors[-1].diag
+        self.logger.warning("%s failed for %d file(s): %s", self.mode, len(remaining), diag)
+        if raise_exception:
+            raise self.failure(f"{self.mode} failed: {diag}"[:2048], code=code)
+
+    def transfer_files(self, module: Any, name: str, files: list, activities: list, options: dict) -> list:
+        """Prepare ``files`` for ``module`` and transfer them concurrently (bounded pool)."""
+        for fspec in files:
+            fspec.status, fspec.status_code, fspec.transfer_error = None, 0, ""
+            try:
+                local_file_path(fspec, options.get("workdir") or "")  # refuses LFNs leaving the work dir
+            except PilotException as exc:
+                self._record_failure(fspec, exc, 1, CONFIG)
+        files = [f for f in files if f.status is None]
+        tool_kwargs = self.tool_kwargs(name, activities, options)
+        self.prepare_files(module, name, files, activities, options, tool_kwargs)
+        todo = [f for f in files if f.status is None]
+        workers = min(self.max_workers, len(todo)) or 1
+        if workers == 1:
+            for fspec in todo:
+                self.transfer_one(module, name, fspec, tool_kwargs)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.mode}-{name}") as pool:
+                for future in [pool.submit(self.transfer_one, module, name, f, tool_kwargs) for f in todo]:
+                    future.result()
+        return files
+
+    def tool_kwargs(self, name: str, activities: list, options: dict) -> dict:
+        """Keyword arguments every copytool call receives."""
+        kwargs = dict(options)
+        kwargs.update(copytools=(self.queuedata.copytools if self.queuedata is not None else {}) or {},
+                      ddmconf=self._ddmconf(), activity=activities, trace_report=self.trace_report)
+        return kwargs
+
+    def transfer_one(self, module: Any, name: str, fspec: FileSpec, kwargs: dict) -> None:
+        """Transfer one file: each alternative (replica / storage) in turn, retries per error class."""
+        trace = self.new_trace(fspec, name, kwargs)
+        last: Optional[PilotException] = None
+        for alternative in self.alternatives(fspec, kwargs) or [None]:
+            if alternative is not None:
+                fspec.status, fspec.status_code = None, 0
+                self.use_alternative(fspec, alternative, module, name, kwargs)
+                if fspec.status == "failed":
+                    continue
+            for attempt in range(1, self.retry.attempts + 1):
+                fspec.status, fspec.status_code = None, 0
+                try:
+                    trace.update(transferStart=time.time())
+                    self.copy(module, fspec, kwargs)
+                    trace.update(validateStart=time.time())
+                    self.verify(fspec, kwargs)
+                    self.finish_trace(trace, fspec, "DONE", "")
+                    return
+                except PilotException as exc:
+                    last = exc
+                    kind = exc.kwargs.get("kind") or _kind_of(exc, self.mode == "stage-in")
+                    self._record_failure(fspec, exc, attempt, kind)
+                    if kind not in RETRYABLE or attempt == self.retry.attempts or self.stop_event.is_set():
+                        break
+                    if not self.retry.wait(attempt, self.stop_event):
+                        break
+            if last is not None and (last.kwargs.get("kind") == MISSING and alternative is None):
+                break
+        state = (last.state if last is not None else None) or "FAILED"
+        self.finish_trace(trace, fspec, state, last.diag if last is not None else "")
+
+    def _record_failure(self, fspec: FileSpec, exc: PilotException, attempt: int, kind: str) -> None:
+        fspec.status, fspec.status_code, fspec.transfer_error = "failed", exc.get_error_code(), exc.diag
+        self.logger.warning("%s of %s failed (attempt %d/%d, %s): %s", self.mode, fspec.lfn, attempt,
+                            self.retry.attempts, kind, exc.diag)
+
+    # ------------------------------------------------------------------ traces
+    def new_trace(self, fspec: FileSpec, name: str, kwargs: dict) -> TraceReport:
+        """A per-file copy of the client's trace report."""
+        trace = self.trace_report.copy()
+        job = kwargs.get("job")
+        trace.set_file(fspec, bool(getattr(job, "is_analysis", False)), "get" if self.mode == "stage-in" else "put")
+        trace.update(protocol=name, catStart=time.time(), relativeStart=time.time())
+        if not trace.localSite:
+            qd = self.queuedata
+            trace.localSite = os.environ.get("RUCIO_LOCAL_SITE_ID") or (
+                (qd.site or qd.resource or qd.name) if qd is not None else "") or self.legacy_site or ""
+        if not trace.remoteSite:
+            trace.remoteSite = fspec.ddmendpoint or trace.localSite
+        return trace
+
+    def finish_trace(self, trace: TraceReport, fspec: FileSpec, state: str, reason: str) -> None:
+        """Complete and send a file's trace (never raises)."""
+        trace.update(clientState=state, stateReason=reason[:500] if reason else None, timeEnd=time.time(),
+                     url=fspec.turl or fspec.surl or None, filesize=int(fspec.filesize or 0))
+        if fspec.ddmendpoint:
+            trace.remoteSite = fspec.ddmendpoint
+        try:
+            trace.send(self.trace_url, self.http)
+        except Exception as exc:  # pragma: no cover - send() already swallows errors
+            self.logger.warning("trace report failed: %s", exc)
+
+    # ------------------------------------------------------------------ per direction
+    def prepare_files(self, module: Any, name: str, files: list, activities: list, options: dict,
+                      kwargs: dict) -> None:
+        """Resolve sources/destinations; mark files that cannot be transferred as failed."""
+        raise NotImplementedError
+
+    def alternatives(self, fspec: FileSpec, kwargs: dict) -> list:
+        """Sources (stage-in) or destinations (stage-out) to try in order."""
+        return []
+
+    def use_alternative(self, fspec: FileSpec, alternative: Any, module: Any, name: str, kwargs: dict) -> None:
+        """Point the file at one alternative."""
+
+    def copy(self, module: Any, fspec: FileSpec, kwargs: dict) -> None:
+        """Run the copytool for one file."""
+        raise NotImplementedError
+
+    def verify(self, fspec: FileSpec, kwargs: dict) -> None:
+        """Check a transferred file."""
+
+
+class StageInClient(StagingClient):
+    """Bring input files into the job's work dir (or hand their TURL to the payload for direct access)."""
+
+    mode = "stage-in"
+    failure = StageInFailure
+
+    def prepare_files(self, module: Any, name: str, files: list, activities: list, options: dict,
+                      kwargs: dict) -> None:
+        """Replicas (Rucio or storage protocols), direct access decision, space check."""
+        workdir = options.get("workdir") or ""
+        for fspec in files:
+            target = fspec.workdir or workdir
+            if target:
+                os.makedirs(target, exist_ok=True)
+        schemas = self.allowed_schemas(module, name, activities)
+        try:
+            if getattr(module, "require_replicas", False):
+                from pilot.api.replicas import resolve_replicas
+                resolve_replicas(files, self, schemas, use_vp=bool(options.get("use_vp")))
+            if getattr(module, "require_input_protocols", False):
+                staging.resolve_input_protocols(files, kwargs.get("ddmconf") or {}, self.queuedata, schemas,
+                                                options.get("input_dir") or "")
+            self.set_direct_access(files, options.get("job"))
+            if getattr(module, "check_availablespace", True):
+                staging.check_space(files, self.queuedata, workdir or os.getcwd())
+        except PilotException as exc:
+            for fspec in files:
+                if fspec.status is None:
+                    fspec.status, fspec.status_code, fspec.transfer_error = "failed", exc.get_error_code(), exc.diag
+            raise
+
+    def set_direct_access(self, files: list, job: Any) -> None:
+        """Mark inputs read remotely by the payload (status ``remote_io``) when queue and job allow it."""
+        queuedata = self.queuedata
+        if queuedata is None or not (queuedata.direct_access_lan or queuedata.direct_access_wan):
+            return
+        if job is None:  # Harvester and other callers without a job always copy
+            return
+        job_allows = getattr(job, "transfertype", "") == "direct" or \
+            getattr(job, "accessmode", "") == "direct" or bool(getattr(job, "is_analysis", False))
+        if not job_allows:
+            return
+        for fspec in files:
+            if fspec.accessmode == "copy" or not fspec.is_directaccess(ensure_replica=False):
+                continue
+            for replica in fspec.replicas or []:
+                lan = replica.get("domain", "lan") == "lan"
+                allowed = self.direct_localinput_allowed_schemas if lan else self.direct_remoteinput_allowed_schemas
+                if (lan and queuedata.direct_access_lan or not lan and queuedata.direct_access_wan) and \
+                        staging.scheme_allowed(replica["pfn"], allowed) and "://" in replica["pfn"]:
+                    fspec.turl, fspec.ddmendpoint, fspec.domain = replica["pfn"], replica["ddmendpoint"], \
+                        replica.get("domain", "lan")
+                    fspec.status, fspec.status_code, fspec.accessmode = "remote_io", 0, "direct"
+                    break
+
+    def alternatives(self, fspec: FileSpec, kwargs: dict) -> list:
+        return list(fspec.replicas or [])
+
+    def use_alternative(self, fspec: FileSpec, alternative: Any, module: Any, name: str, kwargs: dict) -> None:
+        fspec.turl = alternative.get("pfn", "")
+        fspec.domain = alternative.get("domain", "")
+        if alternative.get("ddmendpoint"):
+            fspec.ddmendpoint = alternative["ddmendpoint"]
+
+    def copy(self, module: Any, fspec: FileSpec, kwargs: dict) -> None:
+        module.copy_in([fspec], **kwargs)
+
+    def verify(self, fspec: FileSpec, kwargs: dict) -> None:
+        if fspec.status == "transferred":
+            staging.verify_input(fspec, kwargs.get("workdir") or "")
+
+
+class StageOutClient(StagingClient):
+    """Upload output and log files to their storage (the primary, else ``ddmendpoint_alt``)."""
+
+    mode = "stage-out"
+    failure = StageOutFailure
+
+    def prepare_files(self, module: Any, name: str, files: list, activities: list, options: dict,
+                      kwargs: dict) -> None:
+        """Local size/adler32 (before upload); a file without ddmendpoint gets the activity's first storage."""
+        for fspec in files:
+            try:
+                staging.prepare_output(fspec, options.get("workdir") or "")
+            except PilotException as exc:
+                fspec.status, fspec.status_code, fspec.transfer_error = "failed", exc.get_error_code(), exc.diag
+                continue
+            if not fspec.ddmendpoint:
+                fspec.ddmendpoint = (staging.output_storages(fspec, self.queuedata, activities) or [""])[0]
+                if fspec.ddmendpoint == fspec.ddmendpoint_alt:
+                    fspec.ddmendpoint = ""
+
+    def alternatives(self, fspec: FileSpec, kwargs: dict) -> list:
+        """The file's storage, then ``ddmendpoint_alt``."""
+        return staging.output_storages(fspec, self.queuedata, kwargs.get("activity") or [])
+
+    def use_alternative(self, fspec: FileSpec, alternative: Any, module: Any, name: str, kwargs: dict) -> None:
+        """Resolve the SURL on storage ``alternative`` (not needed with ``output_dir`` or without protocols).
+
+        After a transfer to the alternative storage ``is_altstaged`` is True (``ddmendpoint`` keeps the primary).
+        """
+        fspec.is_altstaged = bool(fspec.ddmendpoint_alt and alternative == fspec.ddmendpoint_alt
+                                  and alternative != fspec.ddmendpoint)
+        if not getattr(module, "require_protocols", True) or kwargs.get("output_dir"):
+            return
+        storage = (kwargs.get("ddmconf") or {}).get(alternative)
+        if storage is None and getattr(module, "protocols_optional", False):
+            return  # e.g. mv in aCT mode: the SURL is only written to output.list
+        fspec.surl = fspec.turl = ""
+        try:
+            if storage is None:
+                raise PilotException(f"no storage data for {alternative}", code=ErrorCodes.NOSTORAGE,
+                                     state="NO_PROTOCOL")
+            resolved = staging.resolve_surl(fspec, storage, self.allowed_schemas(module, name, kwargs["activity"]))
+        except PilotException as exc:
+            fspec.status, fspec.status_code, fspec.transfer_error = "failed", exc.get_error_code(), exc.diag
+            return
+        fspec.surl, fspec.turl, fspec.protocol_id = resolved["surl"], resolved["surl"], resolved["protocol_id"]
+
+    def copy(self, module: Any, fspec: FileSpec, kwargs: dict) -> None:
+        fspec.remote_checksum = {}
+        module.copy_out([fspec], **kwargs)
+
+    def verify(self, fspec: FileSpec, kwargs: dict) -> None:
+        if fspec.status == "transferred":
+            staging.verify_output(fspec)
+
+
+def _kind_of(exc: PilotException, is_stagein: bool) -> str:
+    """Error class of an exception raised without one: retry only what looks transient."""
+    kind = classify_error(exc.diag, is_stagein).kind
+    return kind if kind in (TIMEOUT, SERVICE, NETWORK) else CONFIG
+
+
+def local_path(fspec: FileSpec, workdir: str = "") -> str:
+    """Where a file lives in the work dir (re-exported for callers of the Data API)."""
+    return local_file_path(fspec, workdir)

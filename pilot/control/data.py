@@ -1,0 +1,195 @@
+"""Data control: stage-in before the payload, stage-out of outputs and the log after it.
+
+Threads: ``stage_in`` (validated_jobs -> finished_data_in | failed_data_in) and ``stage_out``
+(finished_payloads, failed_payloads, failed_data_in -> finished_data_out | failed_data_out). Both go
+through the Data API (:mod:`pilot.api.data`), the same code Harvester imports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tarfile
+import time
+import uuid
+from typing import Any
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException
+from pilot.control.context import PilotContext
+from pilot.info.jobdata import JobData, JobPhase
+from pilot.util import constants as c
+from pilot.util.filehandling import calculate_checksum
+
+logger = logging.getLogger(__name__)
+
+INPUT_ACTIVITIES = ["pr", "default"]
+OUTPUT_ACTIVITIES = ["pw", "w", "default"]
+LOG_ACTIVITIES = ["pl", "pw", "w", "default"]
+
+
+def _client(ctx: PilotContext, job: JobData, client_class: Any) -> Any:
+    """A Data API client for one job: its trace report, the pilot's HTTP client and stop event."""
+    from pilot.util.tracereport import TraceReport
+
+    trace = TraceReport(pq=ctx.args.queue, enabled=bool(getattr(ctx.args, "use_rucio_traces", True)))
+    trace.init(job)
+    return client_class(ctx.infosys, logger=logger, trace_report=trace, http=ctx.http,
+                        stop_event=ctx.events.abort_job)
+
+
+def stage_in(ctx: PilotContext) -> None:
+    """validated_jobs -> finished_data_in | failed_data_in."""
+    from pilot.api.data import StageInClient
+
+    while True:
+        got = ctx.take(("validated_jobs",))
+        if got is None:
+            return
+        job = got[1]
+        job.advance(JobPhase.STAGEIN)
+        job.timing[c.PILOT_PRE_STAGEIN] = time.time()
+        ctx.reporter.heartbeat(job)  # stage-in start
+        ok = not ctx.events.abort_job.is_set() and _stage_in_job(ctx, job, StageInClient)
+        job.timing[c.PILOT_POST_STAGEIN] = time.time()
+        if ok and not ctx.events.abort_job.is_set():
+            ctx.queues.put("finished_data_in", job)
+        else:
+            job.timing["stagein_failed"] = time.time()
+            ctx.queues.put("failed_data_in", job)
+
+
+def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
+    files = [f for f in job.indata if f.status not in ("transferred", "remote_io", "no_transfer")]
+    if not files:
+        return True
+    try:
+        client = _client(ctx, job, client_class)
+        client.transfer(files, activity=INPUT_ACTIVITIES, workdir=job.workdir, cwd=job.workdir, job=job,
+                        input_dir=ctx.args.input_dir, use_vp=job.use_vp)
+    except PilotException as exc:
+        job.fail(exc.get_error_code(), exc.get_detail())
+        return False
+    except Exception as exc:  # a Data API bug must still end in a coded, reported failure
+        logger.exception("stage-in of job %s raised", job.jobid)
+        job.fail(ErrorCodes.STAGEINFAILED, f"stage-in failed: {exc}")
+        return False
+    missing = [f.lfn for f in files if not f.is_transferred]
+    if missing:
+        code = next((f.status_code for f in files if f.status_code), ErrorCodes.STAGEINFAILED)
+        job.fail(code, f"input file(s) not transferred: {', '.join(missing)}")
+        return False
+    return True
+
+
+def stage_out(ctx: PilotContext) -> None:
+    """Stage out outputs (successful payloads only) and the log (always)."""
+    from pilot.api.data import StageOutClient
+
+    names = ("finished_payloads", "failed_payloads", "failed_data_in")
+    while True:
+        got = ctx.take(names)
+        if got is None:
+            return
+        name, job = got
+        if job.phase in (JobPhase.STAGEIN, JobPhase.PAYLOAD):
+            job.advance(JobPhase.STAGEOUT)
+        job.timing[c.PILOT_PRE_STAGEOUT] = time.time()
+        ok = True
+        if name == "finished_payloads" and not job.errors:
+            ok = _stage_out_outputs(ctx, job, StageOutClient)
+        ok = _stage_out_log(ctx, job, StageOutClient) and ok
+        job.timing[c.PILOT_POST_STAGEOUT] = time.time()
+        ctx.queues.put("finished_data_out" if ok and not job.errors else "failed_data_out", job)
+
+
+def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
+    files = []
+    for spec in job.outdata:
+        path = os.path.join(job.workdir, spec.lfn)
+        if not os.path.exists(path):
+            if spec.lfn in (job.allownooutput or "").split(","):
+                logger.info("job %s: output %s not produced (allowed)", job.jobid, spec.lfn)
+                spec.status = "no_transfer"
+                continue
+            job.fail(ErrorCodes.MISSINGOUTPUTFILE, f"output file {spec.lfn} was not produced")
+            return False
+        _describe_output(spec, path)
+        files.append(spec)
+    if not files:
+        return True
+    return _transfer_out(ctx, job, files, OUTPUT_ACTIVITIES, client_class)
+
+
+def _describe_output(spec: Any, path: str) -> None:
+    spec.filesize = os.path.getsize(path)
+    spec.checksum["adler32"] = calculate_checksum(path, "adler32")
+    if not spec.guid:
+        spec.guid = str(uuid.uuid4())
+
+
+def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list, client_class: Any) -> bool:
+    try:
+        client = _client(ctx, job, client_class)
+        client.transfer(files, activity=activities, workdir=job.workdir, cwd=job.workdir, job=job,
+                        output_dir=ctx.args.output_dir)
+    except PilotException as exc:
+        job.fail(exc.get_error_code(), exc.get_detail())
+        return False
+    except Exception as exc:
+        logger.exception("stage-out of job %s raised", job.jobid)
+        job.fail(ErrorCodes.STAGEOUTFAILED, f"stage-out failed: {exc}")
+        return False
+    ok = True
+    for spec in files:
+        if spec.is_transferred:
+            job.outputs_xml[spec.lfn] = {"guid": spec.guid, "fsize": spec.filesize,
+                                         "adler32": spec.checksum.get("adler32", ""), "surl": spec.turl or spec.surl}
+        else:
+            ok = False
+            job.fail(spec.status_code or ErrorCodes.STAGEOUTFAILED, f"{spec.lfn} not transferred")
+    return ok
+
+
+def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
+    if not job.logdata or not job.workdir or not os.path.isdir(job.workdir):
+        return True
+    spec = job.logdata[0]
+    job.timing[c.PILOT_PRE_LOG_TAR] = time.time()
+    try:
+        path = create_log_tarball(job, ctx.args.queue)
+    except (OSError, tarfile.TarError) as exc:
+        job.fail(ErrorCodes.LOGFILECREATIONFAILURE, f"cannot create the log tarball: {exc}")
+        return False
+    job.timing[c.PILOT_POST_LOG_TAR] = time.time()
+    _describe_output(spec, path)
+    return _transfer_out(ctx, job, [spec], LOG_ACTIVITIES, client_class)
+
+
+def create_log_tarball(job: JobData, queue: str) -> str:
+    """Pack the job's work dir (without inputs, outputs and the tarball) as the job's log file.
+
+    Members are stored under ``tarball_PandaJob_<PandaID>_<queue>/`` with symlinks dereferenced.
+    """
+    spec = job.logdata[0]
+    path = os.path.join(job.workdir, spec.lfn)
+    skip = {f.lfn for f in job.indata} | {f.lfn for f in job.outdata} | {spec.lfn}
+    top = f"tarball_PandaJob_{job.jobid}_{queue}"
+    for lfn in {f.lfn for f in job.indata}:
+        candidate = os.path.join(job.workdir, lfn)
+        if os.path.islink(candidate) or os.path.isfile(candidate):
+            try:
+                os.unlink(candidate)
+            except OSError:
+                pass
+    tmp = path + ".part"
+    with tarfile.open(tmp, "w:gz", dereference=True) as tar:
+        for name in sorted(os.listdir(job.workdir)):
+            if name in skip or name.endswith(".part"):
+                continue
+            full = os.path.join(job.workdir, name)
+            if os.path.islink(full) and not os.path.exists(full):
+                continue
+            tar.add(full, arcname=f"{top}/{name}")
+    os.replace(tmp, path)
+    return path

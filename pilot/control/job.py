@@ -1,0 +1,291 @@
+"""Job control: get a job, validate it, hand it to stage-in, and send its final update.
+
+Threads (started by the workflow): ``retrieve`` (getJob loop, one job at a time, more while the
+queue's timefloor allows), ``validate`` (jobs -> validated_jobs | failed_jobs) and
+``queue_monitor`` (failed_jobs, finished_data_out, failed_data_out -> final update ->
+completed_jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Optional
+from urllib.parse import parse_qsl
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import CommunicationFailure, PilotException
+from pilot.control.context import PilotContext
+from pilot.info.jobdata import JobData, JobPhase, job_workdir
+from pilot.util import constants as c
+from pilot.util.config import config
+from pilot.util.filehandling import append_line, mkdirs, read_json, write_json_atomic
+from pilot.util.workernode import disk_space_for_getjob
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- compat helpers
+def get_fake_job(input: bool = True, inpt: Optional[bool] = None) -> dict:  # noqa: A002 (Pilot 2 name)
+    """A small self-contained job definition for tests (``input``/``inpt``: with an input file)."""
+    with_input = input if inpt is None else inpt
+    jobid = str(int(time.time() * 1000) % 10 ** 9 + 1000)
+    job = {
+        "PandaID": jobid, "jobsetID": "NULL", "taskID": "1", "jobDefinitionID": "1", "attemptNr": "1",
+        "transformation": "/bin/bash", "jobPars": "-c 'echo Hello from the fake job; ls -l'",
+        "homepackage": "", "swRelease": "", "cmtConfig": "", "prodSourceLabel": "ptest",
+        "coreCount": "1", "processingType": "pilot-test", "logFile": f"{jobid}.job.log.tgz",
+        "logGUID": "", "scopeLog": "tests", "outFiles": f"{jobid}.job.log.tgz", "scopeOut": "tests",
+        "realDatasets": "fake.log", "ddmEndPointOut": "", "destinationDblock": "fake.log",
+        "inFiles": "", "GUID": "", "fsize": "", "checksum": "", "scopeIn": "", "realDatasetsIn": "",
+        "prodDBlockToken": "", "ddmEndPointIn": "",
+    }
+    if with_input:
+        job.update({"inFiles": "fake_input.txt", "GUID": "00000000-0000-0000-0000-000000000001",
+                    "fsize": "12", "checksum": "ad:1c2a03a4", "scopeIn": "tests",
+                    "realDatasetsIn": "fake.input", "prodDBlockToken": "NULL", "ddmEndPointIn": ""})
+    return job
+
+
+def create_job(definition: dict, queue: str = "") -> JobData:
+    """Build a JobData from a getJob field set (Pilot 2 name)."""
+    job = JobData.from_definition(definition)
+    job.computingsite = job.computingsite or queue
+    return job
+
+
+def getjob_fields(ctx: PilotContext, node: Any, jobs_done: int, last_taskid: str = "") -> dict:
+    """The getJob request of compat §4.3."""
+    args = ctx.args
+    queuedata = ctx.get_queuedata()
+    resource = getattr(queuedata, "resource", "") or args.queue
+    data = {
+        "siteName": resource,
+        "computingElement": args.queue,
+        "prodSourceLabel": args.job_label,
+        "diskSpace": disk_space_for_getjob(ctx.mainworkdir, getattr(queuedata, "maxwdir", 0)),
+        "workingGroup": args.working_group,
+        "cpu": node.cpu_mhz,
+        "mem": node.mem_mb,
+        "node": node.node_name,
+        "allowOtherCountry": args.allow_other_country,
+    }
+    if getattr(args, "jobtype", ""):
+        data["jobType"] = args.jobtype
+    if args.country_group:
+        data["countryGroup"] = args.country_group
+    if jobs_done and last_taskid and args.allow_same_user:
+        data["taskID"] = last_taskid
+    if getattr(args, "resource_type", ""):
+        data["resourceType"] = args.resource_type
+    for env, key in (("HARVESTER_ID", "harvester_id"), ("HARVESTER_WORKER_ID", "worker_id")):
+        if os.environ.get(env):
+            data[key] = os.environ[env]
+    return data
+
+
+def local_job_definition_path(ctx: PilotContext) -> str:
+    """A pre-placed job definition file (pandaJobData.out) next to the pilot, if any."""
+    name = config.Pilot.pandajobdata
+    launch = os.getcwd() if not ctx.args.workdir else ctx.args.workdir
+    for directory in (ctx.args.harvester_datadir, os.path.join(launch, ".."), launch, ctx.mainworkdir):
+        if directory and os.path.isfile(os.path.join(directory, name)):
+            return os.path.join(directory, name)
+    return ""
+
+
+def read_job_definition_file(path: str) -> Optional[dict]:
+    """Read and remove a job definition file: JSON (first entry of a PandaID map) or URL-encoded."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    os.unlink(path)
+    text = raw.decode(errors="replace").strip()
+    if not text:
+        return None
+    if text.startswith("{"):
+        import json
+
+        obj = json.loads(text)
+        if "PandaID" in obj:
+            return obj
+        first = next(iter(obj.values()), None)
+        return first if isinstance(first, dict) else None
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+# ---------------------------------------------------------------------------- threads
+class JobRetriever:
+    """The getJob loop."""
+
+    def __init__(self, ctx: PilotContext, node: Any) -> None:
+        self.ctx = ctx
+        self.node = node
+        self.requests = 0
+        self.failures = 0
+        self.last_taskid = ""
+        self.retry_wait = float(getattr(config.Pilot, "getjob_retry_wait", 60) or 60)
+
+    def proceed(self) -> bool:
+        """Whether another getJob is allowed (request budget, timefloor, stop)."""
+        ctx, args = self.ctx, self.ctx.args
+        if ctx.events.graceful_stop.is_set():
+            return False
+        if self.requests >= int(args.getjob_requests):
+            logger.info("reached the maximum number of getjob requests (%s)", args.getjob_requests)
+            return False
+        if ctx.jobs_processed:
+            timefloor = int(getattr(ctx.get_queuedata(), "timefloor", 0) or 0) * 60
+            if not timefloor:
+                logger.info("timefloor is 0: one job per pilot")
+                return False
+            if time.time() - ctx.start_time > timefloor:
+                logger.info("the timefloor (%d s) has passed: no more jobs", timefloor)
+                return False
+        return True
+
+    def fetch(self) -> Optional[dict]:
+        """One job definition from a local file, a fake job, or the server."""
+        self.requests += 1
+        if config.Pilot.pandajob == "fake":
+            return get_fake_job()
+        path = local_job_definition_path(self.ctx)
+        if path:
+            logger.info("reading the job definition from %s", path)
+            return read_job_definition_file(path)
+        fields = getjob_fields(self.ctx, self.node, self.ctx.jobs_processed, self.last_taskid)
+        try:
+            return self.ctx.communicator.get_job(fields)
+        except CommunicationFailure as exc:
+            logger.warning("getJob failed: %s", exc)
+            return None
+
+    def run(self) -> None:
+        """Fetch, hand over, wait for completion; repeat while allowed."""
+        ctx = self.ctx
+        while self.proceed():
+            pre = time.time()
+            definition = self.fetch()
+            job = self._make_job(definition)
+            if job is None:
+                self.failures += 1
+                if self.failures >= int(ctx.args.getjob_failures):
+                    logger.info("no job after %d attempt(s): stopping", self.failures)
+                    break
+                if ctx.events.graceful_stop.wait(self.retry_wait):
+                    break
+                continue
+            job.timing[c.PILOT_PRE_GETJOB] = pre
+            job.timing[c.PILOT_POST_GETJOB] = time.time()
+            self.last_taskid = job.taskid
+            self._hand_over(job)
+            if not self._wait_for_completion(job):
+                break
+        ctx.stop("no more jobs")
+
+    def _make_job(self, definition: Optional[dict]) -> Optional[JobData]:
+        if not definition:
+            return None
+        try:
+            return create_job(definition, self.ctx.args.queue)
+        except ValueError as exc:
+            logger.error("unusable job definition: %s", exc)
+            return None
+
+    def _hand_over(self, job: JobData) -> None:
+        ctx = self.ctx
+        logger.info("received job %s", job.jobid)
+        with ctx.lock:
+            ctx.current_jobs[job.jobid] = job
+        append_line(os.path.join(ctx.mainworkdir, config.Pilot.jobid_file), job.jobid)
+        record_timing(ctx, job.jobid, {c.PILOT_PRE_GETJOB: job.timing[c.PILOT_PRE_GETJOB],
+                                       c.PILOT_POST_GETJOB: job.timing[c.PILOT_POST_GETJOB]})
+        ctx.queues.put("jobs", job)
+
+    def _wait_for_completion(self, job: JobData) -> bool:
+        """Block until the job's final update is done; False if the pilot is stopping."""
+        while True:
+            got = self.ctx.queues.get(("completed_jobs",))
+            done = got[1]
+            self.ctx.queues.put("completed_jobids", done.jobid)
+            if done.jobid == job.jobid:
+                return not self.ctx.events.graceful_stop.is_set()
+
+
+def validate(ctx: PilotContext) -> None:
+    """jobs -> validated_jobs (or failed_jobs when the definition is unusable)."""
+    while True:
+        got = ctx.take(("jobs",))
+        if got is None:
+            return
+        job = got[1]
+        if _validate_job(ctx, job):
+            job.advance(JobPhase.VALIDATED)
+            ctx.queues.put("validated_jobs", job)
+        else:
+            job.advance(JobPhase.FAILED)
+            ctx.queues.put("failed_jobs", job)
+
+
+def _validate_job(ctx: PilotContext, job: JobData) -> bool:
+    """Check the definition, create the work dir, let the experiment plug-in verify the job."""
+    if job.errors:
+        return False
+    if not job.transformation and not job.is_eventservice:
+        job.fail(ErrorCodes.NOTDEFINED, "job definition has no transformation")
+        return False
+    try:
+        job.workdir = job_workdir(ctx.mainworkdir, job.jobid)
+        mkdirs(job.workdir)
+        for spec in job.indata + job.outdata + job.logdata:
+            spec.workdir = job.workdir
+        common = ctx.user.module("common")
+        common.validate(job)
+    except PilotException as exc:
+        job.fail(exc.get_error_code(), exc.get_detail())
+        return False
+    return not job.errors
+
+
+def queue_monitor(ctx: PilotContext) -> None:
+    """Final updates: failed_jobs, finished_data_out, failed_data_out -> completed_jobs."""
+    names = ("failed_jobs", "finished_data_out", "failed_data_out")
+    while True:
+        got = ctx.take(names)
+        if got is None:
+            return
+        finish_job(ctx, got[1])
+
+
+def finish_job(ctx: PilotContext, job: JobData) -> None:
+    """Send the final update of ``job`` and hand it to the retriever."""
+    if job.phase not in (JobPhase.FINISHED, JobPhase.FAILED):
+        job.advance(JobPhase.FAILED if job.errors else JobPhase.FINISHED)
+    job.endtime = job.endtime or time.time()
+    job.timing[c.PILOT_PRE_FINAL_UPDATE] = time.time()
+    delivered = ctx.reporter.final(job)
+    job.timing[c.PILOT_POST_FINAL_UPDATE] = time.time()
+    logger.info("job %s ended %s (error %s)%s", job.jobid, job.state, job.errors.first()[0],
+                "" if delivered else "; final update kept in the outbox")
+    record_timing(ctx, job.jobid, {k: v for k, v in job.timing.items() if k.startswith("PILOT_")})
+    with ctx.lock:
+        ctx.jobs_processed += 1
+        ctx.last_job = job
+    if job.phase is JobPhase.FAILED and job.timing.get("stagein_failed"):
+        ctx.stop("stage-in failed")
+    ctx.queues.put("completed_jobs", job)
+    ctx.job_done(job.jobid)
+    if ctx.events.abort_job.is_set():
+        ctx.events.job_aborted.set()
+
+
+def record_timing(ctx: PilotContext, jobid: str, values: dict) -> None:
+    """Merge time stamps into pilot_timing.json (``{jobid: {key: epoch}}``)."""
+    path = os.path.join(ctx.mainworkdir, config.Pilot.timing_file)
+    with ctx.lock:
+        try:
+            data = read_json(path) if os.path.exists(path) else {}
+        except PilotException:
+            data = {}
+        data.setdefault(str(jobid), {}).update(values)
+        write_json_atomic(path, data)

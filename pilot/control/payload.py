@@ -1,0 +1,87 @@
+"""Payload control: run each staged-in job's payload and judge how it ended.
+
+Thread ``execute_payloads``: finished_data_in -> finished_payloads | failed_payloads. The job
+monitor reads ``ctx.executors`` to measure and, when needed, kill the running payload.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException
+from pilot.control.context import PilotContext
+from pilot.control.payloads.generic import PayloadExecutor, read_job_report
+from pilot.info.jobdata import JobData, JobPhase
+from pilot.util import constants as c
+
+logger = logging.getLogger(__name__)
+
+
+def execute_payloads(ctx: PilotContext) -> None:
+    """finished_data_in -> run -> finished_payloads | failed_payloads."""
+    while True:
+        got = ctx.take(("finished_data_in",))
+        if got is None:
+            return
+        job = got[1]
+        ok = run_payload(ctx, job)
+        ctx.queues.put("finished_payloads" if ok else "failed_payloads", job)
+
+
+def run_payload(ctx: PilotContext, job: JobData) -> bool:
+    """Run the payload of ``job``; True when it succeeded."""
+    job.advance(JobPhase.PAYLOAD)
+    executor = PayloadExecutor(job, ctx.user)
+    with ctx.lock:
+        ctx.executors[job.jobid] = executor
+    job.timing[c.PILOT_PRE_PAYLOAD] = time.time()
+    try:
+        if ctx.events.abort_job.is_set():
+            raise PilotException("the job was aborted before the payload started",
+                                 code=ErrorCodes.PAYLOADEXECUTIONFAILURE)
+        executor.start(executor.command())
+        ctx.reporter.heartbeat(job)  # payload start
+        status = executor.wait()
+        _record_exit(job, status)
+    except PilotException as exc:
+        job.fail(exc.get_error_code(), exc.get_detail())
+    except OSError as exc:
+        job.fail(ErrorCodes.PAYLOADEXECUTIONEXCEPTION, f"cannot start the payload: {exc}")
+    finally:
+        job.timing[c.PILOT_POST_PAYLOAD] = time.time()
+        with ctx.lock:
+            ctx.executors.pop(job.jobid, None)
+    read_job_report(job)
+    if job.exitcode is not None and not job.errors:
+        _diagnose(ctx, job)
+    return not job.errors
+
+
+def _record_exit(job: JobData, status: dict) -> None:
+    exit_code = int(status.get("exit_code", -1))
+    job.exitcode = exit_code
+    job.transexitcode = exit_code
+    if status.get("cpu") is not None:
+        job.cpuconsumptiontime = float(status["cpu"])
+    if status.get("signal"):
+        job.extra_metrics["payloadSignal"] = status["signal"]
+    logger.info("job %s: payload exit code %s (signal %s), %.2f CPU s", job.jobid, exit_code,
+                status.get("signal"), job.cpuconsumptiontime or 0.0)
+
+
+def _diagnose(ctx: PilotContext, job: JobData) -> None:
+    """Let the experiment plug-in turn the payload's exit into a pilot error code."""
+    diagnose = ctx.user.module("diagnose")
+    try:
+        code = diagnose.interpret(job)
+    except PilotException as exc:
+        job.fail(exc.get_error_code(), exc.get_detail())
+        return
+    if code and not job.errors:
+        job.fail(code, ErrorCodes.get_error_message(code))
+    try:
+        job.log_extracts = diagnose.get_log_extracts(job, job.state)
+    except Exception as exc:  # extracts are a courtesy: never fail the job over them
+        logger.warning("job %s: no log extracts: %s", job.jobid, exc)

@@ -1,0 +1,162 @@
+"""The generic payload executor: runs one job's payload under the payload guard and collects its results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any, Optional
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException
+from pilot.info.jobdata import JobData
+from pilot.util.config import config
+from pilot.util.processes import TreeTracker, kill_process_tree, process_table, tree_cpu_seconds
+
+logger = logging.getLogger(__name__)
+
+PILOT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+GUARD_STATUS = "payload_guard.json"
+#: seconds the guard waits between SIGTERM and SIGKILL of the payload tree
+KILL_GRACE = 10.0
+
+
+class PayloadExecutor:
+    """Start, watch and stop one payload."""
+
+    def __init__(self, job: JobData, user: Any, env: Optional[dict] = None, grace: float = KILL_GRACE) -> None:
+        self.job = job
+        self.user = user
+        self.env = env
+        self.grace = grace
+        self.proc: Optional[subprocess.Popen] = None
+        self.tracker: Optional[TreeTracker] = None
+        self.kill_reason = ""
+        self.started = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def stdout_path(self) -> str:
+        return os.path.join(self.job.workdir, config.Payload.payloadstdout)
+
+    @property
+    def stderr_path(self) -> str:
+        return os.path.join(self.job.workdir, config.Payload.payloadstderr)
+
+    def command(self) -> str:
+        """The payload's shell line, built by the experiment plug-in."""
+        return self.user.module("common").get_payload_command(self.job)
+
+    def payload_environment(self) -> dict:
+        """The environment of the payload."""
+        env = dict(self.env if self.env is not None else os.environ)
+        env.update({"PandaID": self.job.jobid, "PanDA_TaskID": self.job.taskid,
+                    "PILOT_JOB_WORKDIR": self.job.workdir,
+                    "ATHENA_PROC_NUMBER": str(self.job.corecount), "ATHENA_CORE_NUMBER": str(self.job.corecount)})
+        return env
+
+    def start(self, line: str) -> int:
+        """Start the payload under the guard; return the guard's PID."""
+        status = os.path.join(self.job.workdir, GUARD_STATUS)
+        bootstrap = (f"import sys; sys.path.insert(0, {PILOT_ROOT!r}); "
+                     "from pilot.util.payloadguard import main; sys.exit(main())")
+        cmd = [sys.executable, "-S", "-c", bootstrap, "--status", status, "--grace", str(self.grace),
+               "--stdout", self.stdout_path, "--stderr", self.stderr_path, "--cwd", self.job.workdir, "--", line]
+        logger.info("job %s: payload command: %s", self.job.jobid, line)
+        with self._lock:
+            if self.kill_reason:
+                raise PilotException(f"payload not started: {self.kill_reason}",
+                                     code=ErrorCodes.PAYLOADEXECUTIONFAILURE)
+            self.proc = subprocess.Popen(cmd, cwd=self.job.workdir, env=self.payload_environment(),
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.tracker = TreeTracker(self.proc.pid)
+        self.job.pid = self.proc.pid
+        self.job.pgrp = self.proc.pid
+        self.started.set()
+        return self.proc.pid
+
+    def wait(self) -> dict:
+        """Block until the payload tree is gone; return the guard's status record."""
+        assert self.proc is not None
+        returncode = self.proc.wait()
+        status_path = os.path.join(self.job.workdir, GUARD_STATUS)
+        try:
+            with open(status_path) as handle:
+                status = json.load(handle)
+        except (OSError, ValueError):
+            # the guard itself was killed: fall back to its own exit status and sweep what is left
+            status = {"exit_code": returncode if returncode >= 0 else 128 - returncode,
+                      "signal": -returncode if returncode < 0 else None, "cpu": None}
+            self._sweep()
+        return status
+
+    def cpu_seconds(self) -> Optional[float]:
+        """CPU seconds of the payload tree so far (None before the start)."""
+        if self.proc is None:
+            return None
+        table = process_table()
+        if self.tracker is not None:
+            self.tracker.update(table)
+        return tree_cpu_seconds(self.proc.pid, table)
+
+    def kill(self, reason: str = "") -> None:
+        """Stop the payload tree: the guard forwards SIGTERM, waits, then SIGKILLs the tree."""
+        with self._lock:
+            self.kill_reason = self.kill_reason or reason or "killed by the pilot"
+            proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        logger.warning("job %s: killing the payload (%s)", self.job.jobid, self.kill_reason)
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        # if the guard does not end in time, stop its tree directly
+        threading.Timer(self.grace + 15.0, self._escalate).start()
+
+    def _escalate(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            logger.error("job %s: the payload guard did not stop in time; killing its tree", self.job.jobid)
+            kill_process_tree(proc.pid, pgrp=proc.pid, grace=2.0,
+                              extra=self.tracker.live() if self.tracker else ())
+
+    def _sweep(self) -> None:
+        if self.tracker is not None:
+            leftovers = self.tracker.live()
+            if leftovers:
+                logger.warning("job %s: %d payload process(es) left behind; killing them", self.job.jobid,
+                               len(leftovers))
+                for pid in leftovers:
+                    kill_process_tree(pid, grace=2.0)
+
+
+def read_job_report(job: JobData) -> None:
+    """Read jobReport.json: metaData text, exeErrorCode/exeErrorDiag and event counts."""
+    path = os.path.join(job.workdir, config.Payload.jobreport)
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path, errors="replace") as handle:
+            text = handle.read()
+        report = json.loads(text)
+    except (OSError, ValueError) as exc:
+        logger.warning("job %s: unreadable %s: %s", job.jobid, path, exc)
+        return
+    job.metadata = text
+    if not isinstance(report, dict):
+        return
+    try:
+        job.exeerrorcode = int(report.get("exitCode", 0) or 0)
+    except (TypeError, ValueError):
+        job.exeerrorcode = 0
+    msg = str(report.get("exitMsg", "") or "")
+    job.exeerrordiag = "" if msg == "OK" else msg[:256]
+    nevents = report.get("nEvents") or report.get("resource", {}).get("nEvents") if isinstance(
+        report.get("resource", {}), dict) else report.get("nEvents")
+    if isinstance(nevents, int):
+        job.nevents = nevents

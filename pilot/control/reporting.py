@@ -1,0 +1,247 @@
+"""Job reporting: one pure function builds the updateJob fields, one object sends them.
+
+Every backend (PanDA server, Harvester files, aCT file) receives the same dictionary. A final
+update is written to the on-disk outbox before it is sent and removed only after the server
+acknowledged it, so a final state is never lost: the next job loop or the next pilot started in the
+same place sends what is left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import CommunicationFailure
+from pilot.info.jobdata import JobData
+from pilot.util import constants as c
+from pilot.util.filehandling import read_json, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+#: codes that are sent negated for user analysis jobs (the server may retry them)
+RECOVERABLE_FOR_ANALYSIS = {1137, 1141, 1152, 1181, 1135, 1136}
+MAX_STDOUT = 2048
+MAX_PILOTLOG = 1024
+MAX_JOBMETRICS = 500
+
+
+@dataclass
+class SiteInfo:
+    """Static fields of every update for this pilot run."""
+
+    site_name: str
+    node: str
+    pilot_id: str
+    batch_id: str = ""
+    scheduler_id: str = ""
+    cpu_conversion_factor: float = 1.0
+    cpu_consumption_unit: str = ""
+
+
+def timestamp(epoch: Optional[float] = None) -> str:
+    """Local ISO-8601 time with the UTC offset, as the server expects."""
+    return datetime.fromtimestamp(epoch if epoch is not None else time.time()).astimezone().isoformat(
+        timespec="seconds")
+
+
+def pilot_timing(job: JobData, pilot_start: float) -> str:
+    """``getjob|stagein|payload|stageout|setup`` in whole seconds."""
+    t = job.timing
+
+    def span(a: str, b: str) -> int:
+        return int(round(t[b] - t[a])) if a in t and b in t and t[b] >= t[a] else 0
+
+    setup = span(c.PILOT_POST_STAGEIN, c.PILOT_PRE_PAYLOAD)
+    if c.PILOT_PRE_GETJOB in t:
+        setup += max(0, int(round(t[c.PILOT_PRE_GETJOB] - pilot_start)))
+    values = (span(c.PILOT_PRE_GETJOB, c.PILOT_POST_GETJOB), span(c.PILOT_PRE_STAGEIN, c.PILOT_POST_STAGEIN),
+              span(c.PILOT_PRE_PAYLOAD, c.PILOT_POST_PAYLOAD), span(c.PILOT_PRE_STAGEOUT, c.PILOT_POST_STAGEOUT),
+              setup)
+    return "|".join(str(x) for x in values)
+
+
+def job_metrics(job: JobData) -> str:
+    """``key=value`` pairs, at most 500 characters, cut at a pair boundary."""
+    pairs = {"coreCount": job.corecount}
+    if job.nevents:
+        pairs["nEvents"] = job.nevents
+    if job.neventsw:
+        pairs["nEventsW"] = job.neventsw
+    if job.dbtime is not None:
+        pairs["dbTime"] = job.dbtime
+    if job.dbdata is not None:
+        pairs["dbData"] = job.dbdata
+    pairs.update(job.extra_metrics)
+    return cut_metrics(" ".join(f"{k}={v}" for k, v in pairs.items() if v not in (None, "")))
+
+
+def cut_metrics(text: str, limit: int = MAX_JOBMETRICS) -> str:
+    """Cut a jobMetrics string to ``limit`` characters at a pair boundary."""
+    if len(text) <= limit:
+        return text
+    out = ""
+    for pair in text.split(" "):
+        if len(out) + len(pair) + (1 if out else 0) > limit:
+            break
+        out = f"{out} {pair}" if out else pair
+    return out
+
+
+def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float) -> dict:
+    """The updateJob fields for ``job`` (a heartbeat when ``final`` is False)."""
+    state = job.state if final else ("starting" if job.state == "starting" else "running")
+    data: dict[str, Any] = {
+        "jobId": job.jobid,
+        "state": state,
+        "timestamp": timestamp(),
+        "siteName": site.site_name,
+        "node": site.node,
+        "attemptNr": job.attemptnr,
+        "pilotID": site.pilot_id,
+        "startTime": timestamp(job.starttime),
+        "coreCount": job.corecount,
+        "jobMetrics": job_metrics(job),
+        "cpuConversionFactor": site.cpu_conversion_factor,
+    }
+    if site.scheduler_id:
+        data["schedulerID"] = site.scheduler_id
+    if site.batch_id:
+        data["batchID"] = site.batch_id
+    if job.nevents:
+        data["nEvents"] = job.nevents
+    if job.cpuconsumptiontime is not None:
+        data["cpuConsumptionTime"] = int(round(job.cpuconsumptiontime))
+        data["cpuConsumptionUnit"] = site.cpu_consumption_unit
+    data.update({k: v for k, v in job.memory_summary.items() if v is not None})
+    if job.debug_stdout:
+        data["stdout"] = job.debug_stdout[-MAX_STDOUT:]
+    if final:
+        data.update(_final_fields(job, pilot_start))
+    return data
+
+
+def _final_fields(job: JobData, pilot_start: float) -> dict:
+    code, diag = job.errors.first()
+    if code and job.is_analysis and code in RECOVERABLE_FOR_ANALYSIS:
+        code = -code
+    fields = {
+        "pilotErrorCode": code,
+        "pilotErrorDiag": ErrorCodes.format_diagnostics(abs(code), diag) if code else "",
+        "transExitCode": job.transexitcode,
+        "exeErrorCode": job.exeerrorcode,
+        "exeErrorDiag": job.exeerrordiag,
+        "pilotTiming": pilot_timing(job, pilot_start),
+        "endTime": timestamp(job.endtime or time.time()),
+    }
+    if job.log_extracts:
+        fields["pilotLog"] = job.log_extracts[-MAX_PILOTLOG:]
+    if job.outputs_xml:
+        fields["xml"] = json.dumps(job.outputs_xml)
+    if job.metadata:
+        fields["metaData"] = job.metadata
+    return fields
+
+
+class Outbox:
+    """Final updates kept on disk until the server has them."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+
+    def path(self, jobid: str) -> str:
+        return os.path.join(self.directory, f"{jobid}.final.json")
+
+    def put(self, jobid: str, fields: dict) -> None:
+        """Store the final update of ``jobid`` (replacing an older one)."""
+        with self._lock:
+            write_json_atomic(self.path(jobid), {"jobid": jobid, "fields": fields, "stored": time.time()})
+
+    def remove(self, jobid: str) -> None:
+        with self._lock:
+            try:
+                os.unlink(self.path(jobid))
+            except FileNotFoundError:
+                pass
+
+    def pending(self) -> list:
+        """(jobid, fields) of every stored final update, oldest first."""
+        if not os.path.isdir(self.directory):
+            return []
+        entries = []
+        for name in sorted(os.listdir(self.directory)):
+            if not name.endswith(".final.json"):
+                continue
+            try:
+                entry = read_json(os.path.join(self.directory, name))
+                entries.append((entry.get("stored", 0), str(entry["jobid"]), entry["fields"]))
+            except Exception as exc:  # a broken entry must not block the others
+                logger.warning("ignoring unreadable outbox entry %s: %s", name, exc)
+        return [(jobid, fields) for _, jobid, fields in sorted(entries)]
+
+
+class Reporter:
+    """Send heartbeats and final updates through the communicator and the outbox."""
+
+    def __init__(self, communicator: Any, site: SiteInfo, outbox: Optional[Outbox], pilot_start: float,
+                 enabled: bool = True, listeners: Optional[list] = None) -> None:
+        self.communicator = communicator
+        self.site = site
+        self.outbox = outbox
+        self.pilot_start = pilot_start
+        self.enabled = enabled
+        self.listeners = listeners or []  # callables(fields, final) e.g. Harvester attribute files
+        self._lock = threading.Lock()
+        self.last_update: dict = {}  # jobid -> monotonic time of the last update sent
+
+    def heartbeat(self, job: JobData) -> Optional[dict]:
+        """Send a non-final update; return the server reply (None when it could not be sent)."""
+        fields = build_update(job, self.site, final=False, pilot_start=self.pilot_start)
+        return self._send(job.jobid, fields, final=False)
+
+    def final(self, job: JobData) -> bool:
+        """Store and send the final update; True when the server acknowledged it."""
+        fields = build_update(job, self.site, final=True, pilot_start=self.pilot_start)
+        if self.outbox is not None:
+            self.outbox.put(job.jobid, fields)
+        reply = self._send(job.jobid, fields, final=True)
+        if reply is not None and self.outbox is not None:
+            self.outbox.remove(job.jobid)
+        return reply is not None
+
+    def flush_outbox(self) -> int:
+        """Resend stored final updates; return how many were delivered."""
+        if self.outbox is None or not self.enabled:
+            return 0
+        delivered = 0
+        for jobid, fields in self.outbox.pending():
+            logger.info("resending the stored final update of job %s", jobid)
+            if self._send(jobid, fields, final=True) is not None:
+                self.outbox.remove(jobid)
+                delivered += 1
+        return delivered
+
+    def _send(self, jobid: str, fields: dict, final: bool) -> Optional[dict]:
+        for listener in self.listeners:
+            try:
+                listener(fields, final)
+            except Exception as exc:
+                logger.warning("update listener failed: %s", exc)
+        if not self.enabled:
+            return {}
+        with self._lock:
+            try:
+                reply = self.communicator.update_job(fields, final=final)
+            except CommunicationFailure as exc:
+                logger.warning("job %s: %s update not delivered: %s", jobid, "final" if final else "heartbeat", exc)
+                return None
+            self.last_update[jobid] = time.monotonic()
+        logger.info("job %s: sent %s update (state=%s)", jobid, "final" if final else "a", fields.get("state"))
+        return reply

@@ -1,0 +1,242 @@
+"""Helpers shared by the copytools: time-outs, failure classification, URLs and paths.
+
+Copytools only move bytes. Checksums against the job's values, size checks, retries, replica order and
+trace reports are done once by the Data API (:mod:`pilot.api.data`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException
+from pilot.util.filehandling import safe_join
+
+logger = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+TIMEOUT_BASE = 300  # seconds
+TIMEOUT_MAX = 3 * 3600
+
+# error classes: decide whether and how the Data API retries
+MISSING = "missing"  # the source does not exist: no retry (another replica may be tried)
+CHECKSUM = "checksum"  # corrupted data: try another replica, never the same one again
+TIMEOUT = "timeout"
+SERVICE = "service"  # storage service down or refusing: retry with back-off
+NETWORK = "network"
+CONFIG = "config"  # proxy, credentials, unsupported feature: no retry
+EXISTS = "exists"
+SPACE = "space"
+OTHER = "other"
+
+#: classes for which the same transfer is retried (with jittered exponential back-off)
+RETRYABLE = frozenset({TIMEOUT, SERVICE, NETWORK, OTHER})
+
+
+@dataclass(frozen=True)
+class _Rule:
+    patterns: tuple  # lower-case substrings, any one matches
+    stagein_code: int
+    stageout_code: int
+    state: str
+    kind: str
+
+
+# first matching rule wins; the order puts the more specific messages first
+_RULES = (
+    _Rule(("timed out", "timeout", "operation expired", "[3019]"),
+          ErrorCodes.STAGEINTIMEOUT, ErrorCodes.STAGEOUTTIMEOUT, "CP_TIMEOUT", TIMEOUT),
+    _Rule(("does not match the checksum", "checksum mismatch", "checksum verification failed",
+           "checksums do not match", "adler32 mismatch", "md5 mismatch"),
+          0, 0, "", CHECKSUM),  # code/state resolved by checksum type below
+    _Rule(("globus_xio:", "globus_ftp"),
+          ErrorCodes.GETGLOBUSSYSERR, ErrorCodes.PUTGLOBUSSYSERR, "GLOBUS_FAIL", SERVICE),
+    _Rule(("file exists", "srm_file_busy", "file already exists", "already exists"),
+          ErrorCodes.FILEEXISTS, ErrorCodes.FILEEXISTS, "FILE_EXISTS", EXISTS),
+    _Rule(("query chksum is not supported", "unable to checksum", "checksum calculation for adler32 not supported",
+           "checksum calculation for md5 not supported", "function not implemented"),
+          ErrorCodes.CHKSUMNOTSUP, ErrorCodes.CHKSUMNOTSUP, "CHKSUM_NOTSUP", CONFIG),
+    _Rule(("could not establish context", "proxy has expired", "no valid proxy", "certificate has expired"),
+          ErrorCodes.NOPROXY, ErrorCodes.NOPROXY, "CONTEXT_FAIL", CONFIG),
+    _Rule(("no space left on device", "disk quota exceeded", "not enough space"),
+          ErrorCodes.NOLOCALSPACE, ErrorCodes.NOREMOTESPACE, "NO_SPACE", SPACE),
+    _Rule(("invalidaccesskeyid", "signaturedoesnotmatch", "nocredentialserror", "unable to locate credentials",
+           "s3 credentials"),
+          ErrorCodes.MISSINGCREDENTIALS, ErrorCodes.MISSINGCREDENTIALS, "S3_ERROR", CONFIG),
+    _Rule(("no such file or directory", "[3011]", "file not found", "404 not found", "does not exist",
+           "sourcenotfound", "no such file", "file unavailable"),
+          ErrorCodes.MISSINGINPUTFILE, ErrorCodes.NOSUCHFILE, "", MISSING),  # state depends on direction
+    _Rule(("network is unreachable", "no route to host", "name or service not known",
+           "temporary failure in name resolution"),
+          ErrorCodes.UNREACHABLENETWORK, ErrorCodes.UNREACHABLENETWORK, "NETWORK_UNREACHABLE", NETWORK),
+    _Rule(("service is not available", "service_unavailable", "service unavailable", "connection refused",
+           "connection reset", "unable to connect", "couldn't connect", "could not connect", "socket error",
+           "broken pipe", "[3012]", "server disconnected", "http 503", "http 502", "connection closed",
+           "connection aborted", "remote end closed"),
+          ErrorCodes.SERVICENOTAVAILABLE, ErrorCodes.SERVICENOTAVAILABLE, "SERVICE_ERROR", SERVICE),
+    _Rule(("server responded with an error", "[error] server", "xrootd error", "[fatal]"),
+          ErrorCodes.XRDCPERROR, ErrorCodes.XRDCPERROR, "XRDCP_ERROR", OTHER),
+)
+
+
+@dataclass
+class TransferError:
+    """A classified transfer failure."""
+
+    code: int
+    state: str
+    error: str
+    kind: str
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same source/destination deserves another attempt."""
+        return self.kind in RETRYABLE
+
+
+def classify_error(output: str, is_stagein: bool = True) -> TransferError:
+    """Classify tool output into a pilot error code, a trace state and an error class."""
+    text = output or ""
+    low = text.lower()
+    for rule in _RULES:
+        if not any(p in low for p in rule.patterns):
+            continue
+        if rule.kind == CHECKSUM:
+            md5 = "md5" in low and "adler32" not in low
+            if is_stagein:
+                code = ErrorCodes.GETMD5MISMATCH if md5 else ErrorCodes.GETADMISMATCH
+            else:
+                code = ErrorCodes.PUTMD5MISMATCH if md5 else ErrorCodes.PUTADMISMATCH
+            return TransferError(code, "MD5_MISMATCH" if md5 else "AD_MISMATCH", _details(text), CHECKSUM)
+        if rule.kind == MISSING:
+            state = "MISSING_INPUT" if is_stagein else "NO_FILE"
+            return TransferError(rule.stagein_code if is_stagein else rule.stageout_code, state, _details(text),
+                                 MISSING)
+        return TransferError(rule.stagein_code if is_stagein else rule.stageout_code, rule.state, _details(text),
+                             rule.kind)
+    code = ErrorCodes.STAGEINFAILED if is_stagein else ErrorCodes.STAGEOUTFAILED
+    return TransferError(code, "COPY_ERROR", _details(text), OTHER)
+
+
+def resolve_common_transfer_errors(output: str, is_stagein: bool = True) -> tuple:
+    """``(code, state)`` for tool output (compat §8 mapping)."""
+    err = classify_error(output, is_stagein)
+    return err.code, err.state
+
+
+def transfer_error(output: str, is_stagein: bool, prefix: str = "") -> PilotException:
+    """A PilotException carrying the classified code, trace ``state`` and error ``kind``."""
+    err = classify_error(output, is_stagein)
+    msg = f"{prefix}{err.error}" if prefix else err.error
+    return PilotException(msg[:1024], code=err.code, state=err.state, kind=err.kind)
+
+
+def _details(text: str) -> str:
+    match = re.search(r"Details\s*:\s*(.*)", text)
+    detail = match.group(1) if match else text
+    return " ".join(detail.split())[:1000]
+
+
+def get_timeout(filesize: Any, base: int = TIMEOUT_BASE) -> int:
+    """Transfer time-out for one file: 300 s + 1 s per MB, at most 3 hours."""
+    try:
+        size = max(0, int(filesize or 0))
+    except (TypeError, ValueError):
+        size = 0
+    return int(min(TIMEOUT_MAX, base + size // MB))
+
+
+# ---------------------------------------------------------------------- URLs and paths
+def is_local_url(url: str) -> bool:
+    """A file:// URL or a plain absolute path."""
+    return bool(url) and (url.startswith("file://") or url.startswith("/"))
+
+
+def url_to_path(url: str) -> str:
+    """The local path of a file:// URL (or of a plain path)."""
+    if url.startswith("file://"):
+        parsed = urlparse(url)
+        return parsed.path if parsed.netloc in ("", "localhost") else f"/{parsed.netloc}{parsed.path}"
+    return url
+
+
+def join_url(endpoint: str, *parts: str) -> str:
+    """``endpoint`` + path parts with exactly one slash between them (``file://`` + ``/data`` -> ``file:///data``)."""
+    url = endpoint or ""
+    for part in parts:
+        if not part:
+            continue
+        if url.endswith("://"):
+            url += part if part.startswith("/") else "/" + part
+        elif not url:
+            url = part
+        else:
+            url = url.rstrip("/") + "/" + part.lstrip("/")
+    return url
+
+
+def deterministic_path(scope: str, lfn: str) -> str:
+    """Rucio's ``hash`` convention: ``<scope dots->slashes>/<md5[0:2]>/<md5[2:4]>/<lfn>``."""
+    digest = hashlib.md5(f"{scope}:{lfn}".encode()).hexdigest()
+    return f"{scope.replace('.', '/')}/{digest[0:2]}/{digest[2:4]}/{lfn}"
+
+
+def local_file_path(fspec: Any, workdir: str = "") -> str:
+    """The file's path in the job work dir (``fspec.workdir``, else ``workdir``); refuses unsafe LFNs."""
+    base = fspec.workdir or workdir or os.getcwd()
+    return safe_join(base, fspec.lfn)
+
+
+def get_copysetup(copytools: Optional[dict], name: str) -> str:
+    """The ``setup`` of a tool in the queue's ``copytools`` dict ('' when none)."""
+    entry = (copytools or {}).get(name) or {}
+    return str(entry.get("setup") or "") if isinstance(entry, dict) else ""
+
+
+def tool_setting(kwargs: dict, tool: str, key: str, default: Any = None) -> Any:
+    """A tool option: keyword argument ``key``, else the queue's ``copytools[tool][key]``, else the
+    queue catchall ``<tool>_<key>=value``, else ``default``."""
+    if kwargs.get(key) not in (None, ""):
+        return kwargs[key]
+    entry = (kwargs.get("copytools") or {}).get(tool) or {}
+    if isinstance(entry, dict) and entry.get(key) not in (None, ""):
+        return entry[key]
+    catchall = kwargs.get("catchall") or ""
+    match = re.search(rf"(?:^|[\s,;]){re.escape(tool)}_{re.escape(key)}\s*=\s*([^\s,;]+)", str(catchall))
+    if match:
+        return match.group(1).strip("'\"")
+    return default
+
+
+def merge_destinations(files: list) -> dict:
+    """Group legacy stage-in dicts by destination directory: ``{dir: {'lfns': set, 'files': [dicts]}}``.
+
+    Dicts whose destination directory does not exist are marked failed (errno 1) and left out.
+    """
+    grouped: dict = {}
+    for item in files:
+        dest = item.get("destination") or ""
+        if not dest or not os.path.isdir(dest):
+            item.update(status="failed", errno=1, errmsg=f"destination directory does not exist: {dest}")
+            continue
+        item.update(status="running", errno=2, errmsg="file not yet downloaded")
+        entry = grouped.setdefault(dest, {"lfns": set(), "files": []})
+        entry["lfns"].add(f"{item.get('scope')}:{item.get('name')}")
+        entry["files"].append(item)
+    return grouped
+
+
+merge_destination = merge_destinations  # the name used in the project brief
+
+
+def mark_failed(fspec: Any, exc: PilotException) -> None:
+    """Record a failure on a FileSpec."""
+    fspec.status = "failed"
+    fspec.status_code = exc.get_error_code()
+    fspec.transfer_error = exc.diag

@@ -1,0 +1,168 @@
+"""The ``mv`` copytool: files on a local or shared file system (copy, symlink or move).
+
+Stage-in source, first found: the file's ``turl`` (a ``file://`` URL or an absolute path, set by the
+Data API from the storage's read protocol or from ``--input-dir``), ``<input_dir>/<lfn>``, then
+``<parent of the work dir>/<lfn>`` (aCT places inputs next to the pilot). The file lands in
+``fspec.workdir`` (else the ``workdir`` argument).
+
+Stage-out destination: ``<output_dir>/<lfn>`` when ``output_dir`` is set; else the ``file://`` SURL
+(directories are created); else (aCT/ARC) the file goes to the parent of the work dir and a line
+``<lfn> <surl>`` is appended to the parent's ``output.list`` for ARC to upload.
+
+Mode: ``copy_type`` = ``copy`` (default), ``symlink`` or ``move``, taken from the keyword argument
+``copy_type`` (or ``mv_mode``), else the queue's ``copytools['mv']['copy_type']``, else a catchall entry
+``mv_copy_type=<mode>``. Copy is the default because it never removes the source and works inside
+containers that do not see the source's path; symlink is for shared read-only input areas; move is
+for aCT where the pilot owns the source. A copy goes to a temporary name and is renamed into place,
+so an existing destination is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import Any
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException
+from pilot.copytool.common import (is_local_url, local_file_path, mark_failed, tool_setting, transfer_error,
+                                   url_to_path)
+from pilot.util.filehandling import calculate_checksum, safe_join
+
+logger = logging.getLogger(__name__)
+
+require_replicas = False
+require_input_protocols = True
+require_protocols = True
+protocols_optional = True  # without storage data the file still goes to output_dir / output.list
+allowed_schemas = ["file", ""]
+check_availablespace = True
+
+MODES = ("copy", "symlink", "move")
+
+
+def is_valid_for_copy_in(files: list) -> bool:
+    """Every file needs an LFN."""
+    return all(f.lfn for f in files)
+
+
+def is_valid_for_copy_out(files: list) -> bool:
+    """Every file needs an LFN."""
+    return all(f.lfn for f in files)
+
+
+def get_mode(kwargs: dict) -> str:
+    """The transfer mode (copy, symlink or move)."""
+    mode = str(kwargs.get("mv_mode") or tool_setting(kwargs, "mv", "copy_type", "copy")).lower()
+    aliases = {"cp": "copy", "ln": "symlink", "link": "symlink", "mv": "move"}
+    mode = aliases.get(mode, mode)
+    if mode not in MODES:
+        raise PilotException(f"mv copytool: unknown copy_type {mode!r} (use {', '.join(MODES)})",
+                             code=ErrorCodes.BADQUEUECONFIGURATION)
+    return mode
+
+
+def copy_in(files: list, **kwargs: Any) -> list:
+    """Bring each input file into its work dir; raise PilotException on the first failure."""
+    mode = get_mode(kwargs)
+    for fspec in files:
+        try:
+            dst = local_file_path(fspec, kwargs.get("workdir", ""))
+            src = _find_source(fspec, dst, kwargs)
+            _place(src, dst, mode)
+            fspec.turl = fspec.turl or f"file://{src}"
+            fspec.status_code = 0
+            fspec.status = "transferred"
+        except PilotException as exc:
+            mark_failed(fspec, exc)
+            raise
+    return files
+
+
+def copy_out(files: list, **kwargs: Any) -> list:
+    """Put each output file at its destination; raise PilotException on the first failure."""
+    mode = get_mode(kwargs)
+    output_dir = kwargs.get("output_dir") or ""
+    for fspec in files:
+        try:
+            src = local_file_path(fspec, kwargs.get("workdir", ""))
+            if not os.path.isfile(src):
+                raise PilotException(f"output file does not exist: {src}", code=ErrorCodes.NOSUCHFILE, state="NO_FILE",
+                                     kind="missing")
+            if output_dir:
+                dst = safe_join(output_dir, fspec.lfn)
+                fspec.turl = f"file://{dst}"
+            elif is_local_url(fspec.surl):
+                dst = url_to_path(fspec.surl)
+                fspec.turl = fspec.surl
+            else:
+                dst = _act_destination(fspec, src)
+            _place(src, dst, mode, makedirs=True)
+            if os.path.isfile(dst) and not os.path.islink(dst):
+                fspec.remote_checksum = {"adler32": calculate_checksum(dst, "adler32")}
+            fspec.status_code = 0
+            fspec.status = "transferred"
+        except PilotException as exc:
+            mark_failed(fspec, exc)
+            raise
+    return files
+
+
+def _find_source(fspec: Any, dst: str, kwargs: dict) -> str:
+    """The first existing source path of an input file."""
+    candidates = []
+    if is_local_url(fspec.turl):
+        candidates.append(url_to_path(fspec.turl))
+    if kwargs.get("input_dir"):
+        candidates.append(safe_join(kwargs["input_dir"], fspec.lfn))
+    parent = os.path.dirname(os.path.dirname(dst))
+    if parent:
+        candidates.append(safe_join(parent, fspec.lfn))
+    for path in candidates:
+        if os.path.isfile(path) and os.path.abspath(path) != os.path.abspath(dst):
+            return path
+    tried = ", ".join(candidates) or "no location"
+    raise transfer_error(f"No such file or directory: {fspec.lfn} (tried {tried})", is_stagein=True)
+
+
+def _act_destination(fspec: Any, src: str) -> str:
+    """aCT mode: destination next to the work dir, plus an ``output.list`` line for ARC."""
+    parent = os.path.dirname(os.path.dirname(src))
+    dst = safe_join(parent, fspec.lfn)
+    line = f"{fspec.lfn} {fspec.surl or ''}".rstrip()
+    try:
+        with open(os.path.join(parent, "output.list"), "a") as handle:
+            handle.write(line + "\n")
+    except OSError as exc:
+        raise transfer_error(str(exc), is_stagein=False) from None
+    fspec.turl = f"file://{dst}"
+    return dst
+
+
+def _place(src: str, dst: str, mode: str, makedirs: bool = False) -> None:
+    """Copy, symlink or move ``src`` to ``dst`` (replacing ``dst``); OS errors become coded exceptions."""
+    is_stagein = not makedirs
+    try:
+        if makedirs:
+            os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+        elif not os.path.isdir(os.path.dirname(dst)):
+            raise PilotException(f"work dir does not exist: {os.path.dirname(dst)}", code=ErrorCodes.MKDIR,
+                                 state="COPY_ERROR")
+        tmp = f"{dst}.part{os.getpid()}"
+        if mode == "symlink":
+            os.symlink(os.path.abspath(src), tmp)
+        elif mode == "move":
+            shutil.move(src, tmp)
+        else:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except PilotException:
+        raise
+    except OSError as exc:
+        try:
+            os.unlink(f"{dst}.part{os.getpid()}")
+        except OSError:
+            pass
+        raise transfer_error(f"{exc.strerror or exc}: {exc.filename or src}", is_stagein) from None
+    logger.info("%s %s -> %s", mode, src, dst)

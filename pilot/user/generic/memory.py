@@ -1,0 +1,15 @@
+"""Generic experiment plug-in: payload memory checks (none by default)."""
+
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+
+def allow_memory_usage_verifications() -> bool:
+    """The generic experiment does not check memory usage."""
+    return False
+
+
+def memory_usage(job: Any) -> Tuple[int, str]:
+    """(error code, diagnostics) of a memory check: always fine for the generic experiment."""
+    return 0, ""

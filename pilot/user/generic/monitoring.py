@@ -1,0 +1,10 @@
+"""Generic experiment plug-in: fast job-monitor checks (none by default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fast_monitor_tasks(job: Any) -> int:
+    """Checks run every few seconds while the payload runs; 0 means all is well."""
+    return 0

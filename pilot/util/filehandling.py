@@ -1,0 +1,148 @@
+"""File helpers: atomic JSON files, the one checksum helper, safe path joining, tails and sizes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zlib
+from typing import Any, Optional
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import FileHandlingFailure, PilotException
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 4 * 1024 * 1024
+
+
+def write_json_atomic(path: str, obj: Any, indent: Optional[int] = None) -> None:
+    """Write ``obj`` as JSON so that a reader never sees a half-written file (temp file + rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(obj, handle, indent=indent, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_file_atomic(path: str, text: str) -> None:
+    """Write text atomically (temp file + rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> Any:
+    """Read a JSON file; raise FileHandlingFailure with the reason when it cannot be read."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise FileHandlingFailure(f"cannot read JSON from {path}: {exc}") from exc
+
+
+def calculate_checksum(path: str, algorithm: str = "adler32") -> str:
+    """The checksum of a file: adler32 as 8 lower-case hex digits, or an md5 hex digest."""
+    algorithm = algorithm.lower()
+    try:
+        with open(path, "rb") as handle:
+            if algorithm == "adler32":
+                value = 1
+                for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                    value = zlib.adler32(chunk, value)
+                return f"{value & 0xffffffff:08x}"
+            if algorithm in ("md5", "md5sum"):
+                digest = hashlib.md5()
+                for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                    digest.update(chunk)
+                return digest.hexdigest()
+    except OSError as exc:
+        raise PilotException(f"cannot checksum {path}: {exc}", code=ErrorCodes.NOSUCHFILE) from exc
+    raise PilotException(f"unknown checksum type {algorithm!r}", code=ErrorCodes.UNKNOWNCHECKSUMTYPE)
+
+
+def checksums_equal(a: str, b: str) -> bool:
+    """Compare checksum strings, ignoring case and the leading zeros some tools drop."""
+    return (a or "").lower().lstrip("0") == (b or "").lower().lstrip("0")
+
+
+def safe_join(base: str, name: str) -> str:
+    """Join a file name to a directory, refusing anything that would leave the directory."""
+    if not name or "\x00" in name:
+        raise PilotException(f"illegal file name {name!r}", code=ErrorCodes.BADOUTPUTFILENAME)
+    if len(os.path.basename(name)) > 255:
+        raise PilotException(f"file name too long ({len(name)} characters)", code=ErrorCodes.LFNTOOLONG)
+    if os.path.isabs(name):
+        raise PilotException(f"absolute path not allowed: {name!r}", code=ErrorCodes.BADOUTPUTFILENAME)
+    base_abs = os.path.abspath(base)
+    path = os.path.abspath(os.path.join(base_abs, name))
+    if os.path.commonpath([base_abs, path]) != base_abs or path == base_abs:
+        raise PilotException(f"file name leaves its directory: {name!r}", code=ErrorCodes.BADOUTPUTFILENAME)
+    return path
+
+
+def tail(path: str, nbytes: int = 2048) -> str:
+    """The last ``nbytes`` of a text file ('' when it does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - nbytes))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def directory_size(path: str) -> int:
+    """Bytes used by the files below ``path`` (symlinks not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def newest_file_mtime(path: str, ignore: tuple = ()) -> float:
+    """The latest modification time of any file below ``path`` (0 when none)."""
+    newest = 0.0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            if name in ignore:
+                continue
+            try:
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+            except OSError:
+                pass
+    return newest
+
+
+def mkdirs(path: str, mode: int = 0o755) -> None:
+    """Create a directory (and parents); a failure is MKDIR 1199."""
+    try:
+        os.makedirs(path, mode=mode, exist_ok=True)
+    except OSError as exc:
+        raise PilotException(f"cannot create directory {path}: {exc}", code=ErrorCodes.MKDIR) from exc
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one line to a text file."""
+    with open(path, "a") as handle:
+        handle.write(line.rstrip("\n") + "\n")

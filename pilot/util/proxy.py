@@ -1,0 +1,427 @@
+"""Proxy and token lifetimes, and keeping the pilot's credentials away from the payload.
+
+Lifetimes are read from the credential files themselves:
+
+* an X.509 proxy: the ``notAfter`` of its first certificate, parsed with the ``cryptography`` package
+  when it is importable, else with ``openssl x509 -enddate -noout``; the VOMS attribute certificate's
+  end is read from the proxy's VOMS extension (OID 1.3.6.1.4.1.8005.100.100.5) with a small DER walker;
+* an OIDC token file: the ``exp`` claim of the JWT (base64 decoded, the signature is not verified).
+
+``voms-proxy-info`` and ``arcproxy`` are not needed; :func:`parse_voms_proxy_info` and
+:func:`parse_arcproxy` read their output when a site wants them as a second opinion.
+
+Codes (Pilot 2 / Pilot 3): 1163 NOPROXY (no credential), 1177 NOVOMSPROXY (no readable VOMS
+attributes), 1370 VOMSPROXYABOUTTOEXPIRE, 1373 CERTIFICATEHASEXPIRED, 1382 PROXYTOOSHORT (the 72 h
+start-up limit). A limit is given in hours; 20 minutes of grace are allowed, as in Pilot 3.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.util.processes import run_command
+
+logger = logging.getLogger(__name__)
+
+#: OID of the VOMS attribute-certificate extension, DER encoded (without tag and length)
+VOMS_AC_OID = bytes.fromhex("2b06010401be45646405")  # 1.3.6.1.4.1.8005.100.100.5
+#: seconds of grace below the requested limit (Pilot 3)
+GRACE = 20 * 60
+#: the limit (hours) used at pilot start-up; a shorter credential gives 1382
+STARTUP_LIMIT = 72
+#: environment variables that point at the pilot's own credentials
+PROXY_VARIABLES = ("X509_USER_PROXY", "X509_USER_CERT", "X509_USER_KEY")
+TOKEN_VARIABLES = ("BEARER_TOKEN", "BEARER_TOKEN_FILE", "OIDC_AUTH_TOKEN", "OIDC_AUTH_ORIGIN", "OIDC_AUTH_DIR",
+                   "PANDA_AUTH_TOKEN", "PANDA_AUTH_ORIGIN", "PANDA_AUTH_DIR", "PANDA_AUTH_TOKEN_KEY",
+                   "ACCESS_TOKEN", "ACCESS_TOKEN_FILE", "XDG_RUNTIME_DIR_TOKEN")
+#: name of the user's proxy written into a job's work dir (analysis jobs)
+PAYLOAD_PROXY_NAME = "payload_x509.proxy"
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
+
+
+@dataclass
+class CredentialLifetime:
+    """When a credential stops being valid (epoch seconds; None when unknown)."""
+
+    path: str
+    cert_end: Optional[float] = None   # notAfter of the proxy (or plain) certificate
+    voms_end: Optional[float] = None   # end of the VOMS attributes, when the proxy has them
+    kind: str = "x509"                 # x509 or token
+
+    def seconds_left(self, now: Optional[float] = None) -> Optional[float]:
+        """Seconds until the earliest known end."""
+        ends = [e for e in (self.cert_end, self.voms_end) if e is not None]
+        if not ends:
+            return None
+        return min(ends) - (time.time() if now is None else now)
+
+
+# ------------------------------------------------------------------------------ X.509
+def default_proxy_path(environ: Optional[dict] = None) -> str:
+    """``X509_USER_PROXY``, else ``/tmp/x509up_u<uid>`` (whether or not it exists)."""
+    env = os.environ if environ is None else environ
+    return env.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"
+
+
+def pem_certificates(data: bytes) -> List[bytes]:
+    """DER bytes of every certificate in a PEM text, in file order."""
+    out = []
+    for match in _PEM_CERT.finditer(data):
+        try:
+            out.append(base64.b64decode(b"".join(match.group(1).split()), validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    return out
+
+
+def _cert_end_cryptography(der: bytes) -> Optional[float]:
+    try:
+        from cryptography import x509  # optional dependency
+    except ImportError:
+        return None
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        logger.warning("cannot parse certificate: %s", exc)
+        return None
+    end = getattr(cert, "not_valid_after_utc", None)
+    if end is None:  # cryptography < 42
+        end = cert.not_valid_after.replace(tzinfo=timezone.utc)
+    return end.timestamp()
+
+
+def _cert_end_openssl(path: str) -> Optional[float]:
+    result = run_command(["openssl", "x509", "-enddate", "-noout", "-in", path], timeout=30)
+    if result.exit_code != 0:
+        logger.warning("openssl cannot read %s: %s", path, result.stderr.strip()[:200])
+        return None
+    return parse_openssl_enddate(result.stdout)
+
+
+def parse_openssl_enddate(text: str) -> Optional[float]:
+    """``notAfter=Nov 23 02:29:31 2026 GMT`` -> epoch seconds."""
+    match = re.search(r"notAfter=(.+)", text or "")
+    if not match:
+        return None
+    value = " ".join(match.group(1).split())
+    for fmt in ("%b %d %H:%M:%S %Y %Z", "%Y-%m-%d %H:%M:%SZ"):
+        try:
+            return float(calendar.timegm(time.strptime(value, fmt)))
+        except ValueError:
+            continue
+    return None
+
+
+def use_cryptography() -> bool:
+    """True when the ``cryptography`` package can be imported."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def x509_lifetime(path: str, backend: Optional[str] = None) -> CredentialLifetime:
+    """Read a proxy (or certificate) file: end of the first certificate and of its VOMS attributes.
+
+    ``backend`` forces ``cryptography`` or ``openssl`` (default: cryptography when importable).
+    Raises OSError when the file cannot be read, ValueError when it holds no certificate.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read()
+    certs = pem_certificates(data)
+    if not certs:
+        raise ValueError(f"{path} contains no PEM certificate")
+    backend = backend or ("cryptography" if use_cryptography() else "openssl")
+    end = _cert_end_cryptography(certs[0]) if backend == "cryptography" else _cert_end_openssl(path)
+    if end is None:
+        raise ValueError(f"cannot read the end date of the certificate in {path}")
+    return CredentialLifetime(path=path, cert_end=end, voms_end=voms_end(certs[0]))
+
+
+# --- a minimal DER walker: enough to find the VOMS AC validity period -------------------------
+def _der_items(data: bytes, start: int = 0, end: Optional[int] = None) -> Iterable[Tuple[int, int, int]]:
+    """Yield (tag, content start, content end) of the TLVs in data[start:end]."""
+    end = len(data) if end is None else end
+    pos = start
+    while pos + 2 <= end:
+        tag = data[pos]
+        length = data[pos + 1]
+        pos += 2
+        if length & 0x80:
+            count = length & 0x7F
+            if count == 0 or count > 4 or pos + count > end:
+                return
+            length = int.from_bytes(data[pos:pos + count], "big")
+            pos += count
+        if pos + length > end:
+            return
+        yield tag, pos, pos + length
+        pos += length
+
+
+def _generalized_time(raw: bytes) -> Optional[float]:
+    text = raw.decode("ascii", errors="replace").rstrip("Z")
+    text = text.split(".")[0]
+    try:
+        return float(calendar.timegm(time.strptime(text[:14], "%Y%m%d%H%M%S")))
+    except ValueError:
+        return None
+
+
+def _find_validity(data: bytes, start: int, end: int, depth: int = 0) -> Optional[float]:
+    """notAfter of the first SEQUENCE made of exactly two GeneralizedTime values."""
+    if depth > 12:
+        return None
+    for tag, cstart, cend in _der_items(data, start, end):
+        if tag == 0x30:
+            children = list(_der_items(data, cstart, cend))
+            if len(children) == 2 and all(child[0] == 0x18 for child in children):
+                return _generalized_time(data[children[1][1]:children[1][2]])
+        if tag & 0x20:  # constructed: look inside
+            found = _find_validity(data, cstart, cend, depth + 1)
+            if found is not None:
+                return found
+        elif tag == 0x04:  # OCTET STRING: extension values wrap DER
+            found = _find_validity(data, cstart, cend, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def voms_end(der: bytes) -> Optional[float]:
+    """End of the VOMS attribute certificate embedded in a certificate (None without VOMS extension)."""
+    index = der.find(b"\x06" + bytes([len(VOMS_AC_OID)]) + VOMS_AC_OID)
+    if index < 0:
+        return None
+    # the extension value (an OCTET STRING) follows the OID, possibly after a 'critical' BOOLEAN
+    start = index + 2 + len(VOMS_AC_OID)
+    for tag, cstart, cend in _der_items(der, start):
+        if tag == 0x04:
+            return _find_validity(der, cstart, cend)
+        if tag != 0x01:
+            break
+    return None
+
+
+# ------------------------------------------------------------------------------ tokens
+def token_expiry(token: str) -> Optional[float]:
+    """The ``exp`` claim of a JWT (no signature check); None when the text is not a JWT with exp."""
+    parts = token.strip().split(".")
+    if len(parts) < 2:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+
+
+def token_lifetime(path: str) -> CredentialLifetime:
+    """Lifetime of an OIDC token file. Raises OSError (unreadable) or ValueError (no exp claim)."""
+    with open(path, errors="replace") as handle:
+        end = token_expiry(handle.read())
+    if end is None:
+        raise ValueError(f"{path} holds no JWT with an exp claim")
+    return CredentialLifetime(path=path, cert_end=end, kind="token")
+
+
+def token_path(environ: Optional[dict] = None) -> str:
+    """The pilot's token file: ``BEARER_TOKEN_FILE``, else ``$PANDA_AUTH_DIR/$PANDA_AUTH_TOKEN``/``OIDC_AUTH_*``."""
+    env = os.environ if environ is None else environ
+    if env.get("BEARER_TOKEN_FILE"):
+        return env["BEARER_TOKEN_FILE"]
+    for dir_var, name_var in (("PANDA_AUTH_DIR", "PANDA_AUTH_TOKEN"), ("OIDC_AUTH_DIR", "OIDC_AUTH_TOKEN")):
+        if env.get(dir_var) and env.get(name_var):
+            return os.path.join(env[dir_var], env[name_var])
+    return ""
+
+
+# ------------------------------------------------------------------------------ checks
+def check_time_left(name: str, end: Optional[float], limit: float, now: Optional[float] = None) -> Tuple[int, str]:
+    """(code, diag) for a credential part that ends at ``end`` when ``limit`` hours are needed."""
+    if end is None:
+        return 0, ""
+    now = time.time() if now is None else now
+    left = end - now
+    hours = left / 3600.0
+    if left <= 0:
+        return ErrorCodes.CERTIFICATEHASEXPIRED, f"{name} has expired ({-hours:.2f} h ago)"
+    if left < limit * 3600 - GRACE:
+        if limit >= STARTUP_LIMIT:
+            return ErrorCodes.PROXYTOOSHORT, f"{name} is too short for the pilot start-up: {hours:.2f} h left"
+        if name == "certificate":
+            return ErrorCodes.CERTIFICATEHASEXPIRED, f"{name} is about to expire: {hours:.2f} h left"
+        return ErrorCodes.VOMSPROXYABOUTTOEXPIRE, f"{name} is about to expire: {hours:.2f} h left"
+    return 0, ""
+
+
+def verify_x509(path: str, limit: float = 1, require_voms: bool = False, now: Optional[float] = None,
+                backend: Optional[str] = None) -> Tuple[int, str]:
+    """Check a proxy file against a limit in hours: (0, '') when it is good for that long."""
+    if not path or not os.path.isfile(path):
+        return ErrorCodes.NOPROXY, f"proxy file not found: {path or '(none)'}"
+    try:
+        life = x509_lifetime(path, backend=backend)
+    except (OSError, ValueError) as exc:
+        return ErrorCodes.NOPROXY, f"cannot read proxy {path}: {exc}"
+    code, diag = check_time_left("certificate", life.cert_end, limit, now)
+    if code:
+        return code, diag
+    if life.voms_end is None:
+        if require_voms:
+            return ErrorCodes.NOVOMSPROXY, f"proxy {path} has no VOMS attributes"
+        return 0, ""
+    if life.voms_end <= (time.time() if now is None else now):
+        return ErrorCodes.NOVOMSPROXY, f"the VOMS attributes of {path} have expired"
+    return check_time_left("VOMS proxy", life.voms_end, limit, now)
+
+
+def verify_token(path: str, limit: float = 1, now: Optional[float] = None) -> Tuple[int, str]:
+    """Check an OIDC token file against a limit in hours."""
+    if not path or not os.path.isfile(path):
+        return ErrorCodes.NOPROXY, f"token file not found: {path or '(none)'}"
+    try:
+        life = token_lifetime(path)
+    except (OSError, ValueError) as exc:
+        return ErrorCodes.NOPROXY, f"cannot read token {path}: {exc}"
+    return check_time_left("token", life.cert_end, limit, now)
+
+
+# ------------------------------------------------------------------------------ tool output
+def parse_voms_proxy_info(stdout: str, now: Optional[float] = None) -> Dict[str, float]:
+    """Ends from ``voms-proxy-info -actimeleft -timeleft`` (two numbers of seconds, AC first)."""
+    numbers = [int(x) for x in re.findall(r"^\s*(-?\d+)\s*$", stdout or "", re.M)]
+    now = time.time() if now is None else now
+    out: Dict[str, float] = {}
+    if len(numbers) >= 2:
+        out["voms_end"] = now + numbers[0]
+        out["cert_end"] = now + numbers[1]
+    elif len(numbers) == 1:
+        out["cert_end"] = now + numbers[0]
+    return out
+
+
+def parse_arcproxy(stdout: str) -> Dict[str, float]:
+    """Ends from ``arcproxy -i validityEnd -i validityLeft -i vomsACvalidityEnd -i vomsACvalidityLeft``."""
+    numbers = [int(x) for x in re.findall(r"^\s*(\d+)\s*$", stdout or "", re.M)]
+    out: Dict[str, float] = {}
+    if len(numbers) >= 1:
+        out["cert_end"] = float(numbers[0])
+    if len(numbers) >= 3:
+        out["voms_end"] = float(numbers[2])
+    return out
+
+
+def tool_lifetime(path: str, timeout: float = 60) -> Optional[CredentialLifetime]:
+    """Ask ``arcproxy`` or ``voms-proxy-info`` when installed (None when neither is, or both fail)."""
+    from shutil import which
+
+    env = dict(os.environ, X509_USER_PROXY=path)
+    if which("arcproxy"):
+        result = run_command(["arcproxy", "-i", "validityEnd", "-i", "validityLeft", "-i", "vomsACvalidityEnd",
+                              "-i", "vomsACvalidityLeft"], timeout=timeout, env=env)
+        ends = parse_arcproxy(result.stdout) if result.exit_code == 0 else {}
+        if ends:
+            return CredentialLifetime(path=path, **ends)
+    if which("voms-proxy-info"):
+        result = run_command(["voms-proxy-info", "-actimeleft", "-timeleft", "-file", path], timeout=timeout,
+                             env=env)
+        ends = parse_voms_proxy_info(result.stdout) if result.exit_code == 0 else {}
+        if ends:
+            return CredentialLifetime(path=path, **ends)
+    return None
+
+
+# ------------------------------------------------------------------------------ isolation
+def pilot_credential_paths(environ: Optional[dict] = None) -> List[str]:
+    """Existing files and directories holding the pilot's own proxy, certificate, key or token."""
+    env = os.environ if environ is None else environ
+    paths = [default_proxy_path(env), f"/tmp/x509up_u{os.getuid()}"]
+    paths += [env.get(name, "") for name in ("X509_USER_CERT", "X509_USER_KEY")]
+    paths += [token_path(env), env.get("PANDA_AUTH_DIR", ""), env.get("OIDC_AUTH_DIR", "")]
+    out: List[str] = []
+    for path in paths:
+        if path and os.path.exists(path):
+            real = os.path.realpath(path)
+            if real not in out:
+                out.append(real)
+    return out
+
+
+def strip_credentials(env: Dict[str, str]) -> Dict[str, str]:
+    """A copy of ``env`` without the variables that point at (or hold) the pilot's credentials."""
+    return {k: v for k, v in env.items() if k not in PROXY_VARIABLES and k not in TOKEN_VARIABLES}
+
+
+def payload_proxy_path(workdir: str) -> str:
+    """Where a job's own (user) proxy is stored."""
+    return os.path.join(workdir, PAYLOAD_PROXY_NAME)
+
+
+def write_payload_proxy(workdir: str, text: str) -> str:
+    """Write the user's proxy into the job dir with mode 0600 (created so, never world-readable)."""
+    path = payload_proxy_path(workdir)
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
+
+
+def fetch_payload_proxy(communicator: Any, workdir: str, role: str = "atlas") -> Tuple[str, str]:
+    """Ask the server for the user's proxy (getProxy) and store it in the job dir: (path, '') or ('', diag)."""
+    getter = getattr(communicator, "get_proxy", None)
+    if getter is None:
+        return "", "the communicator cannot fetch proxies"
+    try:
+        reply = getter(role)
+    except Exception as exc:  # any transport failure: the job then runs without a user proxy
+        return "", f"getProxy failed: {exc}"
+    if str((reply or {}).get("StatusCode", "")) != "0" or not (reply or {}).get("userProxy"):
+        return "", f"getProxy refused: {(reply or {}).get('errorDialog', '') or reply}"
+    return write_payload_proxy(workdir, str(reply["userProxy"])), ""
+
+
+def isolate_credentials(env: Dict[str, str], workdir: str, keep_pilot_proxy: bool = False,
+                        pilot_environ: Optional[dict] = None) -> Dict[str, str]:
+    """The payload's environment: the pilot's credential variables removed; the job's own proxy if any.
+
+    ``keep_pilot_proxy`` keeps ``X509_USER_PROXY`` pointing at the pilot's proxy (jobs that read
+    their inputs directly with the pilot's identity).
+    """
+    pilot_env = os.environ if pilot_environ is None else pilot_environ
+    out = strip_credentials(env)
+    user_proxy = payload_proxy_path(workdir) if workdir else ""
+    if user_proxy and os.path.isfile(user_proxy):
+        out["X509_USER_PROXY"] = user_proxy
+    elif keep_pilot_proxy:
+        path = default_proxy_path(pilot_env)
+        if os.path.isfile(path):
+            out["X509_USER_PROXY"] = path
+    return out
+
+
+def utc_text(epoch: Optional[float]) -> str:
+    """An epoch as ``YYYY-MM-DD HH:MM:SS UTC`` (for log lines)."""
+    if epoch is None:
+        return "unknown"
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

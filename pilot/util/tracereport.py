@@ -1,0 +1,196 @@
+"""Rucio trace reports: one record per file transfer, POSTed as JSON to the trace URL.
+
+The Data API fills one report per file (``clientState`` DONE, FOUND_ROOT, ``AD_MISMATCH`` ...) and
+sends it with :meth:`TraceReport.send`. A report is not sent when traces are disabled
+(``--use-rucio-traces false``) or when eventType, localSite or remoteSite is empty.
+
+Pilot 2 code and Harvester use the report like a dict (``report['eventType']``, ``report.update(...)``)
+and build it with keywords (``TraceReport(pq=..., localSite=..., eventType=...)``); both work here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Optional
+
+logger = logging.getLogger(__name__)
+
+#: fields that are not part of the record sent to Rucio
+_LOCAL_FIELDS = ("enabled", "workdir")
+
+
+@dataclass
+class TraceReport:
+    """The fields of a Rucio trace record."""
+
+    eventType: str = ""  # noqa: N815 (Rucio field names)
+    eventVersion: str = ""  # noqa: N815
+    protocol: str = ""
+    clientState: str = "INIT_REPORT"  # noqa: N815
+    localSite: str = ""  # noqa: N815
+    remoteSite: str = ""  # noqa: N815
+    timeStart: Optional[float] = None  # noqa: N815
+    catStart: Optional[float] = None  # noqa: N815
+    relativeStart: Optional[float] = None  # noqa: N815
+    transferStart: Optional[float] = None  # noqa: N815
+    validateStart: Optional[float] = None  # noqa: N815
+    timeEnd: Optional[float] = None  # noqa: N815
+    dataset: str = ""
+    version: Optional[str] = None
+    duid: Optional[str] = None
+    filename: Optional[str] = None
+    guid: Optional[str] = None
+    filesize: Optional[int] = None
+    usr: Optional[str] = None
+    appid: Optional[str] = None
+    hostname: str = ""
+    ip: str = ""
+    suspicious: str = "0"
+    usrdn: str = ""
+    url: Optional[str] = None
+    stateReason: Optional[str] = None  # noqa: N815
+    uuid: Optional[str] = None
+    taskid: str = ""
+    pq: str = ""
+    enabled: bool = True
+    workdir: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.eventVersion:
+            from pilot.util.constants import PILOT_VERSION
+            self.eventVersion = f"pilot{PILOT_VERSION}"
+        if self.timeStart is None:
+            self.timeStart = time.time()
+        if not self.hostname:
+            self.hostname = socket.gethostname()
+        if not self.ip:
+            self.ip = _local_ip()
+        if not self.uuid:
+            self.uuid = uuid.uuid4().hex
+
+    # ------------------------------------------------------------------ dict compatibility
+    def __getitem__(self, key: str) -> Any:
+        if key not in _FIELD_NAMES:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in _FIELD_NAMES:
+            raise KeyError(key)
+        setattr(self, key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Dict-like get."""
+        return getattr(self, key, default) if key in _FIELD_NAMES else default
+
+    def update(self, data: Optional[dict] = None, **kwargs: Any) -> None:
+        """Set several fields (unknown names are ignored)."""
+        for key, value in {**(data or {}), **kwargs}.items():
+            if key in _FIELD_NAMES:
+                setattr(self, key, value)
+
+    def copy(self) -> "TraceReport":
+        """An independent copy (one per file)."""
+        return dataclasses.replace(self)
+
+    # ------------------------------------------------------------------ content
+    def init(self, job: Any) -> None:
+        """Fill the job-related fields: usrdn/usr (md5 of the DN), appid (PandaID), taskid."""
+        dn = str(getattr(job, "produserid", "") or "")
+        self.usrdn = dn
+        self.usr = hashlib.md5(dn.encode()).hexdigest() if dn else None
+        self.appid = str(getattr(job, "jobid", "") or "") or None
+        self.taskid = str(getattr(job, "taskid", "") or "")
+        if not self.eventType:
+            analysis = bool(getattr(job, "is_analysis", False))
+            self.eventType = "get_sm_a" if analysis else "get_sm"
+
+    def set_file(self, fspec: Any, is_analysis: bool = False, stage: str = "get") -> None:
+        """Fill the file fields from a FileSpec (eventType get_sm/put_sm, ``_a`` for analysis)."""
+        self.filename = fspec.lfn
+        self.scope_dataset(fspec)
+        self.guid = (fspec.guid or "").replace("-", "") or None
+        self.filesize = int(fspec.filesize or 0)
+        self.eventType = f"{stage}_sm_a" if is_analysis else f"{stage}_sm"
+        if fspec.ddmendpoint:
+            self.remoteSite = fspec.ddmendpoint
+
+    def scope_dataset(self, fspec: Any) -> None:
+        """Dataset name as Rucio expects it (``scope:name``-free)."""
+        self.dataset = fspec.dataset or self.dataset
+
+    def as_dict(self) -> dict:
+        """The record as sent (local-only fields removed)."""
+        data = dataclasses.asdict(self)
+        for key in _LOCAL_FIELDS:
+            data.pop(key, None)
+        return data
+
+    def verify(self) -> tuple:
+        """(ok, reason): a report needs eventType, localSite and remoteSite."""
+        missing = [k for k in ("eventType", "localSite", "remoteSite") if not getattr(self, k)]
+        if missing:
+            return False, f"missing {', '.join(missing)}"
+        return True, ""
+
+    def send(self, url: Optional[str] = None, http: Any = None) -> bool:
+        """POST the record as JSON to ``url`` (default ``[Rucio] url``); True when it was sent."""
+        if not self.enabled or os.environ.get("PILOT_USE_RUCIO_TRACES", "").lower() in ("false", "no", "0"):
+            logger.debug("trace report disabled")
+            return False
+        ok, reason = self.verify()
+        if not ok:
+            logger.info("trace report not sent: %s", reason)
+            return False
+        url = url or _default_url()
+        if not url:
+            logger.debug("no trace URL configured")
+            return False
+        if self.timeEnd is None:
+            self.timeEnd = time.time()
+        if http is None:
+            from pilot.util.https import HttpClient
+            http = HttpClient(retries=1, connect_timeout=10, timeout=20)
+        try:
+            http.post_json(url, self.as_dict())
+        except Exception as exc:  # a lost trace must never fail a transfer
+            logger.warning("failed to send trace report to %s: %s", url, exc)
+            return False
+        logger.info("trace report sent to %s (%s %s %s)", url, self.eventType, self.filename, self.clientState)
+        return True
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(TraceReport))
+_dataclass_init = TraceReport.__init__
+
+
+def _tolerant_init(self: TraceReport, *args: Any, **kwargs: Any) -> None:
+    """Ignore unknown keywords, as Pilot 2's dict-based report did."""
+    for key in [k for k in kwargs if k not in _FIELD_NAMES]:
+        kwargs.pop(key)
+    _dataclass_init(self, *args, **kwargs)
+
+
+TraceReport.__init__ = _tolerant_init  # type: ignore[method-assign]
+
+
+def _default_url() -> str:
+    try:
+        from pilot.util.config import config
+        return str(config.Rucio.url or "")
+    except Exception:
+        return ""
+
+
+def _local_ip() -> str:
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"

@@ -1,0 +1,148 @@
+"""The generic workflow: start the components, wait for them, turn the outcome into an exit code."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any, Optional
+
+from pilot.api.communicator import PandaServerCommunicator
+from pilot.common.errorcodes import ErrorCodes
+from pilot.control import data, job, monitor, payload
+from pilot.control.context import PilotContext
+from pilot.control.reporting import Outbox, Reporter, SiteInfo
+from pilot.control.supervisor import Supervisor
+from pilot.util.config import config
+from pilot.util.constants import PILOT_VERSION
+from pilot.util.https import HttpClient
+from pilot.util.parameters import get_server_url
+from pilot.util.workernode import collect
+
+logger = logging.getLogger(__name__)
+
+HANDLED_SIGNALS = ("SIGINT", "SIGTERM", "SIGQUIT", "SIGSEGV", "SIGXCPU", "SIGUSR1", "SIGBUS")
+
+
+class UserPlugins:
+    """The experiment plug-in modules, loaded (and checked) on first use."""
+
+    def __init__(self, experiment: str) -> None:
+        self.experiment = experiment
+        self._modules: dict = {}
+
+    def module(self, name: str) -> Any:
+        if name not in self._modules:
+            from pilot.common.pluginfactory import load_user_module
+
+            self._modules[name] = load_user_module(self.experiment, name)
+        return self._modules[name]
+
+
+def pilot_id(args: Any, node: Any) -> str:
+    """``<GTAG>|<batch system>|<version tag>|<pilot version>`` (batch part left out when unknown)."""
+    parts = [os.environ.get("GTAG", "unknown")]
+    if node.batch_system:
+        parts.append(node.batch_system)
+    parts += [getattr(args, "version_tag", "PR"), PILOT_VERSION]
+    return "|".join(parts)
+
+
+def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator: Any = None) -> PilotContext:
+    """Create the shared context: server client, reporter with outbox, plug-ins."""
+    ctx = PilotContext(args=args, mainworkdir=mainworkdir, infosys=infosys)
+    node = collect()
+    ctx.node = node
+    http = HttpClient(cacert=args.cacert, capath=args.capath,
+                      connect_timeout=float(config.Pilot.http_connect_timeout),
+                      timeout=float(config.Pilot.http_maxtime),
+                      retries=int(getattr(config.Pilot, "http_retries", 3) or 3),
+                      backoff=float(getattr(config.Pilot, "http_backoff", 1) or 1),
+                      stop_event=None)
+    ctx.http = http
+    if communicator is None:
+        communicator = PandaServerCommunicator(get_server_url(args), http)
+    ctx.communicator = communicator
+    queuedata = ctx.get_queuedata()
+    site = SiteInfo(site_name=getattr(queuedata, "resource", "") or args.queue, node=node.node_name,
+                    pilot_id=pilot_id(args, node), batch_id=node.batch_job_id,
+                    scheduler_id=os.environ.get("PANDA_JSID", ""),
+                    cpu_consumption_unit=node.cpu_consumption_unit)
+    outbox_root = args.workdir or os.getcwd()
+    outbox = Outbox(os.path.join(outbox_root, str(getattr(config.Pilot, "outbox_dir", "pilot_outbox"))))
+    ctx.reporter = Reporter(communicator, site, outbox, ctx.start_time, enabled=args.update_server)
+    ctx.user = UserPlugins(args.pilot_user)
+    return ctx
+
+
+def install_signal_handlers(ctx: PilotContext, wake: Any) -> None:
+    """Record a signal and wake the main thread (no I/O in the handler)."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if ctx.signal_name is None:
+            ctx.signal_name = signal.Signals(signum).name
+        wake.set()
+
+    for name in HANDLED_SIGNALS:
+        try:
+            signal.signal(getattr(signal, name), handler)
+        except (ValueError, OSError, AttributeError):  # not the main thread, or not on this platform
+            pass
+
+
+def handle_signal(ctx: PilotContext) -> None:
+    """Abort the job with the code of the signal (compat §6.2) and stop the pilot."""
+    name = ctx.signal_name or "SIGTERM"
+    code = ErrorCodes.get_kill_signal_error_code(name)
+    logger.warning("received %s: aborting the job with %d", name, code)
+    ctx.pilot_error = code
+    ctx.abort(code, f"the pilot received {name}")
+
+
+def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None) -> int:
+    """Run the generic workflow; return the pilot-level error code (0 on success)."""
+    mainworkdir = mainworkdir or os.getcwd()
+    ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
+    delivered = ctx.reporter.flush_outbox()
+    if delivered:
+        logger.info("delivered %d stored final update(s) from an earlier pilot", delivered)
+    lifetime = float(getattr(ctx.get_queuedata(), "maxtime", 0) or 0) or float(args.lifetime)
+    pilot_monitor = monitor.PilotMonitor(ctx, lifetime)
+    sup = Supervisor(on_failure=pilot_monitor.on_thread_failure)
+    ctx.supervisor = sup
+    install_signal_handlers(ctx, sup.changed)
+
+    retriever = job.JobRetriever(ctx, ctx.node)
+    job_monitor = monitor.JobMonitor(ctx)
+    sup.start("retrieve", retriever.run)
+    sup.start("validate", job.validate, ctx)
+    sup.start("stage_in", data.stage_in, ctx)
+    sup.start("execute_payloads", payload.execute_payloads, ctx)
+    sup.start("stage_out", data.stage_out, ctx)
+    sup.start("queue_monitor", job.queue_monitor, ctx)
+    sup.start("job_monitor", job_monitor.run, critical=False)
+    sup.start("pilot_monitor", pilot_monitor.run, critical=False)
+
+    signal_handled = False
+    while True:
+        sup.changed.wait()
+        sup.changed.clear()
+        if ctx.signal_name and not signal_handled:
+            signal_handled = True
+            handle_signal(ctx)
+        workers = [w for w in sup.alive() if w not in ("job_monitor", "pilot_monitor")]
+        if not workers:
+            break
+    ctx.stop("all components finished")
+    ctx.http.close()
+    sup.join(timeout=5)
+    return exit_code(ctx)
+
+
+def exit_code(ctx: PilotContext) -> int:
+    """The pilot-level code: a signal's, a pilot failure's, else the only job's first error."""
+    if ctx.pilot_error:
+        return ctx.pilot_error
+    if ctx.jobs_processed == 1 and ctx.last_job is not None:
+        return ctx.last_job.errors.first()[0]
+    return 0

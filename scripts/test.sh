@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run them: flake8, pytest (unit, integration with the real
+# storage servers, end-to-end pilot runs against the dev server) and the Sphinx docs with -W.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV=${VENV:-$ROOT/.venv}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+start=$(date +%s)
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q -r requirements-test.txt
+echo "== python test dependencies ready ($(( $(date +%s) - start )) s)"
+
+# real storage servers (XRootD, nginx WebDAV, Rucio) on 127.0.0.1, and their client tools
+if [ "${SKIP_STORAGE:-0}" != "1" ]; then
+  bash ci/storage/setup-all.sh "$VENV"
+  bash ci/storage/start-all.sh
+  trap 'bash ci/storage/stop-all.sh >/dev/null 2>&1 || true' EXIT
+  # shellcheck disable=SC1091
+  . ci/storage/client-env.sh "$VENV"
+  echo "== storage servers up ($(( $(date +%s) - start )) s)"
+fi
+export PATH="$VENV/bin:$PATH"
+
+echo "== flake8"
+"$VENV/bin/python" -m flake8 pilot pilot.py tests bench
+
+echo "== pytest"
+set +e
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider --timeout=600 "$@"
+rc=$?
+set -e
+if [ "$rc" -ne 0 ]; then
+  echo "pytest failed (exit $rc)"
+  exit "$rc"
+fi
+
+echo "== sphinx"
+"$VENV/bin/python" -m sphinx -W -q -b html doc/source doc/build/html
+echo "== all checks passed in $(( $(date +%s) - start )) s"
