@@ -9,7 +9,7 @@
 #   - Debian's gfal2/XRootD Python bindings linked into VENV (.pth file)
 #   - the test PKI and the shared data directory
 # apt and the two Python installs run in parallel.  The Python packages are
-# installed with uv (pip-installed into $STORAGE_ROOT/tools-venv; about 5x
+# installed with uv (pip-installed into $STORAGE_ROOT/tools; several times
 # faster than pip here), falling back to pip; STORAGE_USE_UV=0 forces pip.
 # Logs: $STORAGE_ROOT/logs/setup-*.log
 #
@@ -102,37 +102,53 @@ job_apt() {
     return $rc
 }
 
-# uv (from PyPI, into $STORAGE_ROOT/tools-venv) installs the ~80 wheels of the
-# Rucio server in ~8 s where pip needs 40-60 s; pip remains the fallback
-# (STORAGE_USE_UV=0 forces it).
-TOOLS_VENV="$STORAGE_ROOT/tools-venv"
+# uv (from PyPI, pip-installed with --target into $STORAGE_ROOT/tools) creates
+# the venvs and installs the ~80 wheels of the Rucio server several times faster
+# than pip; pip remains the fallback (STORAGE_USE_UV=0 forces it).
+TOOLS_DIR="$STORAGE_ROOT/tools"
 UV=""
 ensure_uv() {
-    if [[ -x "$TOOLS_VENV/bin/uv" ]] && "$TOOLS_VENV/bin/uv" --version >/dev/null 2>&1; then
+    if [[ -x "$TOOLS_DIR/bin/uv" ]] && "$TOOLS_DIR/bin/uv" --version >/dev/null 2>&1; then
         return 0
     fi
-    rm -rf "$TOOLS_VENV"
-    "$PYTHON" -m venv "$TOOLS_VENV" && "$TOOLS_VENV/bin/python" -m pip install "${PIP_OPTS[@]}" uv \
-        && "$TOOLS_VENV/bin/uv" --version
+    rm -rf "$TOOLS_DIR"
+    PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install "${PIP_OPTS[@]}" --target "$TOOLS_DIR" uv \
+        && "$TOOLS_DIR/bin/uv" --version
 }
 
-# pyinstall PYTHON [--no-compile] SPEC... : install into the venv of PYTHON with uv, else pip
+# make_venv DIR : a venv (with pip) of $PYTHON
+make_venv() {
+    local dir=$1 exe
+    if [[ -n "$UV" ]]; then
+        exe=$("$PYTHON" -c 'import sys; print(sys.executable)')
+        if "$UV" venv --quiet --seed --python "$exe" "$dir"; then
+            return 0
+        fi
+        echo "uv venv failed: falling back to python -m venv"
+        rm -rf "$dir"
+    fi
+    "$PYTHON" -m venv "$dir"
+}
+
+# pyinstall PYTHON [--compile] SPEC... : install into the venv of PYTHON with uv, else pip.
+# --compile: byte-compile at install time (pip always does): without it the
+# first start of the Rucio server compiles on import and takes ~10 s longer.
 pyinstall() {
-    local py=$1 nocompile=()
+    local py=$1 compile=()
     shift
-    if [[ "${1:-}" == --no-compile ]]; then
-        nocompile=(--no-compile)
+    if [[ "${1:-}" == --compile ]]; then
+        compile=(--compile-bytecode)
         shift
     fi
     if [[ -n "$UV" ]]; then
         echo "uv pip install $*"
-        if "$UV" pip install --quiet --python "$py" "$@"; then
+        if "$UV" pip install --quiet "${compile[@]}" --python "$py" "$@"; then
             return 0
         fi
         echo "uv failed: falling back to pip"
     fi
     echo "pip install $*"
-    "$py" -m pip install "${PIP_OPTS[@]}" "${nocompile[@]}" "$@"
+    "$py" -m pip install "${PIP_OPTS[@]}" "$@"
 }
 
 server_ready() {
@@ -150,9 +166,9 @@ job_rucio_server() {
         return 0
     fi
     if [[ ! -x "$py" ]]; then
-        "$PYTHON" -m venv "$STORAGE_RUCIO_VENV" || return 1
+        make_venv "$STORAGE_RUCIO_VENV" || return 1
     fi
-    pyinstall "$py" --no-compile "rucio==$STORAGE_RUCIO_VERSION" gunicorn || return 1
+    pyinstall "$py" --compile "rucio==$STORAGE_RUCIO_VERSION" gunicorn || return 1
     server_ready || { echo "rucio/gunicorn still missing in $STORAGE_RUCIO_VENV"; return 1; }
     echo "installed rucio $STORAGE_RUCIO_VERSION + gunicorn into $STORAGE_RUCIO_VENV"
 }
@@ -166,7 +182,7 @@ job_rucio_clients() {
     fi
     if [[ ! -x "$py" ]]; then
         echo "creating venv $VENV"
-        "$PYTHON" -m venv "$VENV" || return 1
+        make_venv "$VENV" || return 1
         py=$(venv_python "$VENV")
     fi
     pyinstall "$py" "rucio-clients==$STORAGE_RUCIO_VERSION" || return 1
@@ -195,7 +211,7 @@ start_job apt
 if [[ "${STORAGE_USE_UV:-1}" == 1 ]] && ! { server_ready && clients_ready; }; then
     s=$(snow)
     if ensure_uv >"$LOGDIR/setup-uv.log" 2>&1; then
-        UV="$TOOLS_VENV/bin/uv"
+        UV="$TOOLS_DIR/bin/uv"
         export UV_LINK_MODE="${UV_LINK_MODE:-copy}"
         # follow pip's index if one is configured through the environment
         if [[ -n "${PIP_INDEX_URL:-}" && -z "${UV_INDEX_URL:-}" && -z "${UV_DEFAULT_INDEX:-}" ]]; then

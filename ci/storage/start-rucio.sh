@@ -3,6 +3,9 @@
 # http://127.0.0.1:$STORAGE_RUCIO_PORT (18580) from $STORAGE_ROOT/rucio-venv,
 # bootstrap the database on first start (root account, userpass ddmlab/secret)
 # and run rucio-bootstrap.py (RSEs, scopes, account limits; idempotent).
+# The WSGI app is rucio_wsgi.py: Rucio's application with SQLite transactions
+# made safe for concurrent writers (BEGIN IMMEDIATE + busy timeout).
+#   STORAGE_RUCIO_LOGLEVEL=DEBUG  server log level (default WARNING)
 # Writes the client-only config $STORAGE_ROOT/rucio/etc/rucio-client.cfg.
 # Idempotent.
 set -euo pipefail
@@ -33,11 +36,10 @@ write_configs() {
 # Never give it to clients: a [database] section puts the client library into server mode.
 [common]
 logdir = $D/log
-loglevel = WARNING
+loglevel = ${STORAGE_RUCIO_LOGLEVEL:-WARNING}
 
 [database]
 default = sqlite:///$DB
-echo = 0
 
 [alembic]
 cfg = $D/etc/alembic.ini
@@ -152,8 +154,9 @@ EOF
         gargs+=(--no-control-socket)
     fi
     rm -f "$PIDFILE"
+    # rucio_wsgi = rucio.web.rest.flaskapi.v1.main:application + SQLite BEGIN IMMEDIATE
     (cd "$D" && RUCIO_CONFIG="$D/etc/rucio.cfg" "$STORAGE_RUCIO_VENV/bin/gunicorn" "${gargs[@]}" \
-        rucio.web.rest.flaskapi.v1.main:application) || sdie "rucio: gunicorn failed to start"
+        --pythonpath "$HERE" rucio_wsgi:application) || sdie "rucio: gunicorn failed to start"
     for _ in $(seq 100); do
         [[ -s "$PIDFILE" ]] && break
         sleep 0.05

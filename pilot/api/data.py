@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.api import staging
 from pilot.common.errorcodes import ErrorCodes
@@ -31,6 +31,9 @@ from pilot.common.pluginfactory import PluginFactory
 from pilot.copytool.common import CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error, local_file_path
 from pilot.info.filespec import FileSpec
 from pilot.util.tracereport import TraceReport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pilot.api.asynctransfer import TransferHandle
 
 module_logger = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class StagingClient:
         self.retry = kwargs.pop("retry_policy", None) or staging.RetryPolicy()
         self.stop_event: threading.Event = kwargs.pop("stop_event", None) or threading.Event()
         self.plugins = PluginFactory(kwargs.pop("copytool_aliases", None))
+        self.rucio = kwargs.pop("rucio_client", None)  # injected Rucio client (tests); None: created on demand
         self.options = kwargs  # anything else (P3 ipv=..., ...) is accepted and ignored
         self.logger.info("configured copytools per activity: %s", self.acopytools)
 
@@ -132,6 +136,7 @@ class StagingClient:
             return transfer_dicts(self, files, activity, **kwargs)
         options = {**TRANSFER_DEFAULTS, **kwargs}
         raise_exception = options.pop("raise_exception")
+        stop = options.pop("_stop_event", None) or self.stop_event
         activities = [activity] if isinstance(activity, str) else list(activity or [])
         if "default" not in activities:
             activities.append("default")
@@ -147,7 +152,7 @@ class StagingClient:
         if not tools:
             errors.append(PilotException(f"no copytool for activities {activities}", code=ErrorCodes.UNKNOWNCOPYTOOL))
         for name in tools:
-            if not remaining or self.stop_event.is_set():
+            if not remaining or stop.is_set():
                 break
             try:
                 module = self.plugins.load_copytool(name)
@@ -162,13 +167,22 @@ class StagingClient:
             self.logger.info("transferring %d file(s) with copytool %s (activity %s)", len(remaining), name,
                              activities)
             try:
-                self.transfer_files(module, name, remaining, activities, options)
+                self.transfer_files(module, name, remaining, activities, dict(options, stop_event=stop))
             except PilotException as exc:
                 errors.append(exc)
             remaining = [f for f in remaining if not f.is_transferred]
         if remaining:
+            if stop.is_set():
+                for fspec in remaining:
+                    if fspec.status is None:
+                        fspec.transfer_error = "cancelled"
             self._fail(remaining, errors, raise_exception)
         return files
+
+    def transfer_async(self, files: list, activity: Any = "default", **kwargs: Any) -> "TransferHandle":
+        """Start ``transfer(files, activity, **kwargs)`` in the background; returns a TransferHandle."""
+        from pilot.api.asynctransfer import TransferHandle
+        return TransferHandle(self, files, activity, kwargs)
 
     def _fail(self, remaining: list, errors: list, raise_exception: bool) -> None:
         code = next((f.status_code for f in remaining if f.status_code), 0)
@@ -216,9 +230,16 @@ class StagingClient:
 
     def transfer_one(self, module: Any, name: str, fspec: FileSpec, kwargs: dict) -> None:
         """Transfer one file: each alternative (replica / storage) in turn, retries per error class."""
+        stop = kwargs.get("stop_event") or self.stop_event
+        if stop.is_set():
+            fspec.status, fspec.status_code = "failed", self.failure.default_code
+            fspec.transfer_error = "cancelled"
+            return
         trace = self.new_trace(fspec, name, kwargs)
         last: Optional[PilotException] = None
         for alternative in self.alternatives(fspec, kwargs) or [None]:
+            if stop.is_set():
+                break
             if alternative is not None:
                 fspec.status, fspec.status_code = None, 0
                 self.use_alternative(fspec, alternative, module, name, kwargs)
@@ -237,9 +258,9 @@ class StagingClient:
                     last = exc
                     kind = exc.kwargs.get("kind") or _kind_of(exc, self.mode == "stage-in")
                     self._record_failure(fspec, exc, attempt, kind)
-                    if kind not in RETRYABLE or attempt == self.retry.attempts or self.stop_event.is_set():
+                    if kind not in RETRYABLE or attempt == self.retry.attempts or stop.is_set():
                         break
-                    if not self.retry.wait(attempt, self.stop_event):
+                    if not self.retry.wait(attempt, stop):
                         break
             if last is not None and (last.kwargs.get("kind") == MISSING and alternative is None):
                 break
@@ -316,8 +337,9 @@ class StageInClient(StagingClient):
         try:
             if getattr(module, "require_replicas", False):
                 from pilot.api.replicas import resolve_replicas
-                resolve_replicas(files, self, schemas, use_vp=bool(options.get("use_vp")))
-            if getattr(module, "require_input_protocols", False):
+                resolve_replicas(files, self, schemas, use_vp=bool(options.get("use_vp")), client=self.rucio)
+            if getattr(module, "require_input_protocols", False) or getattr(module, "require_replicas", False):
+                # storage protocols (deterministic paths) for files Rucio does not know
                 staging.resolve_input_protocols(files, kwargs.get("ddmconf") or {}, self.queuedata, schemas,
                                                 options.get("input_dir") or "")
             self.set_direct_access(files, options.get("job"))

@@ -140,9 +140,10 @@ def verify_input(fspec: Any, workdir: str) -> None:
     if kind not in ("adler32", "md5"):
         logger.warning("cannot verify checksum type %s of %s", kind, fspec.lfn)
         return
-    actual = calculate_checksum(path, kind)
+    # a checksum the tool computed over the received bytes (xrdcp --cksum print) saves reading the file again
     remote = (fspec.remote_checksum or {}).get(kind)
-    if not checksums_equal(actual, expected) or (remote and not checksums_equal(remote, expected)):
+    actual = remote or calculate_checksum(path, kind)
+    if not checksums_equal(actual, expected):
         _discard(path)
         md5 = kind == "md5"
         raise PilotException(f"{kind} checksum mismatch for {fspec.lfn}: local {actual}, storage {remote or '-'}, "

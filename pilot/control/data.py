@@ -28,14 +28,17 @@ OUTPUT_ACTIVITIES = ["pw", "w", "default"]
 LOG_ACTIVITIES = ["pl", "pw", "w", "default"]
 
 
-def _client(ctx: PilotContext, job: JobData, client_class: Any) -> Any:
-    """A Data API client for one job: its trace report, the pilot's HTTP client and stop event."""
+def _client(ctx: PilotContext, job: JobData, client_class: Any, stop: Any = None) -> Any:
+    """A Data API client for one job: its trace report, the pilot's HTTP client and stop event.
+
+    Stage-in may be cancelled by an abort; stage-out is not, so the log of an aborted job still leaves.
+    """
     from pilot.util.tracereport import TraceReport
 
     trace = TraceReport(pq=ctx.args.queue, enabled=bool(getattr(ctx.args, "use_rucio_traces", True)))
     trace.init(job)
     return client_class(ctx.infosys, logger=logger, trace_report=trace, http=ctx.http,
-                        stop_event=ctx.events.abort_job)
+                        stop_event=stop)
 
 
 def stage_in(ctx: PilotContext) -> None:
@@ -64,7 +67,7 @@ def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
     if not files:
         return True
     try:
-        client = _client(ctx, job, client_class)
+        client = _client(ctx, job, client_class, stop=ctx.events.abort_job)
         client.transfer(files, activity=INPUT_ACTIVITIES, workdir=job.workdir, cwd=job.workdir, job=job,
                         input_dir=ctx.args.input_dir, use_vp=job.use_vp)
     except PilotException as exc:

@@ -258,11 +258,15 @@ def queue_monitor(ctx: PilotContext) -> None:
 
 
 def finish_job(ctx: PilotContext, job: JobData) -> None:
-    """Send the final update of ``job`` and hand it to the retriever."""
+    """Send the final update of ``job`` and hand it to the retriever (once: later calls do nothing)."""
+    with ctx.lock:
+        if c.PILOT_PRE_FINAL_UPDATE in job.timing:  # the pilot monitor may have reported a stuck job already
+            logger.info("job %s: the final update was already made", job.jobid)
+            return
+        job.timing[c.PILOT_PRE_FINAL_UPDATE] = time.time()
     if job.phase not in (JobPhase.FINISHED, JobPhase.FAILED):
         job.advance(JobPhase.FAILED if job.errors else JobPhase.FINISHED)
     job.endtime = job.endtime or time.time()
-    job.timing[c.PILOT_PRE_FINAL_UPDATE] = time.time()
     delivered = ctx.reporter.final(job)
     job.timing[c.PILOT_POST_FINAL_UPDATE] = time.time()
     logger.info("job %s ended %s (error %s)%s", job.jobid, job.state, job.errors.first()[0],

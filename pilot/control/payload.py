@@ -37,6 +37,7 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
     with ctx.lock:
         ctx.executors[job.jobid] = executor
     job.timing[c.PILOT_PRE_PAYLOAD] = time.time()
+    requested_stop = False
     try:
         if ctx.events.abort_job.is_set():
             raise PilotException("the job was aborted before the payload started",
@@ -45,6 +46,7 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
         ctx.reporter.heartbeat(job)  # payload start
         status = executor.wait()
         _record_exit(job, status)
+        requested_stop = _kill_request_honoured(job)
     except PilotException as exc:
         job.fail(exc.get_error_code(), exc.get_detail())
     except OSError as exc:
@@ -54,7 +56,7 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
         with ctx.lock:
             ctx.executors.pop(job.jobid, None)
     read_job_report(job)
-    if job.exitcode is not None and not job.errors:
+    if job.exitcode is not None and not job.errors and not requested_stop:
         _diagnose(ctx, job)
     return not job.errors
 
@@ -69,6 +71,17 @@ def _record_exit(job: JobData, status: dict) -> None:
         job.extra_metrics["payloadSignal"] = status["signal"]
     logger.info("job %s: payload exit code %s (signal %s), %.2f CPU s", job.jobid, exit_code,
                 status.get("signal"), job.cpuconsumptiontime or 0.0)
+
+
+def _kill_request_honoured(job: JobData) -> bool:
+    """A payload stopped by a kill instruction (1363) is no error: the job goes on to stage-out and ends finished."""
+    if ErrorCodes.KILLPAYLOAD not in job.errors.codes:
+        return False
+    job.errors.remove(ErrorCodes.KILLPAYLOAD)
+    logger.info("job %s: the payload was stopped on request: not an error", job.jobid)
+    job.exitcode = 0
+    job.transexitcode = 0
+    return True
 
 
 def _diagnose(ctx: PilotContext, job: JobData) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlparse
@@ -53,7 +54,8 @@ _RULES = (
     _Rule(("timed out", "timeout", "operation expired", "[3019]"),
           ErrorCodes.STAGEINTIMEOUT, ErrorCodes.STAGEOUTTIMEOUT, "CP_TIMEOUT", TIMEOUT),
     _Rule(("does not match the checksum", "checksum mismatch", "checksum verification failed",
-           "checksums do not match", "adler32 mismatch", "md5 mismatch"),
+           "checksums do not match", "adler32 mismatch", "md5 mismatch", "checksum error",
+           "checksum do not match", "checksum validation failed"),
           0, 0, "", CHECKSUM),  # code/state resolved by checksum type below
     _Rule(("globus_xio:", "globus_ftp"),
           ErrorCodes.GETGLOBUSSYSERR, ErrorCodes.PUTGLOBUSSYSERR, "GLOBUS_FAIL", SERVICE),
@@ -70,7 +72,7 @@ _RULES = (
            "s3 credentials"),
           ErrorCodes.MISSINGCREDENTIALS, ErrorCodes.MISSINGCREDENTIALS, "S3_ERROR", CONFIG),
     _Rule(("no such file or directory", "[3011]", "file not found", "404 not found", "does not exist",
-           "sourcenotfound", "no such file", "file unavailable"),
+           "sourcenotfound", "no such file", "file unavailable", "dataidentifiernotfound", "file_not_found"),
           ErrorCodes.MISSINGINPUTFILE, ErrorCodes.NOSUCHFILE, "", MISSING),  # state depends on direction
     _Rule(("network is unreachable", "no route to host", "name or service not known",
            "temporary failure in name resolution"),
@@ -78,7 +80,7 @@ _RULES = (
     _Rule(("service is not available", "service_unavailable", "service unavailable", "connection refused",
            "connection reset", "unable to connect", "couldn't connect", "could not connect", "socket error",
            "broken pipe", "[3012]", "server disconnected", "http 503", "http 502", "connection closed",
-           "connection aborted", "remote end closed"),
+           "connection aborted", "remote end closed", "connection error", "host is down", "connection timed out"),
           ErrorCodes.SERVICENOTAVAILABLE, ErrorCodes.SERVICENOTAVAILABLE, "SERVICE_ERROR", SERVICE),
     _Rule(("server responded with an error", "[error] server", "xrootd error", "[fatal]"),
           ErrorCodes.XRDCPERROR, ErrorCodes.XRDCPERROR, "XRDCP_ERROR", OTHER),
@@ -143,6 +145,29 @@ def _details(text: str) -> str:
     return " ".join(detail.split())[:1000]
 
 
+def run_tool(cmd: list, timeout: float, setup: str = "", env: Optional[dict] = None, cwd: Optional[str] = None,
+             is_stagein: bool = True) -> str:
+    """Run a transfer command (after the queue's ``setup`` line, if any); return its output.
+
+    A time-out or a non-zero exit raises the classified PilotException (code, trace state, error class).
+    """
+    from pilot.util.processes import run_command
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    if setup.strip():
+        result = run_command(f"{setup.strip().rstrip(';')}; {shlex.join(cmd)}", timeout=timeout, env=full_env,
+                             cwd=cwd, shell=True)
+    else:
+        result = run_command(cmd, timeout=timeout, env=full_env, cwd=cwd)
+    output = f"{result.stdout}\n{result.stderr}".strip()
+    if result.timed_out:
+        raise transfer_error(f"copy command timed out after {timeout} s: {output[-500:]}", is_stagein)
+    if result.exit_code != 0:
+        logger.warning("%s failed (exit %s): %s", cmd[0], result.exit_code, output[-2000:])
+        raise transfer_error(output or f"{cmd[0]} exited with {result.exit_code}", is_stagein)
+    return output
+
+
 def get_timeout(filesize: Any, base: int = TIMEOUT_BASE) -> int:
     """Transfer time-out for one file: 300 s + 1 s per MB, at most 3 hours."""
     try:
@@ -167,15 +192,19 @@ def url_to_path(url: str) -> str:
 
 
 def join_url(endpoint: str, *parts: str) -> str:
-    """``endpoint`` + path parts with exactly one slash between them (``file://`` + ``/data`` -> ``file:///data``)."""
+    """``endpoint`` + storage path + relative parts (``file://`` + ``/data`` -> ``file:///data``).
+
+    The storage path is appended as given (so ``root://h:1094`` + ``//data/`` keeps its double slash);
+    later parts are joined with exactly one slash.
+    """
     url = endpoint or ""
-    for part in parts:
-        if not part:
-            continue
+    for index, part in enumerate(p for p in parts if p):
         if url.endswith("://"):
             url += part if part.startswith("/") else "/" + part
         elif not url:
             url = part
+        elif index == 0 and part.startswith("/"):
+            url = url.rstrip("/") + part  # keeps a storage prefix like '//rucio/xrd/' (root://host//abs/path)
         else:
             url = url.rstrip("/") + "/" + part.lstrip("/")
     return url

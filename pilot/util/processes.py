@@ -128,6 +128,53 @@ def descendants(root: int, table: Optional[dict] = None) -> list:
     return found
 
 
+def children(pid: int) -> Optional[list]:
+    """Direct children of ``pid`` from ``/proc/<pid>/task/*/children`` (None when the kernel lacks it).
+
+    Reads only the files of this one process (no scan of all of /proc). An exited process has
+    no children ([]).
+    """
+    found: list = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as handle:
+                found.extend(int(x) for x in handle.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None  # no children files on this kernel
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def tree_table(root: int) -> dict:
+    """``pid -> ProcInfo`` of ``root`` and its descendants, reading only their /proc entries.
+
+    Falls back to a full :func:`process_table` when the kernel has no ``children`` files.
+    """
+    table: dict = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            continue
+        info = read_stat(pid)
+        if info is None:
+            continue
+        table[pid] = info
+        kids = children(pid)
+        if kids is None:
+            full = process_table()
+            return {p: full[p] for p in [root] + descendants(root, full) if p in full}
+        todo.extend(kids)
+    return table
+
+
 def ancestors(pid: int, table: Optional[dict] = None) -> list:
     """PIDs of the parent, grandparent, ... of ``pid`` up to PID 1."""
     table = table if table is not None else process_table()

@@ -159,7 +159,7 @@ class TraceReport:
             from pilot.util.https import HttpClient
             http = HttpClient(retries=1, connect_timeout=10, timeout=20)
         try:
-            http.post_json(url, self.as_dict())
+            http.post_json(url, self.as_dict(), retries=1, timeout=20)
         except Exception as exc:  # a lost trace must never fail a transfer
             logger.warning("failed to send trace report to %s: %s", url, exc)
             return False

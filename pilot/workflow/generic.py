@@ -56,12 +56,13 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
     http = HttpClient(cacert=args.cacert, capath=args.capath,
                       connect_timeout=float(config.Pilot.http_connect_timeout),
                       timeout=float(config.Pilot.http_maxtime),
-                      retries=int(getattr(config.Pilot, "http_retries", 3) or 3),
+                      retries=3,
                       backoff=float(getattr(config.Pilot, "http_backoff", 1) or 1),
                       stop_event=None)
     ctx.http = http
     if communicator is None:
-        communicator = PandaServerCommunicator(get_server_url(args), http)
+        communicator = PandaServerCommunicator(get_server_url(args), http,
+                                               update_retries=int(config.Pilot.http_retries))
     ctx.communicator = communicator
     queuedata = ctx.get_queuedata()
     site = SiteInfo(site_name=getattr(queuedata, "resource", "") or args.queue, node=node.node_name,

@@ -82,7 +82,7 @@ def start_pilot(tmp_path, devserver):
         wdir = workdir or tmp_path / f"pilot{len(runs)}"
         wdir.mkdir(parents=True, exist_ok=True)
         cfg = wdir / "test.cfg"
-        cfg.write_text(TEST_CONFIG + config_text)
+        cfg.write_text(TEST_CONFIG + f"\n[Rucio]\nurl: {devserver.url}/traces/\n" + config_text)
         log = wdir / "pilot.stderr"
         penv = dict(os.environ, PYTHONPATH=str(REPO), PILOT_CACERT=str(devserver.cacert))
         penv.update(env or {})

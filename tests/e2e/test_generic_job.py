@@ -101,6 +101,8 @@ def test_sigterm_mid_payload(devserver, start_pilot):
     assert final["state"] == "failed"
     assert int(final["pilotErrorCode"]) == ErrorCodes.SIGTERM
     assert status == 143
+    # the log of the aborted job still reached storage
+    assert job["logFile"] in json.loads(devserver.updates(pandaid)[-1]["fields"]["xml"])
     # no payload process is left
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and os.path.exists(f"/proc/{payload_pid}"):

@@ -16,6 +16,7 @@ from pilot.common.exception import PilotException
 from pilot.info.jobdata import JobData
 from pilot.util.config import config
 from pilot.util.processes import TreeTracker, kill_process_tree, process_table, tree_cpu_seconds
+from pilot.util.proxy import fetch_payload_proxy, isolate_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class PayloadExecutor:
         self.tracker: Optional[TreeTracker] = None
         self.kill_reason = ""
         self.started = threading.Event()
+        self._timer: Optional[threading.Timer] = None
         self._lock = threading.Lock()
 
     @property
@@ -48,16 +50,48 @@ class PayloadExecutor:
         return os.path.join(self.job.workdir, config.Payload.payloadstderr)
 
     def command(self) -> str:
-        """The payload's shell line, built by the experiment plug-in."""
-        return self.user.module("common").get_payload_command(self.job)
+        """The payload's shell line, built by the experiment plug-in, in a container when one is asked for.
+
+        A user analysis job first gets its owner's proxy from the server (getProxy, through
+        ``self.communicator`` when the caller set one) in its work dir. The container plug-in then
+        wraps the line when the queue (``container_type``) or the job (an image) asks for a container.
+        """
+        communicator = getattr(self, "communicator", None)
+        if self.job.is_analysis and communicator is not None and config.Pilot.get("payload_proxy_from_server", True):
+            role = str(config.Pilot.get("payload_proxy_role", "") or getattr(self.user, "experiment", "") or "atlas")
+            path, diag = fetch_payload_proxy(communicator, self.job.workdir, role)
+            if path:
+                logger.info("job %s: user proxy stored in the work dir", self.job.jobid)
+            else:
+                logger.warning("job %s: no user proxy: %s", self.job.jobid, diag)
+        line = self.user.module("common").get_payload_command(self.job)
+        container = self.user.module("container")
+        if container.do_use_container(job=self.job):
+            wrapped = container.wrapper(line, job=self.job, workdir=self.job.workdir, env=self.payload_environment())
+            if not wrapped:
+                raise PilotException("the container plug-in returned no command",
+                                     code=ErrorCodes.SINGULARITYGENERALFAILURE)
+            line = wrapped
+        return line
 
     def payload_environment(self) -> dict:
-        """The environment of the payload."""
+        """The environment of the payload, without the pilot's credentials.
+
+        The pilot's proxy and token variables are removed; an analysis job's own proxy (in its work
+        dir) becomes ``X509_USER_PROXY``; a production job that reads inputs remotely keeps the
+        pilot's proxy (the experiment's ``common.payload_needs_pilot_proxy(job)`` decides when defined).
+        """
         env = dict(self.env if self.env is not None else os.environ)
         env.update({"PandaID": self.job.jobid, "PanDA_TaskID": self.job.taskid,
                     "PILOT_JOB_WORKDIR": self.job.workdir,
                     "ATHENA_PROC_NUMBER": str(self.job.corecount), "ATHENA_CORE_NUMBER": str(self.job.corecount)})
-        return env
+        decide = getattr(self.user.module("common"), "payload_needs_pilot_proxy", None)
+        if callable(decide):
+            keep = bool(decide(self.job))
+        else:
+            keep = not self.job.is_analysis and any(spec.status == "remote_io" for spec in self.job.indata)
+        return isolate_credentials(env, self.job.workdir, keep_pilot_proxy=keep,
+                                   pilot_environ=self.env if self.env is not None else None)
 
     def start(self, line: str) -> int:
         """Start the payload under the guard; return the guard's PID."""
@@ -83,6 +117,8 @@ class PayloadExecutor:
         """Block until the payload tree is gone; return the guard's status record."""
         assert self.proc is not None
         returncode = self.proc.wait()
+        if self._timer is not None:
+            self._timer.cancel()
         status_path = os.path.join(self.job.workdir, GUARD_STATUS)
         try:
             with open(status_path) as handle:
@@ -116,7 +152,10 @@ class PayloadExecutor:
         except ProcessLookupError:
             return
         # if the guard does not end in time, stop its tree directly
-        threading.Timer(self.grace + 15.0, self._escalate).start()
+        timer = threading.Timer(self.grace + 15.0, self._escalate)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
 
     def _escalate(self) -> None:
         proc = self.proc

@@ -1,0 +1,1 @@
+"""ATLAS experiment plug-in (``--pilot-user atlas``)."""

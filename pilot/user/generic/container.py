@@ -12,7 +12,7 @@ import os
 from typing import Any, List, Optional
 
 from pilot.api.container import (
-    ContainerSpec, get_runtime, parse_container_options, parse_container_type, payload_container_tool,
+    Bind, ContainerSpec, get_runtime, parse_container_options, parse_container_type, payload_container_tool,
     select_image,
 )
 from pilot.util.config import config
@@ -43,26 +43,38 @@ def do_use_container(**kwargs: Any) -> bool:
     return bool(payload_tool(job, kwargs.get("queuedata")))
 
 
-def credential_masks(job: Any = None, environ: Optional[dict] = None) -> List[str]:
-    """The pilot's credential paths to hide from the payload (never the job's own proxy)."""
-    keep = os.path.realpath(payload_proxy_path(job.workdir)) if job is not None and job.workdir else ""
-    return [p for p in pilot_credential_paths(environ) if p != keep]
+def credential_masks(job: Any = None, environ: Optional[dict] = None, payload_env: Optional[dict] = None) -> List[str]:
+    """The pilot's credential paths to hide from the payload.
+
+    Never hidden: the job's own proxy, and a proxy the payload's environment deliberately points at
+    (``payload_env['X509_USER_PROXY']``, for jobs that need the pilot's identity).
+    """
+    keep = set()
+    if job is not None and job.workdir:
+        keep.add(os.path.realpath(payload_proxy_path(job.workdir)))
+    if payload_env and payload_env.get("X509_USER_PROXY"):
+        keep.add(os.path.realpath(payload_env["X509_USER_PROXY"]))
+    return [p for p in pilot_credential_paths(environ) if p not in keep]
 
 
 def container_spec(job: Any, queuedata: Any = None, workdir: str = "", image: Optional[str] = None,
-                   environ: Optional[dict] = None) -> ContainerSpec:
+                   environ: Optional[dict] = None, payload_env: Optional[dict] = None,
+                   extra_binds: Optional[List[Bind]] = None) -> ContainerSpec:
     """The container of a job's payload: image, binds and options from the queue, credential masks."""
     queuedata = job_queuedata(job, queuedata)
     binds, options = parse_container_options(getattr(queuedata, "container_options", "") or "")
+    binds = list(extra_binds or []) + binds
     return ContainerSpec(image=select_image(job) if image is None else image, workdir=workdir or job.workdir,
-                         binds=binds, options=options, masks=credential_masks(job, environ),
+                         binds=binds, options=options, masks=credential_masks(job, environ, payload_env),
                          env={"PILOT_CONTAINER": "1"})
 
 
 def wrapper(executable: str, **kwargs: Any) -> str:
     """``executable`` wrapped in the job's container runtime.
 
-    Keyword arguments: ``job`` (required), ``workdir``, ``queuedata``. Raises PilotException with the
+    Keyword arguments: ``job`` (required), ``workdir``, ``queuedata``, ``env`` (the payload's
+    environment, to keep a proxy it points at visible), ``binds`` (extra ``Bind`` mounts, e.g. the
+    experiment's software area). Raises PilotException with the
     container code (1325/1372 runtime missing, 1360 no image, 1384 unknown runtime).
     """
     job = kwargs.get("job")
@@ -70,7 +82,8 @@ def wrapper(executable: str, **kwargs: Any) -> str:
         logger.warning("container wrapper called without a job: command left as it is")
         return executable
     runtime = get_runtime(payload_tool(job, kwargs.get("queuedata")) or DEFAULT_RUNTIME)
-    spec = container_spec(job, kwargs.get("queuedata"), kwargs.get("workdir") or "")
+    spec = container_spec(job, kwargs.get("queuedata"), kwargs.get("workdir") or "", payload_env=kwargs.get("env"),
+                          extra_binds=kwargs.get("binds"))
     line = runtime.wrap(executable, spec)
     logger.info("job %s: payload runs in %s", job.jobid, runtime.name)
     return line

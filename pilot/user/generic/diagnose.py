@@ -80,7 +80,7 @@ def _diag_from_stderr(code: int, sig: int, stderr: str) -> str:
 
 
 def get_log_extracts(job: Any, state: str) -> str:
-    """The tail of the payload's stderr (failed jobs) for the pilotLog field."""
-    if state != "failed":
+    """The tail of the payload's stderr (failed jobs, or jobs with an error already) for the pilotLog field."""
+    if state != "failed" and not (state != "finished" and job.errors):
         return ""
     return payload_output(job, "stderr", 1024)

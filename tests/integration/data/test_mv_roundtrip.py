@@ -4,7 +4,7 @@ import logging
 import os
 
 import pytest
-from conftest import adler
+from sitetools import adler
 
 from pilot.api import data
 from pilot.api.data import StageInClient, StageOutClient

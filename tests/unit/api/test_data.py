@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from conftest import ALIASES, FAST, adler
+from apitools import ALIASES, FAST, adler
 
 from pilot.api.data import StageInClient, StageOutClient
 from pilot.common.errorcodes import ErrorCodes as E

@@ -1,0 +1,136 @@
+"""Input replica lookup through Rucio ``list_replicas`` (one call for all files), LAN before WAN.
+
+A replica is LAN when its storage is one of the queue's read storages (``astorages['read_lan']``,
+else ``astorages['pr']``) or one of the file's ``inputddms``; everything else is WAN. Only DISK
+replicas are used. Within the LAN group, schemes usable for direct access come first when the queue
+allows direct access. WAN replicas follow when the file or queue allows WAN access, or when there is
+no LAN replica at all. Size and checksum missing from the job are back-filled from Rucio.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any, Optional
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException
+
+logger = logging.getLogger(__name__)
+
+SCHEMES = ["srm", "root", "davs", "gsiftp", "https", "storm", "file"]
+SIGNED_URL_LIFETIME = 24 * 3600
+
+
+def rucio_client() -> Any:
+    """A Rucio client, or None when rucio-clients is not installed / not configured."""
+    try:
+        from rucio.client import Client
+    except ImportError:
+        return None
+    try:
+        return Client()
+    except Exception as exc:  # no config, server unreachable at auth ...
+        logger.warning("cannot create a Rucio client: %s", exc)
+        return None
+
+
+def client_location() -> dict:
+    """Where this worker is, for Rucio's geoip sort."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("10.255.255.255", 1))  # no packet is sent for UDP connect
+            ip = sock.getsockname()[0]
+    except OSError:
+        ip = "127.0.0.1"
+    return {"ip": ip, "fqdn": socket.getfqdn(), "site": os.environ.get("PILOT_RUCIO_SITENAME", "unknown")}
+
+
+def list_replicas(client: Any, files: list, use_vp: bool = False) -> list:
+    """Raw ``list_replicas`` answers for ``files`` (1322 RUCIOLISTREPLICASFAILED on error)."""
+    query = {"dids": [{"scope": f.scope, "name": f.lfn} for f in files],
+             "schemes": ["root"] if use_vp else SCHEMES, "signature_lifetime": SIGNED_URL_LIFETIME}
+    try:
+        try:
+            return list(client.list_replicas(sort="geoip", client_location=client_location(), **query))
+        except Exception as exc:  # geoip sorting is optional: ask again unsorted
+            logger.info("geoip-sorted list_replicas failed (%s), retrying unsorted", exc)
+            return list(client.list_replicas(**query))
+    except Exception as exc:
+        raise PilotException(f"Rucio list_replicas failed: {exc}", code=ErrorCodes.RUCIOLISTREPLICASFAILED,
+                             state="LIST_REPLICAS_FAILED") from None
+
+
+def resolve_replicas(files: list, staging_client: Any, allowed_schemas: Optional[list], use_vp: bool = False,
+                     client: Any = None) -> bool:
+    """Fill ``fspec.replicas`` of files without replicas; False when Rucio is not available."""
+    todo = [f for f in files if not f.replicas]
+    if not todo:
+        return True
+    client = client or rucio_client()
+    if client is None:
+        logger.warning("Rucio is not available: replicas come from the storage protocols")
+        return False
+    answers = {(r.get("scope"), r.get("name")): r for r in list_replicas(client, todo, use_vp)}
+    queuedata = getattr(staging_client, "queuedata", None)
+    for fspec in todo:
+        answer = answers.get((fspec.scope, fspec.lfn))
+        if not answer:
+            continue
+        fspec.replicas = order_replicas(answer, fspec, queuedata, allowed_schemas,
+                                        staging_client.direct_localinput_allowed_schemas)
+        backfill(fspec, answer)
+    return True
+
+
+def lan_storages(fspec: Any, queuedata: Any) -> set:
+    """Storages counted as local for this file."""
+    names = set(fspec.inputddms or [])
+    if queuedata is not None:
+        names |= set(queuedata.astorages.get("read_lan") or queuedata.astorages.get("pr") or [])
+    return names
+
+
+def order_replicas(answer: dict, fspec: Any, queuedata: Any, allowed_schemas: Optional[list],
+                   direct_schemas: list) -> list:
+    """One replica per storage (its best allowed scheme), LAN storages first."""
+    pfn_info = answer.get("pfns") or {}
+    lan = lan_storages(fspec, queuedata)
+    direct = bool(queuedata is not None and queuedata.direct_access_lan)
+    local, remote = [], []
+    for rse, pfns in (answer.get("rses") or {}).items():
+        disk = [p for p in pfns if (pfn_info.get(p) or {}).get("type", "DISK") == "DISK"]
+        best = _best_pfn(disk, allowed_schemas, direct_schemas if direct and rse in lan else None)
+        if best and best.startswith("file://localhost/"):
+            best = "file:///" + best[len("file://localhost/"):]  # gfal2 and the mv tool want file:///path
+        if best:
+            (local if rse in lan else remote).append({"ddmendpoint": rse, "pfn": best,
+                                                      "domain": "lan" if rse in lan else "wan"})
+    allow_wan = bool(fspec.allow_wan or (queuedata is not None and queuedata.allow_wan) or not local)
+    return local + (remote if allow_wan else [])
+
+
+def _best_pfn(pfns: list, allowed: Optional[list], prefer: Optional[list]) -> Optional[str]:
+    def scheme(pfn: str) -> str:
+        return pfn.split("://", 1)[0] if "://" in pfn else ""
+    usable = [p for p in pfns if not allowed or scheme(p) in allowed]
+    if not usable:
+        return None
+    order = list(prefer or []) + list(allowed or [])
+    return sorted(usable, key=lambda p: order.index(scheme(p)) if scheme(p) in order else len(order))[0]
+
+
+def backfill(fspec: Any, answer: dict) -> None:
+    """Size and checksums from Rucio where the job gave none (a disagreement is only logged)."""
+    size = answer.get("bytes")
+    if size and not fspec.filesize:
+        fspec.filesize = int(size)
+    elif size and int(size) != int(fspec.filesize):
+        logger.warning("size of %s: job %s, Rucio %s", fspec.lfn, fspec.filesize, size)
+    for kind in ("adler32", "md5"):
+        value = answer.get(kind)
+        if value and not fspec.checksum.get(kind):
+            fspec.checksum[kind] = value
+        elif value and fspec.checksum.get(kind) != value:
+            logger.warning("%s of %s: job %s, Rucio %s", kind, fspec.lfn, fspec.checksum.get(kind), value)

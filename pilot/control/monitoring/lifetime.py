@@ -1,0 +1,87 @@
+"""Lifetimes: the pilot's own (queue maxtime, else ``-l``) and a job's maximum walltime (maxWalltime).
+
+Both stop work early enough to stage out and report before the limit, never after it. The
+reserve is ``lifetime_safety_margin`` seconds, at most half of the limit:
+
+- at ``limit - margin`` the payload is killed and the job fails with 1213 REACHEDMAXTIME; it then
+  goes through stage-out (its log is uploaded) and its final update is sent;
+- at ``limit - margin / 2`` (pilot lifetime only) whatever is still in the pilot is pushed through
+  its final update directly, so the report always leaves before the limit.
+
+Elapsed time is the larger of the wall-clock and the monotonic elapsed time: a clock set back or a
+suspended node never makes the pilot overrun its slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Optional
+
+from pilot.common.errorcodes import ErrorCodes
+
+from .base import JobCheck, Verdict, WatchedJob, setting
+
+logger = logging.getLogger(__name__)
+
+
+def safety_margin(limit: float) -> float:
+    """Seconds reserved for stage-out and the final update (``lifetime_safety_margin``, at most limit/2)."""
+    return max(0.0, min(setting("lifetime_safety_margin", 600.0), limit / 2.0))
+
+
+class Lifetime:
+    """Elapsed time since a start, robust against clock changes, and the two deadlines of a limit."""
+
+    def __init__(self, limit: float, start_wall: Optional[float] = None, wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.wall = wall
+        self.monotonic = monotonic
+        self.limit = float(limit or 0)
+        self.start_wall = wall() if start_wall is None else start_wall
+        # the monotonic time that corresponds to start_wall
+        self.start_mono = monotonic() - max(0.0, wall() - self.start_wall)
+        self.margin = safety_margin(self.limit) if self.limit else 0.0
+
+    def elapsed(self) -> float:
+        return max(self.wall() - self.start_wall, self.monotonic() - self.start_mono)
+
+    @property
+    def soft_deadline(self) -> float:
+        """Stop the payload from here on (elapsed seconds)."""
+        return self.limit - self.margin
+
+    @property
+    def hard_deadline(self) -> float:
+        """Send the final updates from here on, whatever state the jobs are in."""
+        return self.limit - self.margin / 2.0
+
+    def soft_reached(self) -> bool:
+        return bool(self.limit) and self.elapsed() >= self.soft_deadline
+
+    def hard_reached(self) -> bool:
+        return bool(self.limit) and self.elapsed() >= self.hard_deadline
+
+    def remaining(self) -> float:
+        """Seconds to the soft deadline (inf without a limit)."""
+        return self.soft_deadline - self.elapsed() if self.limit else float("inf")
+
+
+class WalltimeCheck(JobCheck):
+    """Every ``thread_check`` s: has the job used up its maxWalltime (minus the safety margin)?"""
+
+    name = "walltime"
+
+    def __init__(self, watched: WatchedJob) -> None:
+        super().__init__(watched, setting("thread_check", 10.0))
+        job = watched.job
+        self.lifetime = Lifetime(float(job.maxwalltime or 0), start_wall=job.starttime)
+
+    def run(self, now: float) -> Optional[Verdict]:
+        life = self.lifetime
+        if not life.limit or not life.soft_reached():
+            return None
+        diag = (f"the job reached its maximum walltime: {int(life.elapsed())} s used of {int(life.limit)} s "
+                f"({int(life.margin)} s kept for stage-out and the final update)")
+        logger.error("job %s: %s", self.job.jobid, diag)
+        return Verdict(ErrorCodes.REACHEDMAXTIME, diag)

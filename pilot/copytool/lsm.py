@@ -1,0 +1,88 @@
+"""The ``lsm`` copytool: the site's Local Site Mover commands ``lsm-get`` and ``lsm-put``.
+
+Contract (the site provides the commands; they are not part of any package)::
+
+    lsm-get [-t <space token>] [--size <bytes>] [--checksum adler32:<value>] [--guid <guid>] <source> <destination>
+    lsm-put [-t <space token>] [--size <bytes>] [--checksum adler32:<value>] [--guid <guid>] <source> <destination>
+
+Exit 0 means the file arrived with the given size and checksum; anything else is a failure whose
+output is classified like every other tool's. The source of a stage-in is the replica chosen by the
+Data API (storage read protocol or ``--input-dir``); the destination of a stage-out is the SURL.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException
+from pilot.copytool.common import get_copysetup, get_timeout, local_file_path, mark_failed, run_tool
+
+logger = logging.getLogger(__name__)
+
+require_replicas = False
+require_input_protocols = True
+require_protocols = True
+allowed_schemas = None
+check_availablespace = True
+
+
+def is_valid_for_copy_in(files: list) -> bool:
+    """Every file needs an LFN."""
+    return all(f.lfn for f in files)
+
+
+def is_valid_for_copy_out(files: list) -> bool:
+    """Every file needs an LFN."""
+    return all(f.lfn for f in files)
+
+
+def _options(fspec: Any) -> list:
+    opts = []
+    if fspec.storage_token:
+        opts += ["-t", fspec.storage_token]
+    if fspec.filesize:
+        opts += ["--size", str(int(fspec.filesize))]
+    if fspec.checksum.get("adler32"):
+        opts += ["--checksum", f"adler32:{fspec.checksum['adler32']}"]
+    if fspec.guid:
+        opts += ["--guid", fspec.guid]
+    return opts
+
+
+def copy_in(files: list, **kwargs: Any) -> list:
+    """``lsm-get`` each file into the work dir."""
+    setup = get_copysetup(kwargs.get("copytools"), "lsm")
+    for fspec in files:
+        try:
+            if not fspec.turl:
+                raise PilotException(f"no replica for {fspec.lfn}", code=ErrorCodes.NOREPLICAS, state="NO_REPLICA",
+                                     kind="missing")
+            dst = local_file_path(fspec, kwargs.get("workdir", ""))
+            run_tool(["lsm-get"] + _options(fspec) + [fspec.turl, dst], get_timeout(fspec.filesize), setup,
+                     is_stagein=True)
+            fspec.status, fspec.status_code = "transferred", 0
+        except PilotException as exc:
+            mark_failed(fspec, exc)
+            raise
+    return files
+
+
+def copy_out(files: list, **kwargs: Any) -> list:
+    """``lsm-put`` each file to its SURL."""
+    setup = get_copysetup(kwargs.get("copytools"), "lsm")
+    for fspec in files:
+        try:
+            if not fspec.surl:
+                raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
+                                     state="NO_PROTOCOL", kind="config")
+            src = local_file_path(fspec, kwargs.get("workdir", ""))
+            run_tool(["lsm-put"] + _options(fspec) + [src, fspec.surl], get_timeout(fspec.filesize), setup,
+                     is_stagein=False)
+            fspec.turl = fspec.surl
+            fspec.status, fspec.status_code = "transferred", 0
+        except PilotException as exc:
+            mark_failed(fspec, exc)
+            raise
+    return files

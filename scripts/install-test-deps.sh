@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# System packages the tests need beyond Python: bubblewrap (a container runtime that really runs here,
+# used by the container and credential-isolation tests). Idempotent: does nothing when bwrap is there.
+# Usage: bash scripts/install-test-deps.sh
+set -euo pipefail
+
+if command -v bwrap >/dev/null 2>&1; then
+  echo "== bubblewrap present: $(bwrap --version 2>/dev/null || echo bwrap)"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo -n"
+  else
+    echo "bubblewrap is missing and this user cannot install packages (need root or sudo)" >&2
+    exit 1
+  fi
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "bubblewrap is missing and apt-get is not available: install the 'bubblewrap' package by hand" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get install -y bubblewrap >/dev/null 2>&1 || {
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y bubblewrap
+}
+command -v bwrap >/dev/null 2>&1 || { echo "bubblewrap installation failed" >&2; exit 1; }
+echo "== bubblewrap installed: $(bwrap --version)"

@@ -1,0 +1,139 @@
+"""Copytools against the real servers of ci/storage (XRootD 1094, nginx WebDAV 18443, Rucio 18580)."""
+
+import os
+import time
+
+import pytest
+from sitetools import adler
+
+from pilot.api.data import StageInClient, StageOutClient
+from pilot.api.staging import RetryPolicy
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException
+from pilot.info import FileSpec
+
+pytestmark = pytest.mark.storage
+FAST = RetryPolicy(attempts=2, base=0.05, cap=0.2)
+
+
+def stagein(site, tool, files, **kw):
+    client = StageInClient(site.info, acopytools={"pr": [tool]}, retry_policy=FAST)
+    return client.transfer(files, activity="pr", workdir=str(site.work), **kw)
+
+
+def stageout(site, tool, files, **kw):
+    client = StageOutClient(site.info, acopytools={"pw": [tool]}, retry_policy=FAST)
+    return client.transfer(files, activity="pw", workdir=str(site.work), **kw)
+
+
+def infile(site, src, **kw):
+    return FileSpec(type="input", scope=src.scope, lfn=src.lfn, checksum={"adler32": adler(src.data)},
+                    filesize=len(src.data), **kw)
+
+
+def outfile(site, data, lfn=None, **kw):
+    lfn = lfn or f"h4out-{site.tag}-{os.urandom(3).hex()}.dat"
+    (site.work / lfn).write_bytes(data)
+    return FileSpec(filetype="output", scope="tests", lfn=lfn, **kw)
+
+
+@pytest.mark.parametrize("tool", ["xrdcp", "gfal", "rucio"])
+def test_stagein_from_rucio_replica(real_site, tool):
+    src = real_site.upload(os.urandom(150_000))
+    f = infile(real_site, src)
+    stagein(real_site, tool, [f])
+    assert f.status == "transferred" and f.status_code == 0 and f.ddmendpoint == "PILOT_XRD"
+    assert (real_site.work / src.lfn).read_bytes() == src.data
+
+
+@pytest.mark.parametrize("tool,schemes,prefix", [("xrdcp", None, "root://"), ("gfal", ["davs"], "davs://"),
+                                                 ("gfal", ["root"], "root://"), ("rucio", None, "")])
+def test_stageout_and_back(real_site, tool, schemes, prefix):
+    if schemes:
+        real_site.info.queuedata.acopytools_schemas = {tool: schemes}
+    data = os.urandom(200_000)
+    f = outfile(real_site, data, ddmendpoint="PILOT_XRD")
+    stageout(real_site, tool, [f], no_register=False)
+    assert f.status == "transferred" and f.checksum["adler32"] == adler(data)
+    assert f.surl.startswith(prefix) and "/rucio/xrd/tests/" in f.surl
+    with open(real_site.disk_path("PILOT_XRD", "tests", f.lfn), "rb") as handle:
+        assert handle.read() == data
+    os.unlink(real_site.work / f.lfn)
+    back = FileSpec(type="input", scope="tests", lfn=f.lfn, checksum={"adler32": adler(data)}, filesize=len(data))
+    stagein(real_site, tool, [back])
+    assert (real_site.work / f.lfn).read_bytes() == data
+
+
+def test_corrupted_replica_retried_from_good_replica(real_site):
+    data = os.urandom(50_000)
+    src = real_site.upload(data, rse="PILOT_XRD")
+    real_site.upload(data, rse="PILOT_POSIX", name=src.lfn)
+    with open(real_site.disk_path("PILOT_XRD", "tests", src.lfn), "r+b") as handle:
+        handle.write(b"CORRUPT")  # same size, wrong content
+    f = infile(real_site, src)
+    stagein(real_site, "gfal", [f])
+    assert f.status == "transferred" and f.ddmendpoint == "PILOT_POSIX"
+    assert (real_site.work / src.lfn).read_bytes() == data
+
+
+def test_no_good_replica_left_is_1171(real_site):
+    data = os.urandom(50_000)
+    src = real_site.upload(data, rse="PILOT_XRD")
+    with open(real_site.disk_path("PILOT_XRD", "tests", src.lfn), "r+b") as handle:
+        handle.write(b"CORRUPT")
+    f = infile(real_site, src)
+    with pytest.raises(PilotException) as err:
+        stagein(real_site, "xrdcp", [f])
+    assert err.value.get_error_code() == ErrorCodes.GETADMISMATCH and f.status_code == ErrorCodes.GETADMISMATCH
+    assert not (real_site.work / src.lfn).exists()
+
+
+@pytest.mark.parametrize("tool", ["xrdcp", "gfal"])
+def test_missing_file_is_1331_without_retry(real_site, tool):
+    f = FileSpec(type="input", scope="tests", lfn=f"h4-missing-{real_site.tag}.dat")
+    start = time.monotonic()
+    with pytest.raises(PilotException) as err:
+        stagein(real_site, tool, [f])
+    assert err.value.get_error_code() == ErrorCodes.MISSINGINPUTFILE
+    assert time.monotonic() - start < 30
+
+
+def test_stopped_server_is_service_error_then_alternative_storage(real_site):
+    down = {"name": "PILOT_DOWN", "is_deterministic": True,
+            "arprotocols": {"write_lan": [{"endpoint": "root://127.0.0.1:1", "path": "//down/", "id": 9}]}}
+    from pilot.info.storagedata import StorageData
+    real_site.info.storages_info["PILOT_DOWN"] = StorageData.from_dict(down)
+    f = outfile(real_site, b"x" * 1000, ddmendpoint="PILOT_DOWN")
+    with pytest.raises(PilotException) as err:
+        stageout(real_site, "xrdcp", [f])
+    assert err.value.get_error_code() == ErrorCodes.SERVICENOTAVAILABLE
+    g = outfile(real_site, b"y" * 1000, ddmendpoint="PILOT_DOWN", ddmendpoint_alt="PILOT_XRD")
+    stageout(real_site, "xrdcp", [g])
+    assert g.status == "transferred" and g.is_altstaged and "/rucio/xrd/" in g.surl
+
+
+def test_nginx_without_checksums_is_1242(real_site):
+    f = outfile(real_site, b"z" * 1000, ddmendpoint="PILOT_DAVS")
+    with pytest.raises(PilotException) as err:
+        stageout(real_site, "gfal", [f])
+    assert err.value.get_error_code() == ErrorCodes.CHKSUMNOTSUP
+
+
+@pytest.mark.parametrize("tool", ["xrdcp", "gfal"])
+def test_destination_already_holds_the_file(real_site, tool):
+    lfn = f"h4-exists-{real_site.tag}-{tool}.dat"
+    stageout(real_site, tool, [outfile(real_site, b"first version", lfn=lfn, ddmendpoint="PILOT_XRD")])
+    f = outfile(real_site, b"second version!", lfn=lfn, ddmendpoint="PILOT_XRD")
+    stageout(real_site, tool, [f])
+    assert f.status == "transferred"
+    with open(real_site.disk_path("PILOT_XRD", "tests", lfn), "rb") as handle:
+        assert handle.read() == b"second version!"
+
+
+@pytest.mark.parametrize("tool", ["xrdcp", "gfal", "rucio"])
+def test_lfn_leaving_work_dir_rejected(real_site, tool):
+    f = FileSpec(type="input", scope="tests", lfn="../../etc/passwd-h4")
+    with pytest.raises(PilotException) as err:
+        stagein(real_site, tool, [f])
+    assert err.value.get_error_code() in (ErrorCodes.BADOUTPUTFILENAME, ErrorCodes.STAGEINFAILED)
+    assert not os.path.exists(real_site.tmp.parent / "etc")
