@@ -13,6 +13,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q -r requirements-test.txt
+bash scripts/install-test-deps.sh
 echo "== python test dependencies ready ($(( $(date +%s) - start )) s)"
 
 # real storage servers (XRootD, nginx WebDAV, Rucio) on 127.0.0.1, and their client tools

@@ -109,7 +109,8 @@ pid_alive() {
 }
 
 # stop_pidfile NAME PIDFILE [SIGNAL] : signal the process, wait up to 10 s for
-# it to exit, then SIGKILL.  Removes the pid file.
+# it to exit, then SIGKILL its process group (each daemon has its own session,
+# so this also ends workers left behind).  Removes the pid file.
 stop_pidfile() {
     local name=$1 pidfile=$2 sig=${3:-TERM} pid i
     if ! pid=$(pid_alive "$pidfile"); then
@@ -124,7 +125,14 @@ stop_pidfile() {
     done
     if proc_running "$pid"; then
         slog "$name: pid $pid still alive after 10 s, sending KILL"
-        kill -KILL "$pid" 2>/dev/null || true
+        local pgid own
+        pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')
+        own=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')
+        if [[ -n "$pgid" && "$pgid" -gt 1 && "$pgid" != "$own" ]]; then
+            kill -KILL -- "-$pgid" 2>/dev/null || true
+        else
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
         sleep 0.2
     fi
     rm -f "$pidfile"

@@ -3,8 +3,8 @@
 # http://127.0.0.1:$STORAGE_RUCIO_PORT (18580) from $STORAGE_ROOT/rucio-venv,
 # bootstrap the database on first start (root account, userpass ddmlab/secret)
 # and run rucio-bootstrap.py (RSEs, scopes, account limits; idempotent).
-# The WSGI app is rucio_wsgi.py: Rucio's application with SQLite transactions
-# made safe for concurrent writers (BEGIN IMMEDIATE + busy timeout).
+# The WSGI app is rucio_wsgi.py: Rucio's application with the requests
+# serialised, because SQLite fails concurrent writers ("database is locked").
 #   STORAGE_RUCIO_LOGLEVEL=DEBUG  server log level (default WARNING)
 # Writes the client-only config $STORAGE_ROOT/rucio/etc/rucio-client.cfg.
 # Idempotent.
@@ -154,7 +154,7 @@ EOF
         gargs+=(--no-control-socket)
     fi
     rm -f "$PIDFILE"
-    # rucio_wsgi = rucio.web.rest.flaskapi.v1.main:application + SQLite BEGIN IMMEDIATE
+    # rucio_wsgi = rucio.web.rest.flaskapi.v1.main:application, one request at a time on SQLite
     (cd "$D" && RUCIO_CONFIG="$D/etc/rucio.cfg" "$STORAGE_RUCIO_VENV/bin/gunicorn" "${gargs[@]}" \
         --pythonpath "$HERE" rucio_wsgi:application) || sdie "rucio: gunicorn failed to start"
     for _ in $(seq 100); do

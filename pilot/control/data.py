@@ -160,6 +160,12 @@ def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
     spec = job.logdata[0]
     job.timing[c.PILOT_PRE_LOG_TAR] = time.time()
     try:
+        ctx.user.module("common").remove_redundant_files(
+            job.workdir, outputfiles=[f.lfn for f in job.outdata],
+            islooping=job.errors.first()[0] == ErrorCodes.LOOPINGJOB, debugmode=job.debug)
+    except Exception as exc:  # trimming the log is an optimisation: never fail the job over it
+        logger.warning("job %s: removing redundant files failed: %s", job.jobid, exc)
+    try:
         path = create_log_tarball(job, ctx.args.queue)
     except (OSError, tarfile.TarError) as exc:
         job.fail(ErrorCodes.LOGFILECREATIONFAILURE, f"cannot create the log tarball: {exc}")

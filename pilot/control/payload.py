@@ -12,6 +12,7 @@ import time
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.control.context import PilotContext
+from pilot.control.payloads import utilities
 from pilot.control.payloads.generic import PayloadExecutor, read_job_report
 from pilot.info.jobdata import JobData, JobPhase
 from pilot.util import constants as c
@@ -31,33 +32,44 @@ def execute_payloads(ctx: PilotContext) -> None:
 
 
 def run_payload(ctx: PilotContext, job: JobData) -> bool:
-    """Run the payload of ``job``; True when it succeeded."""
+    """Run the payload of ``job`` (with its pre-, co- and postprocess); True when it succeeded."""
     job.advance(JobPhase.PAYLOAD)
     executor = PayloadExecutor(job, ctx.user)
+    if getattr(ctx.args, "verify_payload_proxy", True):
+        executor.communicator = ctx.communicator  # analysis jobs get the user's proxy through getProxy
     with ctx.lock:
         ctx.executors[job.jobid] = executor
     job.timing[c.PILOT_PRE_PAYLOAD] = time.time()
-    requested_stop = False
+    coprocess = None
     try:
         if ctx.events.abort_job.is_set():
             raise PilotException("the job was aborted before the payload started",
                                  code=ErrorCodes.PAYLOADEXECUTIONFAILURE)
-        executor.start(executor.command())
-        ctx.reporter.heartbeat(job)  # payload start
-        status = executor.wait()
-        _record_exit(job, status)
-        requested_stop = _kill_request_honoured(job)
+        line = executor.command()
+        env = executor.payload_environment()
+        if utilities.run_blocking(ctx.user, utilities.UTILITY_BEFORE_PAYLOAD, job, env=env):
+            executor.start(line)
+            ctx.reporter.heartbeat(job)  # payload start
+            coprocess = utilities.Coprocess(ctx.user, job, env=env)
+            coprocess.start()
+            status = executor.wait()
+            _record_exit(job, status)
     except PilotException as exc:
         job.fail(exc.get_error_code(), exc.get_detail())
     except OSError as exc:
         job.fail(ErrorCodes.PAYLOADEXECUTIONEXCEPTION, f"cannot start the payload: {exc}")
     finally:
+        if coprocess is not None:
+            coprocess.stop()
         job.timing[c.PILOT_POST_PAYLOAD] = time.time()
         with ctx.lock:
             ctx.executors.pop(job.jobid, None)
     read_job_report(job)
-    if job.exitcode is not None and not job.errors and not requested_stop:
+    if job.exitcode is not None and not job.errors:
         _diagnose(ctx, job)
+    if job.exitcode == 0 and not job.errors:
+        utilities.run_blocking(ctx.user, utilities.UTILITY_AFTER_PAYLOAD_FINISHED2, job,
+                               env=executor.payload_environment())
     return not job.errors
 
 
@@ -95,6 +107,6 @@ def _diagnose(ctx: PilotContext, job: JobData) -> None:
     if code and not job.errors:
         job.fail(code, ErrorCodes.get_error_message(code))
     try:
-        job.log_extracts = diagnose.get_log_extracts(job, job.state)
+        job.log_extracts = diagnose.get_log_extracts(job, "failed" if job.errors else "finished")
     except Exception as exc:  # extracts are a courtesy: never fail the job over them
         logger.warning("job %s: no log extracts: %s", job.jobid, exc)

@@ -183,6 +183,12 @@ class JobData:
     log_extracts: str = ""
     server_command: str = ""
     outputs_xml: dict = field(default_factory=dict)
+    # set by the experiment plug-in when it filters jobPars (compat §4.5 special tokens)
+    overwrite_queuedata: dict = field(default_factory=dict)
+    overwrite_storagedata: dict = field(default_factory=dict)
+    zipmap: str = ""
+    alrbuserplatform: str = ""
+    payload_setup: str = ""
 
     # ------------------------------------------------------------------ state
     @property

@@ -29,8 +29,10 @@ KILL_GRACE = 10.0
 class PayloadExecutor:
     """Start, watch and stop one payload."""
 
-    def __init__(self, job: JobData, user: Any, env: Optional[dict] = None, grace: float = KILL_GRACE) -> None:
+    def __init__(self, job: JobData, user: Any, env: Optional[dict] = None, grace: float = KILL_GRACE,
+                 name: str = "payload") -> None:
         self.job = job
+        self.name = name
         self.user = user
         self.env = env
         self.grace = grace
@@ -39,15 +41,24 @@ class PayloadExecutor:
         self.kill_reason = ""
         self.started = threading.Event()
         self._timer: Optional[threading.Timer] = None
+        self.communicator: Any = None  # set when the payload may receive the user's proxy (getProxy)
         self._lock = threading.Lock()
 
     @property
     def stdout_path(self) -> str:
+        if self.name != "payload":
+            return os.path.join(self.job.workdir, f"{self.name}.stdout")
         return os.path.join(self.job.workdir, config.Payload.payloadstdout)
 
     @property
     def stderr_path(self) -> str:
+        if self.name != "payload":
+            return os.path.join(self.job.workdir, f"{self.name}.stderr")
         return os.path.join(self.job.workdir, config.Payload.payloadstderr)
+
+    @property
+    def status_path(self) -> str:
+        return os.path.join(self.job.workdir, GUARD_STATUS if self.name == "payload" else f"{self.name}_guard.json")
 
     def command(self) -> str:
         """The payload's shell line, built by the experiment plug-in, in a container when one is asked for.
@@ -93,9 +104,9 @@ class PayloadExecutor:
         return isolate_credentials(env, self.job.workdir, keep_pilot_proxy=keep,
                                    pilot_environ=self.env if self.env is not None else None)
 
-    def start(self, line: str) -> int:
+    def start(self, line: str, record_pid: bool = True) -> int:
         """Start the payload under the guard; return the guard's PID."""
-        status = os.path.join(self.job.workdir, GUARD_STATUS)
+        status = self.status_path
         bootstrap = (f"import sys; sys.path.insert(0, {PILOT_ROOT!r}); "
                      "from pilot.util.payloadguard import main; sys.exit(main())")
         cmd = [sys.executable, "-S", "-c", bootstrap, "--status", status, "--grace", str(self.grace),
@@ -108,8 +119,9 @@ class PayloadExecutor:
             self.proc = subprocess.Popen(cmd, cwd=self.job.workdir, env=self.payload_environment(),
                                          stdin=subprocess.DEVNULL, start_new_session=True)
             self.tracker = TreeTracker(self.proc.pid)
-        self.job.pid = self.proc.pid
-        self.job.pgrp = self.proc.pid
+        if record_pid:
+            self.job.pid = self.proc.pid
+            self.job.pgrp = self.proc.pid
         self.started.set()
         return self.proc.pid
 
@@ -119,9 +131,8 @@ class PayloadExecutor:
         returncode = self.proc.wait()
         if self._timer is not None:
             self._timer.cancel()
-        status_path = os.path.join(self.job.workdir, GUARD_STATUS)
         try:
-            with open(status_path) as handle:
+            with open(self.status_path) as handle:
                 status = json.load(handle)
         except (OSError, ValueError):
             # the guard itself was killed: fall back to its own exit status and sweep what is left
