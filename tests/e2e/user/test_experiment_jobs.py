@@ -146,7 +146,9 @@ def test_atlas_user_analysis_job(devserver, start_pilot, cvmfs, pilot_secret, tr
     # no proxy at all, or the user's own one in the job dir (when the pilot fetched it): never the pilot's
     proxyvar = stdout.split("proxyvar=")[1].split()[0]
     assert proxyvar == "none" or proxyvar == str(workdir / "payload_x509.proxy"), proxyvar
-    assert (workdir / "runGen-00-00-02").exists()
+    # the transformation was downloaded into the job dir (and removed again before the log tarball)
+    assert "downloaded transformation runGen-00-00-02" in run.log_text()
+    assert not (workdir / "runGen-00-00-02").exists()
 
 
 def test_generic_job_in_bubblewrap(devserver, start_pilot, pilot_secret):
