@@ -23,7 +23,7 @@ if pid=$(pid_alive "$PIDFILE") && port_open "$HTTP" && port_open "$HTTPS"; then
 fi
 if pid=$(pid_alive "$PIDFILE"); then
     slog "nginx: pid $pid alive but ports not answering: restarting"
-    stop_pidfile nginx "$PIDFILE" QUIT
+    stop_pidfile nginx "$PIDFILE" TERM
 fi
 for p in "$HTTP" "$HTTPS"; do
     port_open "$p" && sdie "nginx: port $p is taken by another process"

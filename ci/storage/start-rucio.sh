@@ -125,7 +125,7 @@ if server_running; then
 else
     if pid=$(pid_alive "$PIDFILE"); then
         slog "rucio: pid $pid alive but port $PORT not answering: restarting"
-        stop_pidfile rucio "$PIDFILE" TERM
+        stop_pidfile rucio "$PIDFILE" INT
     fi
     port_open "$PORT" && sdie "rucio: port $PORT is taken by another process"
     write_configs
@@ -143,7 +143,7 @@ con.execute("PRAGMA journal_mode=WAL")
 con.close()
 EOF
             cat "$D/log/db-bootstrap.log" >&2
-            rm -f "$DB"
+            rm -f "$DB" "$DB-wal" "$DB-shm"
             sdie "rucio: database bootstrap failed"
         }
         slog "rucio: database created in $(selapsed "$s")s"
@@ -171,8 +171,9 @@ fi
 
 # wait for the application itself (workers import rucio lazily)
 ok=0
-for _ in $(seq 300); do
-    if curl -fsS -o /dev/null --max-time 5 "$URL/ping"; then
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
+    if curl -fs -o /dev/null --max-time 5 "$URL/ping"; then
         ok=1
         break
     fi

@@ -20,6 +20,10 @@ if pid=$(pid_alive "$PIDFILE") && port_open "$PORT"; then
     slog "xrootd: already running (pid $pid, port $PORT)"
     exit 0
 fi
+if pid=$(pid_alive "$PIDFILE"); then
+    slog "xrootd: pid $pid alive but port $PORT not answering: restarting"
+    stop_pidfile xrootd "$PIDFILE" TERM
+fi
 if port_open "$PORT"; then
     sdie "xrootd: port $PORT is taken by another process"
 fi
