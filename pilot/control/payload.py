@@ -41,6 +41,7 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
         ctx.executors[job.jobid] = executor
     job.timing[c.PILOT_PRE_PAYLOAD] = time.time()
     coprocess = None
+    requested_stop = False
     try:
         if ctx.events.abort_job.is_set():
             raise PilotException("the job was aborted before the payload started",
@@ -54,6 +55,7 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
             coprocess.start()
             status = executor.wait()
             _record_exit(job, status)
+            requested_stop = _kill_request_honoured(job)
     except PilotException as exc:
         job.fail(exc.get_error_code(), exc.get_detail())
     except OSError as exc:
@@ -65,7 +67,7 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
         with ctx.lock:
             ctx.executors.pop(job.jobid, None)
     read_job_report(job)
-    if job.exitcode is not None and not job.errors:
+    if job.exitcode is not None and not job.errors and not requested_stop:
         _diagnose(ctx, job)
     if job.exitcode == 0 and not job.errors:
         utilities.run_blocking(ctx.user, utilities.UTILITY_AFTER_PAYLOAD_FINISHED2, job,

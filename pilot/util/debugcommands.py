@@ -51,9 +51,13 @@ class DebugCommand:
 
 
 def is_debug_command(text: str) -> bool:
-    """True for server text that asks for a debug command (a known verb followed by something)."""
-    words = str(text or "").split()
-    return len(words) > 1 and words[0] in VERBS or str(text or "").strip() in ("ps", "gdb")
+    """True for server text that asks for a debug command: it starts with a known verb.
+
+    ``ls; touch x`` counts too (and is then refused by :func:`parse_debug_command`), so the
+    server sees why nothing ran.
+    """
+    first = re.split(r"[\s;&|<>`$()]", str(text or "").strip(), maxsplit=1)[0]
+    return first in VERBS
 
 
 def parse_debug_command(text: str, workdir: str) -> DebugCommand:

@@ -60,7 +60,8 @@ def test_paths_are_resolved_and_defaults_added(workdir):
 def test_is_debug_command():
     assert is_debug_command("tail -n 5 x") and is_debug_command("ps") and is_debug_command("ls -l")
     assert not is_debug_command("debug") and not is_debug_command("tobekilled") and not is_debug_command("")
-    assert not is_debug_command("rm -rf .")
+    assert not is_debug_command("rm -rf .") and not is_debug_command("lsof")
+    assert is_debug_command("ls; touch x")  # recognised, so that it can be refused visibly
 
 
 def test_run_tail_and_ls_without_a_shell(workdir):
