@@ -19,8 +19,11 @@ echo "== python test dependencies ready ($(( $(date +%s) - start )) s)"
 # real storage servers (XRootD, nginx WebDAV, Rucio) on 127.0.0.1, and their client tools
 if [ "${SKIP_STORAGE:-0}" != "1" ]; then
   bash ci/storage/setup-all.sh "$VENV"
+  # stop the servers at the end only if this run started them (a developer's may be in use)
+  if ! bash ci/storage/status.sh >/dev/null 2>&1; then
+    trap 'bash ci/storage/stop-all.sh >/dev/null 2>&1 || true' EXIT
+  fi
   bash ci/storage/start-all.sh
-  trap 'bash ci/storage/stop-all.sh >/dev/null 2>&1 || true' EXIT
   # shellcheck disable=SC1091
   . ci/storage/client-env.sh "$VENV"
   echo "== storage servers up ($(( $(date +%s) - start )) s)"
