@@ -15,13 +15,14 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import CommunicationFailure
 from pilot.info.jobdata import JobData
 from pilot.util import constants as c
 from pilot.util.filehandling import read_json, write_json_atomic
+from pilot.util.jobmetrics import default_job_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ logger = logging.getLogger(__name__)
 RECOVERABLE_FOR_ANALYSIS = {1137, 1141, 1152, 1181, 1135, 1136}
 MAX_STDOUT = 2048
 MAX_PILOTLOG = 1024
-MAX_JOBMETRICS = 500
 
 
 @dataclass
@@ -67,35 +67,12 @@ def pilot_timing(job: JobData, pilot_start: float) -> str:
     return "|".join(str(x) for x in values)
 
 
-def job_metrics(job: JobData) -> str:
-    """``key=value`` pairs, at most 500 characters, cut at a pair boundary."""
-    pairs = {"coreCount": job.corecount}
-    if job.nevents:
-        pairs["nEvents"] = job.nevents
-    if job.neventsw:
-        pairs["nEventsW"] = job.neventsw
-    if job.dbtime is not None:
-        pairs["dbTime"] = job.dbtime
-    if job.dbdata is not None:
-        pairs["dbData"] = job.dbdata
-    pairs.update(job.extra_metrics)
-    return cut_metrics(" ".join(f"{k}={v}" for k, v in pairs.items() if v not in (None, "")))
+def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float,
+                 job_metrics: Optional[str] = None) -> dict:
+    """The updateJob fields for ``job`` (a heartbeat when ``final`` is False).
 
-
-def cut_metrics(text: str, limit: int = MAX_JOBMETRICS) -> str:
-    """Cut a jobMetrics string to ``limit`` characters at a pair boundary."""
-    if len(text) <= limit:
-        return text
-    out = ""
-    for pair in text.split(" "):
-        if len(out) + len(pair) + (1 if out else 0) > limit:
-            break
-        out = f"{out} {pair}" if out else pair
-    return out
-
-
-def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float) -> dict:
-    """The updateJob fields for ``job`` (a heartbeat when ``final`` is False)."""
+    ``job_metrics`` is the experiment plug-in's jobMetrics string (the generic one when None).
+    """
     state = job.state if final else ("starting" if job.state == "starting" else "running")
     data: dict[str, Any] = {
         "jobId": job.jobid,
@@ -107,7 +84,7 @@ def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float) 
         "pilotID": site.pilot_id,
         "startTime": timestamp(job.starttime),
         "coreCount": job.corecount,
-        "jobMetrics": job_metrics(job),
+        "jobMetrics": job_metrics if job_metrics is not None else default_job_metrics(job),
         "cpuConversionFactor": site.cpu_conversion_factor,
     }
     if site.scheduler_id:
@@ -191,30 +168,41 @@ class Reporter:
     """Send heartbeats and final updates through the communicator and the outbox."""
 
     def __init__(self, communicator: Any, site: SiteInfo, outbox: Optional[Outbox], pilot_start: float,
-                 enabled: bool = True, listeners: Optional[list] = None) -> None:
+                 enabled: bool = True, listeners: Optional[list] = None,
+                 metrics: Optional[Callable[[JobData], str]] = None) -> None:
         self.communicator = communicator
         self.site = site
         self.outbox = outbox
         self.pilot_start = pilot_start
         self.enabled = enabled
         self.listeners = listeners or []  # callables(fields, final) e.g. Harvester attribute files
+        self.metrics = metrics or default_job_metrics  # the experiment's jobMetrics builder
         self._lock = threading.Lock()
         self.last_update: dict = {}  # jobid -> monotonic time of the last update sent
 
     def heartbeat(self, job: JobData) -> Optional[dict]:
         """Send a non-final update; return the server reply (None when it could not be sent)."""
-        fields = build_update(job, self.site, final=False, pilot_start=self.pilot_start)
+        fields = build_update(job, self.site, final=False, pilot_start=self.pilot_start,
+                              job_metrics=self._metrics(job))
         return self._send(job.jobid, fields, final=False)
 
     def final(self, job: JobData) -> bool:
         """Store and send the final update; True when the server acknowledged it."""
-        fields = build_update(job, self.site, final=True, pilot_start=self.pilot_start)
+        fields = build_update(job, self.site, final=True, pilot_start=self.pilot_start,
+                              job_metrics=self._metrics(job))
         if self.outbox is not None:
             self.outbox.put(job.jobid, fields)
         reply = self._send(job.jobid, fields, final=True)
         if reply is not None and self.outbox is not None:
             self.outbox.remove(job.jobid)
         return reply is not None
+
+    def _metrics(self, job: JobData) -> str:
+        try:
+            return self.metrics(job)
+        except Exception as exc:  # a plug-in bug must not block the update
+            logger.warning("job %s: jobMetrics builder failed: %s", job.jobid, exc)
+            return default_job_metrics(job)
 
     def flush_outbox(self) -> int:
         """Resend stored final updates; return how many were delivered."""

@@ -71,8 +71,9 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
                     cpu_consumption_unit=node.cpu_consumption_unit)
     outbox_root = args.workdir or os.getcwd()
     outbox = Outbox(os.path.join(outbox_root, str(getattr(config.Pilot, "outbox_dir", "pilot_outbox"))))
-    ctx.reporter = Reporter(communicator, site, outbox, ctx.start_time, enabled=args.update_server)
     ctx.user = UserPlugins(args.pilot_user)
+    ctx.reporter = Reporter(communicator, site, outbox, ctx.start_time, enabled=args.update_server,
+                            metrics=lambda job: ctx.user.module("jobmetrics").get_job_metrics(job))
     return ctx
 
 

@@ -3,7 +3,8 @@
 import json
 
 from pilot.common.errorcodes import ErrorCodes
-from pilot.control.reporting import Outbox, Reporter, SiteInfo, build_update, cut_metrics, pilot_timing
+from pilot.control.reporting import Outbox, Reporter, SiteInfo, build_update, pilot_timing
+from pilot.util.jobmetrics import cut_metrics
 from pilot.common.exception import CommunicationFailure
 from pilot.info.jobdata import JobData, JobPhase
 from pilot.util import constants as c

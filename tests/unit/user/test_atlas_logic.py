@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from pilot.common.errorcodes import ErrorCodes
-from pilot.control.reporting import MAX_JOBMETRICS
+from pilot.util.jobmetrics import MAX_JOBMETRICS
 from pilot.info import infosys
 from pilot.info.jobdata import JobData
 from pilot.info.queuedata import QueueData
