@@ -134,6 +134,7 @@ class PilotContext:
     supervisor: Any = None
     node: Any = None  # pilot.util.workernode.WorkerNode
     http: Any = None  # the one HttpClient of this run
+    recovery: Any = None  # pilot.control.recovery.RecoveryArea
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def stop(self, reason: str = "") -> None:
@@ -149,6 +150,9 @@ class PilotContext:
             jobs = list(self.current_jobs.values())
             executors = list(self.executors.values())
         for job in jobs:
+            if getattr(job.phase, "value", "") == "stageout" and not job.errors:
+                # the payload succeeded: finish its stage-out (a later pilot recovers it if we are killed)
+                continue
             job.fail(code, diag, priority=True)
         self.events.abort_job.set()
         for executor in executors:

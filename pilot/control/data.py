@@ -97,18 +97,41 @@ def stage_out(ctx: PilotContext) -> None:
         name, job = got
         if job.phase in (JobPhase.STAGEIN, JobPhase.PAYLOAD):
             job.advance(JobPhase.STAGEOUT)
+        ran_payload = name in ("finished_payloads", "failed_payloads")
+        if ran_payload and ctx.recovery is not None:
+            ctx.recovery.save(job)
         job.timing[c.PILOT_PRE_STAGEOUT] = time.time()
         ok = True
         if name == "finished_payloads" and not job.errors:
             ok = _stage_out_outputs(ctx, job, StageOutClient)
         ok = _stage_out_log(ctx, job, StageOutClient) and ok
         job.timing[c.PILOT_POST_STAGEOUT] = time.time()
+        if not ok and ran_payload and _leave_for_recovery(ctx, job):
+            continue
         ctx.queues.put("finished_data_out" if ok and not job.errors else "failed_data_out", job)
+
+
+def _leave_for_recovery(ctx: PilotContext, job: JobData) -> bool:
+    """After a transient stage-out failure: report the job holding and leave it to a later pilot."""
+    from pilot.control.job import hold_job
+    from pilot.control.recovery import MAX_RECOVERY_ATTEMPTS, is_transient_stageout_failure
+
+    if ctx.recovery is None or not is_transient_stageout_failure(job):
+        return False
+    if job.recovery_attempts >= MAX_RECOVERY_ATTEMPTS:
+        logger.warning("job %s: stage-out failed again after %d recoveries: failing it", job.jobid,
+                       job.recovery_attempts)
+        return False
+    ctx.recovery.save(job)
+    hold_job(ctx, job)
+    return True
 
 
 def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
     files = []
     for spec in job.outdata:
+        if spec.is_transferred:  # a recovered job: already on storage
+            continue
         path = os.path.join(job.workdir, spec.lfn)
         if not os.path.exists(path):
             if spec.lfn in (job.allownooutput or "").split(","):
@@ -158,6 +181,8 @@ def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
     if not job.logdata or not job.workdir or not os.path.isdir(job.workdir):
         return True
     spec = job.logdata[0]
+    if spec.is_transferred:
+        return True
     job.timing[c.PILOT_PRE_LOG_TAR] = time.time()
     try:
         ctx.user.module("common").remove_redundant_files(

@@ -180,10 +180,12 @@ class Reporter:
         self._lock = threading.Lock()
         self.last_update: dict = {}  # jobid -> monotonic time of the last update sent
 
-    def heartbeat(self, job: JobData) -> Optional[dict]:
-        """Send a non-final update; return the server reply (None when it could not be sent)."""
+    def heartbeat(self, job: JobData, state: Optional[str] = None) -> Optional[dict]:
+        """Send a non-final update (``state`` overrides, e.g. holding); return the reply or None."""
         fields = build_update(job, self.site, final=False, pilot_start=self.pilot_start,
                               job_metrics=self._metrics(job))
+        if state:
+            fields["state"] = state
         return self._send(job.jobid, fields, final=False)
 
     def final(self, job: JobData) -> bool:

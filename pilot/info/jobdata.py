@@ -104,7 +104,6 @@ _INPUT_LISTS = {
 _OUTPUT_LISTS = {
     "outFiles": "lfn", "scopeOut": "scope", "realDatasets": "dataset", "ddmEndPointOut": "ddmendpoint",
     "destinationDblock": "destinationDblock", "destinationDBlockToken": "destinationDBlockToken",
-    "fileDestinationSE": "storage_token",
 }
 
 
@@ -189,6 +188,9 @@ class JobData:
     zipmap: str = ""
     alrbuserplatform: str = ""
     payload_setup: str = ""
+    # job recovery (pilot.control.recovery)
+    recovered: bool = False
+    recovery_attempts: int = 0
 
     # ------------------------------------------------------------------ state
     @property
@@ -317,6 +319,10 @@ class JobData:
 
     def _make_file(self, rec: dict, filetype: str) -> FileSpec:
         spec = FileSpec.from_kwargs(filetype=filetype, **rec)
+        # the space token: prodDBlockToken of an input, destinationDBlockToken of an output ('NULL' = none)
+        token = spec.prodDBlockToken if filetype == "input" else spec.destinationDBlockToken
+        if not spec.storage_token and token and token.upper() != "NULL":
+            spec.storage_token = token
         problem = lfn_problem(spec.lfn)
         if problem:
             code = ErrorCodes.LFNTOOLONG if "long" in problem else (

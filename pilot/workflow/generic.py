@@ -11,6 +11,7 @@ from pilot.api.communicator import PandaServerCommunicator
 from pilot.common.errorcodes import ErrorCodes
 from pilot.control import data, job, monitor, payload
 from pilot.control.context import PilotContext
+from pilot.control.recovery import RecoveryArea, resume_orphans
 from pilot.control.reporting import Outbox, Reporter, SiteInfo
 from pilot.control.supervisor import Supervisor
 from pilot.util.config import config
@@ -71,6 +72,7 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
                     cpu_consumption_unit=node.cpu_consumption_unit)
     outbox_root = args.workdir or os.getcwd()
     outbox = Outbox(os.path.join(outbox_root, str(getattr(config.Pilot, "outbox_dir", "pilot_outbox"))))
+    ctx.recovery = RecoveryArea(os.path.join(outbox_root, "pilot_recovery"))
     ctx.user = UserPlugins(args.pilot_user)
     ctx.reporter = Reporter(communicator, site, outbox, ctx.start_time, enabled=args.update_server,
                             metrics=lambda job: ctx.user.module("jobmetrics").get_job_metrics(job))
@@ -116,6 +118,9 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
 
     retriever = job.JobRetriever(ctx, ctx.node)
     job_monitor = monitor.JobMonitor(ctx)
+    recovered = resume_orphans(ctx)
+    if recovered:
+        logger.info("recovering %d job(s) left by earlier pilots: %s", len(recovered), ", ".join(recovered))
     sup.start("retrieve", retriever.run)
     sup.start("validate", job.validate, ctx)
     sup.start("stage_in", data.stage_in, ctx)
