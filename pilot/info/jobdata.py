@@ -240,10 +240,21 @@ class JobData:
         if not jobid.isdigit() or len(jobid) > 20:
             raise ValueError(f"job definition without a valid PandaID: {str(raw)[:40]!r}")
         job = cls(jobid=jobid, definition=dict(definition))
+        job._check_text(definition)
         job._parse_scalars(definition)
         job._parse_dicts(definition)
         job._parse_files(definition)
         return job
+
+    def _check_text(self, d: dict) -> None:
+        """Every string of the definition must be valid text without NUL bytes."""
+        for key, value in d.items():
+            if not isinstance(value, str):
+                continue
+            if "\x00" in value:
+                self.fail(ErrorCodes.CONVERSIONFAILURE, f"field {key} contains a NUL byte")
+            elif any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+                self.fail(ErrorCodes.CONVERSIONFAILURE, f"field {key} is not valid UTF-8 text")
 
     def _parse_scalars(self, d: dict) -> None:
         for key, (attr, conv) in _SCALARS.items():
@@ -323,13 +334,14 @@ class JobData:
         token = spec.prodDBlockToken if filetype == "input" else spec.destinationDBlockToken
         if not spec.storage_token and token and token.upper() != "NULL":
             spec.storage_token = token
-        problem = lfn_problem(spec.lfn)
+        problem = lfn_problem(spec.lfn) or scope_problem(spec.scope)
         if problem:
             code = ErrorCodes.LFNTOOLONG if "long" in problem else (
                 ErrorCodes.BADOUTPUTFILENAME if filetype != "input" else ErrorCodes.STAGEINFAILED)
             self.fail(code, f"illegal {filetype} file name {spec.lfn[:80]!r}: {problem}")
-        if rec.get("filesize") not in (None, "", "NULL") and not str(rec.get("filesize")).strip().isdigit():
-            self.fail(ErrorCodes.CONVERSIONFAILURE, f"bad file size {str(rec.get('filesize'))[:40]!r} for {spec.lfn}")
+        size = str(rec.get("filesize") if rec.get("filesize") is not None else "").strip()
+        if size not in ("", "NULL") and (not size.isdigit() or len(size) > 16):
+            self.fail(ErrorCodes.CONVERSIONFAILURE, f"bad file size {size[:40]!r} for {spec.lfn[:80]}")
         if filetype == "input" and self.accessmode == "copy":
             spec.accessmode = "copy"
         return spec
@@ -352,8 +364,21 @@ def lfn_problem(lfn: str) -> str:
         return "not a file name"
     if any(ord(c) < 32 for c in lfn):
         return "contains control characters"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in lfn):
+        return "not valid UTF-8"
     if any(c in lfn for c in "`$;|&<>\"'*?!{}"):
         return "contains shell metacharacters"
+    return ""
+
+
+def scope_problem(scope: str) -> str:
+    """Return why a scope is unsafe (it becomes part of a storage path), or '' when it is fine."""
+    if not scope:
+        return ""
+    if len(scope) > MAX_LFN_LENGTH:
+        return "scope too long"
+    if not all(ch.isalnum() or ch in "._-" for ch in scope) or ".." in scope or scope.startswith("."):
+        return f"illegal scope {scope[:60]!r}"
     return ""
 
 

@@ -97,7 +97,9 @@ class HttpClient:
     def post_form(self, url: str, data: dict, timeout: Optional[float] = None,
                   retries: Optional[int] = None) -> dict:
         """POST form-encoded ``data`` and decode the JSON object in the reply."""
-        body = urllib.parse.urlencode({k: _form_value(v) for k, v in data.items()}).encode()
+        # backslashreplace: a field carrying invalid text (lone surrogates) must not stop an update
+        body = urllib.parse.urlencode({k: _form_value(v) for k, v in data.items()},
+                                      errors="backslashreplace").encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
         raw = self.request(url, body, headers=headers, timeout=timeout, retries=retries)
         return decode_json_object(raw, url)
@@ -257,7 +259,8 @@ class HttpClient:
 def decode_json_object(raw: bytes, url: str = "") -> dict:
     """Decode a JSON object reply; raise CommunicationFailure for anything else."""
     try:
-        obj = json.loads(raw)
+        # invalid UTF-8 is kept (as lone surrogates) so that the caller can name the bad field
+        obj = json.loads(raw.decode("utf-8", errors="surrogateescape") if isinstance(raw, bytes) else raw)
     except ValueError:
         # the legacy server may answer form-encoded key=value pairs
         try:
