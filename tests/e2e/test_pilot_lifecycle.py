@@ -85,3 +85,17 @@ def test_undelivered_final_update_is_sent_by_the_next_pilot(devserver, start_pil
     second.wait(60)
     assert devserver.wait_final(pandaid, timeout=30)["state"] == "finished"
     assert not list((workdir / "pilot_outbox").glob("*.final.json"))
+
+
+@pytest.mark.parametrize("content,status", [
+    ("this is not JSON", 71),                              # 1116 QUEUEDATA
+    ('{"DEV_QUEUE": {"state": "ACTIVE"}}', 72),            # 1117 QUEUEDATANOTOK: no nickname
+    ('{"DEV_QUEUE": {"nickname": "DEV_QUEUE", "state": "ACTIVE", "copytools": 5}}', 1),  # 1341
+])
+def test_bad_queuedata_stops_with_its_code(devserver, start_pilot, tmp_path, content, status):
+    bad = tmp_path / "queuedata.json"
+    bad.write_text(content)
+    pandaid = devserver.submit(sample_job(devserver.storage_dir))
+    run = start_pilot(extra=["--queuedata-url", f"file://{bad}"])
+    assert run.wait(60) == status, run.log_text()[-2000:]
+    assert devserver.job(pandaid)["state"] == "activated"
