@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tarfile
 import time
 import uuid
 from typing import Any
@@ -20,12 +19,15 @@ from pilot.control.context import PilotContext
 from pilot.info.jobdata import JobData, JobPhase
 from pilot.util import constants as c
 from pilot.util.filehandling import calculate_checksum
+from pilot.util.processes import run_command
 
 logger = logging.getLogger(__name__)
 
 INPUT_ACTIVITIES = ["pr", "default"]
 OUTPUT_ACTIVITIES = ["pw", "w", "default"]
 LOG_ACTIVITIES = ["pl", "pw", "w", "default"]
+#: seconds the log tarball may take before the job fails with 1376
+LOG_CREATION_TIMEOUT = 1800.0
 
 
 def _client(ctx: PilotContext, job: JobData, client_class: Any, stop: Any = None) -> Any:
@@ -68,7 +70,8 @@ def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
         return True
     try:
         client = _client(ctx, job, client_class, stop=ctx.events.abort_job)
-        client.transfer(files, activity=INPUT_ACTIVITIES, workdir=job.workdir, cwd=job.workdir, job=job,
+        activities = (["es_events_read"] if job.is_eventservicemerge else []) + INPUT_ACTIVITIES
+        client.transfer(files, activity=activities, workdir=job.workdir, cwd=job.workdir, job=job,
                         input_dir=ctx.args.input_dir, use_vp=job.use_vp)
     except PilotException as exc:
         job.fail(exc.get_error_code(), exc.get_detail())
@@ -102,7 +105,7 @@ def stage_out(ctx: PilotContext) -> None:
             ctx.recovery.save(job)
         job.timing[c.PILOT_PRE_STAGEOUT] = time.time()
         ok = True
-        if name == "finished_payloads" and not job.errors:
+        if name == "finished_payloads" and not job.errors and not job.is_eventservice:  # ES: outputs left per range
             ok = _stage_out_outputs(ctx, job, StageOutClient)
         ok = _stage_out_log(ctx, job, StageOutClient) and ok
         job.timing[c.PILOT_POST_STAGEOUT] = time.time()
@@ -192,7 +195,10 @@ def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
         logger.warning("job %s: removing redundant files failed: %s", job.jobid, exc)
     try:
         path = create_log_tarball(job, ctx.args.queue)
-    except (OSError, tarfile.TarError) as exc:
+    except PilotException as exc:
+        job.fail(exc.get_error_code(), exc.get_detail())
+        return False
+    except OSError as exc:
         job.fail(ErrorCodes.LOGFILECREATIONFAILURE, f"cannot create the log tarball: {exc}")
         return False
     job.timing[c.PILOT_POST_LOG_TAR] = time.time()
@@ -200,10 +206,12 @@ def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
     return _transfer_out(ctx, job, [spec], LOG_ACTIVITIES, client_class)
 
 
-def create_log_tarball(job: JobData, queue: str) -> str:
+def create_log_tarball(job: JobData, queue: str, timeout: float = LOG_CREATION_TIMEOUT) -> str:
     """Pack the job's work dir (without inputs, outputs and the tarball) as the job's log file.
 
     Members are stored under ``tarball_PandaJob_<PandaID>_<queue>/`` with symlinks dereferenced.
+    ``tar`` runs as a command with a time-out, so a huge or hanging file system ends in 1376
+    LOGCREATIONTIMEOUT instead of a hung pilot.
     """
     spec = job.logdata[0]
     path = os.path.join(job.workdir, spec.lfn)
@@ -216,14 +224,25 @@ def create_log_tarball(job: JobData, queue: str) -> str:
                 os.unlink(candidate)
             except OSError:
                 pass
+    names = [n for n in sorted(os.listdir(job.workdir)) if n not in skip and not n.endswith(".part")
+             and (os.path.exists(os.path.join(job.workdir, n)))]
     tmp = path + ".part"
-    with tarfile.open(tmp, "w:gz", dereference=True) as tar:
-        for name in sorted(os.listdir(job.workdir)):
-            if name in skip or name.endswith(".part"):
-                continue
-            full = os.path.join(job.workdir, name)
-            if os.path.islink(full) and not os.path.exists(full):
-                continue
-            tar.add(full, arcname=f"{top}/{name}")
+    cmd = ["tar", "-czhf", tmp, "-C", job.workdir, f"--transform=s,^,{top}/,", "--"] + names
+    result = run_command(cmd, timeout=timeout)
+    if result.timed_out:
+        _discard(tmp)
+        raise PilotException(f"log tarball not created within {int(timeout)} s",
+                             code=ErrorCodes.LOGCREATIONTIMEOUT)
+    if result.exit_code not in (0, 1):  # 1: a file changed while being read, the tarball is still usable
+        _discard(tmp)
+        raise PilotException(f"tar failed ({result.exit_code}): {result.stderr.strip()[-200:]}",
+                             code=ErrorCodes.LOGFILECREATIONFAILURE)
     os.replace(tmp, path)
     return path
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
