@@ -23,7 +23,7 @@ from pilot.control.context import PilotContext
 from pilot.control.monitoring import Verdict, WatchedJob, job_checks
 from pilot.control.monitoring.base import setting
 from pilot.control.monitoring.debug import DebugOutput
-from pilot.control.monitoring.lifetime import Lifetime
+from pilot.control.monitoring.lifetime import Lifetime, process_start_time
 from pilot.control.monitoring.proxy import ProxyCheck
 from pilot.info.jobdata import JobPhase
 from pilot.util.config import config
@@ -62,8 +62,9 @@ def heartbeat_period(job: Any) -> float:
 
 
 def apply_verdict(job: Any, executor: Any, verdict: Verdict) -> None:
-    """Fail ``job`` with the verdict's code and stop its payload."""
-    logger.error("job %s: %s (error %d)", job.jobid, verdict.diag, verdict.code)
+    """Fail ``job`` with the verdict's code and stop its payload (1363 is a request, undone after the kill)."""
+    level = logging.WARNING if verdict.code == ErrorCodes.KILLPAYLOAD else logging.ERROR
+    logger.log(level, "job %s: %s (code %d)", job.jobid, verdict.diag, verdict.code)
     job.fail(verdict.code, verdict.diag)
     if verdict.kill and executor is not None:
         executor.kill(verdict.diag)
@@ -116,6 +117,7 @@ class JobMonitor:
         self.checks: list = []
         self.last_beat: dict = {}  # jobid -> monotonic time of the last heartbeat
         self.watches: dict = {}  # jobid -> JobWatch of a running payload
+        self.unwatched: set = set()  # jobids whose checks could not be set up
         proxy = ProxyCheck()
         self.add_check(proxy.name, proxy.period, proxy)
 
@@ -183,11 +185,12 @@ class JobMonitor:
             logger.info("job %s: the payload has ended: checks stopped", jobid)
             self.watches.pop(jobid).close()
         for job, executor in running:
-            if job.jobid not in self.watches:
+            if job.jobid not in self.watches and job.jobid not in self.unwatched:
                 try:
                     self.watches[job.jobid] = JobWatch(self.ctx, job, executor)
-                except Exception as exc:
+                except Exception as exc:  # heartbeats go on; the checks of this job are lost
                     logger.exception("job %s: cannot set up its checks: %s", job.jobid, exc)
+                    self.unwatched.add(job.jobid)
 
     def _last_beat(self, job: Any, now: float) -> float:
         last = max(self.last_beat.get(job.jobid, 0.0), self.ctx.reporter.last_update.get(job.jobid, 0.0))
@@ -207,6 +210,8 @@ class JobMonitor:
             reason = watch.debug.refresh()
             if reason and executor is not None:
                 executor.kill(reason)
+        if job.phase not in HEARTBEAT_PHASES:
+            return  # the job moved on meanwhile (its final update may be under way)
         self.last_beat[job.jobid] = now
         reply = self.ctx.reporter.heartbeat(job)
         if reply:
@@ -254,10 +259,12 @@ class PilotMonitor:
       through its final update here.
     """
 
-    def __init__(self, ctx: PilotContext, lifetime: float) -> None:
+    def __init__(self, ctx: PilotContext, lifetime: float, start_wall: Optional[float] = None) -> None:
         self.ctx = ctx
         self.lifetime = lifetime
-        self.life = Lifetime(lifetime, start_wall=ctx.start_time)
+        if start_wall is None:  # the lifetime counts from the start of the pilot process
+            start_wall = min(ctx.start_time, process_start_time() or ctx.start_time)
+        self.life = Lifetime(lifetime, start_wall=start_wall)
         self.start = time.monotonic()
         self.failed_at: Optional[float] = None  # monotonic time of the first component failure
         self.suspects: dict = {}  # worker name -> rounds it was found ended without a reason

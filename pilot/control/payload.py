@@ -13,7 +13,8 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.control.context import PilotContext
 from pilot.control.payloads import utilities
-from pilot.control.payloads.generic import PayloadExecutor, read_job_report
+from pilot.control.payloads.eventservice import executor_for
+from pilot.control.payloads.generic import read_job_report
 from pilot.info.jobdata import JobData, JobPhase
 from pilot.util import constants as c
 
@@ -34,7 +35,7 @@ def execute_payloads(ctx: PilotContext) -> None:
 def run_payload(ctx: PilotContext, job: JobData) -> bool:
     """Run the payload of ``job`` (with its pre-, co- and postprocess); True when it succeeded."""
     job.advance(JobPhase.PAYLOAD)
-    executor = PayloadExecutor(job, ctx.user)
+    executor = executor_for(ctx, job)  # generic, event service or event-service merge
     if getattr(ctx.args, "verify_payload_proxy", True):
         executor.communicator = ctx.communicator  # analysis jobs get the user's proxy through getProxy
     with ctx.lock:

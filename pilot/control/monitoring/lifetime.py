@@ -15,14 +15,30 @@ suspended node never makes the pilot overrun its slot.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Callable, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 
+from pilot.util.processes import CLOCK_TICKS, read_stat
+
 from .base import JobCheck, Verdict, WatchedJob, setting
 
 logger = logging.getLogger(__name__)
+
+
+def process_start_time(pid: Optional[int] = None) -> Optional[float]:
+    """Wall-clock time a process started (this one by default), from /proc; None when unknown."""
+    info = read_stat(pid or os.getpid())
+    try:
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if info is None:
+        return None
+    return time.time() - (uptime - info.starttime / CLOCK_TICKS)
 
 
 def safety_margin(limit: float) -> float:
@@ -83,5 +99,4 @@ class WalltimeCheck(JobCheck):
             return None
         diag = (f"the job reached its maximum walltime: {int(life.elapsed())} s used of {int(life.limit)} s "
                 f"({int(life.margin)} s kept for stage-out and the final update)")
-        logger.error("job %s: %s", self.job.jobid, diag)
         return Verdict(ErrorCodes.REACHEDMAXTIME, diag)

@@ -113,5 +113,4 @@ class LoopingCheck(JobCheck):
             return None
         diag = (f"looping job: no file in the work dir was updated for {int(idle)} s "
                 f"(limit {self.limit} s)")
-        logger.error("job %s: %s", self.job.jobid, diag)
         return Verdict(ErrorCodes.LOOPINGJOB, diag)

@@ -75,6 +75,16 @@ def summary_fields(summary: dict) -> dict:
     return out
 
 
+def update_leak(job: Any) -> None:
+    """Put the leak estimate (slope of pss+swap against time, kB/s) and its chi2 into the job's metrics."""
+    path = os.path.join(job.workdir, OUTPUT_FILE)
+    if not os.path.exists(path):
+        return
+    fitted = Analytics().get_fitted_data(path, x_name="Time", y_name="pss+swap", precision=2, tails=False)
+    if fitted.get("slope") != "":
+        job.extra_metrics = dict(job.extra_metrics, leak=fitted["slope"], chi2=fitted["chi2"])
+
+
 def choose_monitor(watched: WatchedJob) -> Any:
     """prmon or the pilot's own monitor, as ``memory_monitor`` says (auto, prmon, internal, off)."""
     mode = str(setting("memory_monitor", "auto", str)).strip().lower()
@@ -92,7 +102,7 @@ def choose_monitor(watched: WatchedJob) -> Any:
 
 
 class MemorySampler(JobCheck):
-    """Every ``memory_monitor_interval`` s: one memory sample and fresh memory fields for the heartbeats."""
+    """Every ``memory_monitor_interval`` s: one sample, fresh memory fields and leak estimate for the updates."""
 
     name = "memory_monitor"
 
@@ -104,6 +114,7 @@ class MemorySampler(JobCheck):
     def run(self, now: float) -> Optional[Verdict]:
         if self.monitor.sample() is not None:
             self.publish()
+            update_leak(self.job)
         return None
 
     def publish(self) -> None:
@@ -128,10 +139,11 @@ class MemorySampler(JobCheck):
         if stop is not None:
             stop()
         self.publish()
+        update_leak(self.job)
 
 
 class MemoryCheck(JobCheck):
-    """Every ``memory_usage_verification_time`` s: the limit, the plug-in's check and the leak estimate."""
+    """Every ``memory_usage_verification_time`` s: the memory limit and the plug-in's check."""
 
     name = "memory"
 
@@ -147,7 +159,6 @@ class MemoryCheck(JobCheck):
         self.user_check = watched.user_function("memory", "memory_usage") if allow is not None and allow() else None
 
     def run(self, now: float) -> Optional[Verdict]:
-        self.update_leak()
         verdict = self.check_limit()
         if verdict is None and self.user_check is not None:
             code, diag = self.user_check(self.job)
@@ -166,19 +177,7 @@ class MemoryCheck(JobCheck):
             logger.debug("job %s: memory %d kB within the limit of %d kB", self.job.jobid, used, self.limit_kb)
             return None
         diag = f"payload exceeded the memory limit: {used} kB > {self.limit_kb} kB ({self.source})"
-        logger.error("job %s: %s", self.job.jobid, diag)
         return Verdict(ErrorCodes.PAYLOADEXCEEDMAXMEM, diag)
-
-    def update_leak(self) -> None:
-        path = os.path.join(self.job.workdir, OUTPUT_FILE)
-        if not os.path.exists(path):
-            return
-        fitted = Analytics().get_fitted_data(path, x_name="Time", y_name="pss+swap", precision=2, tails=False)
-        if fitted.get("slope") != "":
-            self.job.extra_metrics = dict(self.job.extra_metrics, leak=fitted["slope"], chi2=fitted["chi2"])
-
-    def close(self) -> None:
-        self.update_leak()
 
 
 def memory_checks(watched: WatchedJob) -> list:

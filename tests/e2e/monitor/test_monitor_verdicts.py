@@ -103,7 +103,7 @@ def test_memory_hog(devserver, start_pilot):
 
 
 def test_memory_fields_cpu_and_leak_in_updates(devserver, start_pilot):
-    pandaid, _ = submit(devserver, f"{TOOLS} grow 24 2 0.25; echo ok > {{out}}")
+    pandaid, _ = submit(devserver, f"{TOOLS} grow 30 2 0.25; echo ok > {{out}}")
     run = start_pilot(config_text=fast(memory_monitor_interval=0.3, heartbeat=1))
     final = final_of(devserver, pandaid, run)
     assert final["state"] == "finished", run.log_text()[-3000:]
@@ -173,7 +173,7 @@ def test_stopped_and_resumed_payload_is_not_looping(devserver, start_pilot):
     pid = int(pidfile.read_text())
     time.sleep(1.0)
     os.kill(pid, signal.SIGSTOP)
-    time.sleep(6.0)  # twice the looping limit without any file update
+    time.sleep(5.0)  # well over the looping limit without any file update
     os.kill(pid, signal.SIGCONT)
     final = final_of(devserver, pandaid, run)
     assert final["state"] == "finished" and int(final["pilotErrorCode"]) == 0, run.log_text()[-3000:]
@@ -192,7 +192,7 @@ def test_tobekilled(devserver, start_pilot):
 
 
 def test_debug_commands(devserver, start_pilot):
-    script = "for i in $(seq 1 60); do echo line $i; sleep 0.25; done; echo ok > {out}"
+    script = "for i in $(seq 1 40); do echo line $i; sleep 0.25; done; echo ok > {out}"
     pandaid, _ = submit(devserver, script)
     run = start_pilot(config_text=fast(heartbeat=1))
     devserver.wait_state(pandaid, "running", timeout=30)
@@ -231,11 +231,11 @@ def test_lifetime_ends_mid_payload(devserver, start_pilot):
     devserver.set_queuedata(QUEUE, {"maxtime": 0})  # the -l option decides
     pandaid, job = submit(devserver, "echo ok > {out}; sleep 120")
     start = time.time()
-    run = start_pilot(extra=["-l", "16"], config_text=fast(lifetime_safety_margin=8))
+    run = start_pilot(extra=["-l", "10"], config_text=fast(lifetime_safety_margin=5))
     final = final_of(devserver, pandaid, run)
     reported = devserver.updates(pandaid)[-1]["time"]
     assert_failed(final, ErrorCodes.REACHEDMAXTIME, run)
-    assert reported - start < 16, reported - start  # reported before the lifetime ended
+    assert reported - start < 10, reported - start  # reported before the lifetime ended
     assert job["logFile"] in outputs(final)  # staged out: the log left with the job
     assert run.proc.returncode is not None
 

@@ -197,3 +197,16 @@ def test_prmon_is_used_when_on_path(payload, tmp_path, monkeypatch):
     ex.wait()
     monitor.stop()
     assert monitor.proc.poll() is not None
+
+
+def test_kill_of_a_stopped_payload(payload):
+    ex = payload("echo $$ > payload.pid; sleep 300", grace=5.0)
+    pid = read_pid(Path(ex.job.workdir) / "payload.pid")
+    members = [p for p in tree_table(ex.proc.pid) if p != ex.proc.pid]
+    for p in members:
+        os.kill(p, signal.SIGSTOP)
+    start = time.monotonic()
+    ex.kill("stopped payload")
+    ex.wait()
+    assert time.monotonic() - start < 4  # SIGCONT lets it act on SIGTERM: no wait for the grace period
+    assert not is_alive(pid) and not any(is_alive(p) for p in members)

@@ -204,7 +204,7 @@ def test_leak_goes_into_job_metrics(tmp_path):
     watched = watched_job(tmp_path)
     rows = "".join(f"{1000 + t}\t{100 + 3 * t}\t0\n" for t in range(20))
     (tmp_path / "job" / "memory_monitor_output.txt").write_text("Time\tpss\tswap\n" + rows)
-    MemoryCheck(watched, FakeMonitor(pss=1)).run(time.monotonic())
+    MemorySampler(watched, FakeMonitor(pss=1)).run(time.monotonic())
     assert watched.job.extra_metrics["leak"] == "3.00" and watched.job.extra_metrics["chi2"] == "0.00"
 
 

@@ -1,5 +1,6 @@
 """JobMonitor (verdicts, heartbeats, server commands) and PilotMonitor (lifetime, dead components)."""
 
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -148,8 +149,8 @@ def test_job_monitor_thread_ends_at_once_on_stop(tmp_path):
 def test_pilot_lifetime_soft_then_hard(tmp_path, settings):
     settings(lifetime_safety_margin=40)
     ctx, job, executor = setup_running(tmp_path)
-    ctx.start_time = time.time() - 70  # 70 s of a 100 s lifetime used: past the soft deadline (60 s)
-    pm = PilotMonitor(ctx, 100)
+    # 70 s of a 100 s lifetime used: past the soft deadline (60 s)
+    pm = PilotMonitor(ctx, 100, start_wall=time.time() - 70)
     pm.check_lifetime()
     assert job.errors.first()[0] == ErrorCodes.REACHEDMAXTIME and executor.kills
     assert ctx.events.graceful_stop.is_set() and not ctx.events.abort_job.is_set()
@@ -167,8 +168,7 @@ def test_pilot_lifetime_stops_a_job_before_its_payload_starts(tmp_path, settings
     job.advance(JobPhase.VALIDATED)
     job.advance(JobPhase.STAGEIN)
     ctx.current_jobs[job.jobid] = job
-    ctx.start_time = time.time() - 70
-    PilotMonitor(ctx, 100).check_lifetime()
+    PilotMonitor(ctx, 100, start_wall=time.time() - 70).check_lifetime()
     assert job.errors.first()[0] == ErrorCodes.REACHEDMAXTIME and ctx.events.abort_job.is_set()
 
 
@@ -205,6 +205,16 @@ def test_component_that_ends_without_error_while_jobs_remain(tmp_path, settings)
     assert not job.errors  # once could be a job that is just completing
     pm.check_components()
     assert job.errors.first()[0] == ErrorCodes.INTERNALPILOTPROBLEM
+
+
+def test_lifetime_counts_from_the_process_start(tmp_path):
+    from pilot.control.monitoring.lifetime import process_start_time
+
+    started = process_start_time()
+    assert started is not None and started <= time.time()
+    assert process_start_time(os.getppid()) <= started + 0.05  # the parent started first
+    ctx = make_ctx(tmp_path)
+    assert PilotMonitor(ctx, 100).life.start_wall <= ctx.start_time
 
 
 def test_pilot_monitor_ends_when_the_pilot_is_done(tmp_path):
