@@ -1,0 +1,1 @@
+"""Work executor plug-ins, chosen by ``--es-executor-type``: ``generic`` (default) and ``base``."""
