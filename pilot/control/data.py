@@ -107,6 +107,8 @@ def stage_out(ctx: PilotContext) -> None:
         ok = True
         if name == "finished_payloads" and not job.errors and not job.is_eventservice:  # ES: outputs left per range
             ok = _stage_out_outputs(ctx, job, StageOutClient)
+        elif name == "failed_payloads" and job.errors.first()[0] == ErrorCodes.REACHEDMAXTIME:
+            _stage_out_outputs(ctx, job, StageOutClient, partial=True)  # keep what the payload produced
         ok = _stage_out_log(ctx, job, StageOutClient) and ok
         job.timing[c.PILOT_POST_STAGEOUT] = time.time()
         if not ok and ran_payload and _leave_for_recovery(ctx, job):
@@ -130,13 +132,16 @@ def _leave_for_recovery(ctx: PilotContext, job: JobData) -> bool:
     return True
 
 
-def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
+def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any, partial: bool = False) -> bool:
+    """Stage out the outputs; ``partial``: those that exist (a job stopped by its time limit)."""
     files = []
     for spec in job.outdata:
         if spec.is_transferred:  # a recovered job: already on storage
             continue
         path = os.path.join(job.workdir, spec.lfn)
         if not os.path.exists(path):
+            if partial:
+                continue
             if spec.lfn in (job.allownooutput or "").split(","):
                 logger.info("job %s: output %s not produced (allowed)", job.jobid, spec.lfn)
                 spec.status = "no_transfer"

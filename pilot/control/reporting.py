@@ -178,10 +178,13 @@ class Reporter:
         self.listeners = listeners or []  # callables(fields, final) e.g. Harvester attribute files
         self.metrics = metrics or default_job_metrics  # the experiment's jobMetrics builder
         self._lock = threading.Lock()
+        self.finalized: set = set()  # jobs whose final update was built: no heartbeat after it
         self.last_update: dict = {}  # jobid -> monotonic time of the last update sent
 
     def heartbeat(self, job: JobData, state: Optional[str] = None) -> Optional[dict]:
         """Send a non-final update (``state`` overrides, e.g. holding); return the reply or None."""
+        if job.jobid in self.finalized:
+            return None
         fields = build_update(job, self.site, final=False, pilot_start=self.pilot_start,
                               job_metrics=self._metrics(job))
         if state:
@@ -190,6 +193,7 @@ class Reporter:
 
     def final(self, job: JobData) -> bool:
         """Store and send the final update; True when the server acknowledged it."""
+        self.finalized.add(job.jobid)
         fields = build_update(job, self.site, final=True, pilot_start=self.pilot_start,
                               job_metrics=self._metrics(job))
         if self.outbox is not None:

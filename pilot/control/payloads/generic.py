@@ -15,7 +15,7 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.info.jobdata import JobData
 from pilot.util.config import config
-from pilot.util.processes import TreeTracker, kill_process_tree, process_table, tree_cpu_seconds
+from pilot.util.processes import TreeTracker, kill_process_tree, tree_cpu_seconds, tree_table
 from pilot.util.proxy import fetch_payload_proxy, isolate_credentials
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class PayloadExecutor:
         """CPU seconds of the payload tree so far (None before the start)."""
         if self.proc is None:
             return None
-        table = process_table()
+        table = tree_table(self.proc.pid)  # only the payload tree's /proc entries
         if self.tracker is not None:
             self.tracker.update(table)
         return tree_cpu_seconds(self.proc.pid, table)

@@ -237,6 +237,7 @@ def test_lifetime_ends_mid_payload(devserver, start_pilot):
     assert_failed(final, ErrorCodes.REACHEDMAXTIME, run)
     assert reported - start < 10, reported - start  # reported before the lifetime ended
     assert job["logFile"] in outputs(final)  # staged out: the log left with the job
+    assert job["outFiles"].split(",")[0] in outputs(final)  # and the output the payload had produced
     assert run.proc.returncode is not None
 
 
