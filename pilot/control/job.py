@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from typing import Any, Optional
-from urllib.parse import parse_qsl
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import CommunicationFailure, PilotException
@@ -21,6 +20,8 @@ from pilot.info.jobdata import JobData, JobPhase, job_workdir
 from pilot.util import constants as c
 from pilot.util.config import config
 from pilot.util.filehandling import append_line, mkdirs, read_json, write_json_atomic
+from pilot.util.harvester import HarvesterDirs, iter_existing, read_job_definition
+from pilot.util.parameters import resolve_job_label
 from pilot.util.workernode import disk_space_for_getjob
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def getjob_fields(ctx: PilotContext, node: Any, jobs_done: int, last_taskid: str
     data = {
         "siteName": resource,
         "computingElement": args.queue,
-        "prodSourceLabel": args.job_label,
+        "prodSourceLabel": resolve_job_label(getattr(args, "version_tag", ""), args.job_label,
+                                             str(getattr(queuedata, "status", "") or "")),
         "diskSpace": disk_space_for_getjob(ctx.mainworkdir, getattr(queuedata, "maxwdir", 0)),
         "workingGroup": args.working_group,
         "cpu": node.cpu_mhz,
@@ -86,32 +88,14 @@ def getjob_fields(ctx: PilotContext, node: Any, jobs_done: int, last_taskid: str
 
 
 def local_job_definition_path(ctx: PilotContext) -> str:
-    """A pre-placed job definition file (pandaJobData.out) next to the pilot, if any."""
-    name = config.Pilot.pandajobdata
-    launch = os.getcwd() if not ctx.args.workdir else ctx.args.workdir
-    for directory in (ctx.args.harvester_datadir, os.path.join(launch, ".."), launch, ctx.mainworkdir):
-        if directory and os.path.isfile(os.path.join(directory, name)):
-            return os.path.join(directory, name)
-    return ""
+    """The first pre-placed job definition file (pandaJobData.out, HPCJobs.json, ...; compat §10), if any."""
+    dirs = HarvesterDirs.from_args(ctx.args, ctx.mainworkdir)
+    return next(iter_existing(dirs.definition_paths()), "")
 
 
 def read_job_definition_file(path: str) -> Optional[dict]:
     """Read and remove a job definition file: JSON (first entry of a PandaID map) or URL-encoded."""
-    with open(path, "rb") as handle:
-        raw = handle.read()
-    os.unlink(path)
-    text = raw.decode(errors="replace").strip()
-    if not text:
-        return None
-    if text.startswith("{"):
-        import json
-
-        obj = json.loads(text)
-        if "PandaID" in obj:
-            return obj
-        first = next(iter(obj.values()), None)
-        return first if isinstance(first, dict) else None
-    return dict(parse_qsl(text, keep_blank_values=True))
+    return read_job_definition(path)
 
 
 # ---------------------------------------------------------------------------- threads
@@ -124,15 +108,19 @@ class JobRetriever:
         self.requests = 0
         self.failures = 0
         self.last_taskid = ""
-        self.retry_wait = float(getattr(config.Pilot, "getjob_retry_wait", 60) or 60)
+        # a file-based backend (Harvester) is polled quickly and more often than a server
+        poll = getattr(ctx.communicator, "job_poll_interval", None)
+        self.retry_wait = float(poll if poll is not None else getattr(config.Pilot, "getjob_retry_wait", 60) or 60)
+        self.max_requests = getattr(ctx.communicator, "max_job_requests", None)
 
     def proceed(self) -> bool:
         """Whether another getJob is allowed (request budget, timefloor, stop)."""
         ctx, args = self.ctx, self.ctx.args
         if ctx.events.graceful_stop.is_set():
             return False
-        if self.requests >= int(args.getjob_requests):
-            logger.info("reached the maximum number of getjob requests (%s)", args.getjob_requests)
+        limit = int(self.max_requests if self.max_requests is not None else args.getjob_requests)
+        if self.requests >= limit:
+            logger.info("reached the maximum number of job requests (%s)", limit)
             return False
         if ctx.jobs_processed:
             timefloor = int(getattr(ctx.get_queuedata(), "timefloor", 0) or 0) * 60
@@ -145,25 +133,23 @@ class JobRetriever:
         return True
 
     def fetch(self) -> Optional[dict]:
-        """One job definition from a local file, a fake job, or the server."""
+        """One job definition: a fake job, else whatever the communicator offers (file, Harvester, server)."""
         self.requests += 1
         if config.Pilot.pandajob == "fake":
             return get_fake_job()
-        path = local_job_definition_path(self.ctx)
-        if path:
-            logger.info("reading the job definition from %s", path)
-            return read_job_definition_file(path)
         fields = getjob_fields(self.ctx, self.node, self.ctx.jobs_processed, self.last_taskid)
         try:
             return self.ctx.communicator.get_job(fields)
-        except CommunicationFailure as exc:
-            logger.warning("getJob failed: %s", exc)
+        except (CommunicationFailure, OSError) as exc:
+            logger.warning("job request failed: %s", exc)
             return None
 
     def run(self) -> None:
         """Fetch, hand over, wait for completion; repeat while allowed."""
         ctx = self.ctx
         while self.proceed():
+            if ctx.jobs_processed:
+                ctx.reporter.flush_outbox()  # final updates an earlier job of this pilot could not deliver
             pre = time.time()
             definition = self.fetch()
             job = self._make_job(definition)
@@ -181,6 +167,8 @@ class JobRetriever:
             self._hand_over(job)
             if not self._wait_for_completion(job):
                 break
+            if self.max_requests is not None:
+                self.requests = 0  # a polled backend (Harvester) has its budget per job, as in Pilot 2
         ctx.stop("no more jobs")
 
     def _make_job(self, definition: Optional[dict]) -> Optional[JobData]:

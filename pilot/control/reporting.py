@@ -82,7 +82,7 @@ def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float,
         "node": site.node,
         "attemptNr": job.attemptnr,
         "pilotID": site.pilot_id,
-        "startTime": timestamp(job.starttime),
+        "startTime": int(job.starttime),  # epoch when the job was received (compat §4.4)
         "coreCount": job.corecount,
         "jobMetrics": job_metrics if job_metrics is not None else default_job_metrics(job),
         "cpuConversionFactor": site.cpu_conversion_factor,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from typing import Any
 
@@ -97,7 +98,7 @@ def copy_out(files: list, **kwargs: Any) -> list:
                 dst = url_to_path(fspec.surl)
                 fspec.turl = fspec.surl
             else:
-                dst = _act_destination(fspec, src)
+                dst = _act_destination(fspec, src, kwargs.get("ddmconf") or {})
             _place(src, dst, mode, makedirs=True)
             if os.path.isfile(dst) and not os.path.islink(dst):
                 fspec.remote_checksum = {"adler32": calculate_checksum(dst, "adler32")}
@@ -126,18 +127,37 @@ def _find_source(fspec: Any, dst: str, kwargs: dict) -> str:
     raise transfer_error(f"No such file or directory: {fspec.lfn} (tried {tried})", is_stagein=True)
 
 
-def _act_destination(fspec: Any, src: str) -> str:
-    """aCT mode: destination next to the work dir, plus an ``output.list`` line for ARC."""
+def _act_destination(fspec: Any, src: str, ddmconf: dict) -> str:
+    """aCT mode: destination next to the work dir, plus an ``output.list`` line for ARC.
+
+    The line is ``<lfn> <ARC URL>``: the SURL with ARC's options as Pilot 2 writes them (the space
+    token after the port, ``:checksumtype=<type>:checksumvalue=<value>`` at the end); the SURL stays
+    the file's turl, so the final update's xml names where ARC puts the file.
+    """
     parent = os.path.dirname(os.path.dirname(src))
     dst = safe_join(parent, fspec.lfn)
-    line = f"{fspec.lfn} {fspec.surl or ''}".rstrip()
+    line = f"{fspec.lfn} {arc_url(fspec, ddmconf)}".rstrip()
     try:
         with open(os.path.join(parent, "output.list"), "a") as handle:
             handle.write(line + "\n")
     except OSError as exc:
         raise transfer_error(str(exc), is_stagein=False) from None
-    fspec.turl = f"file://{dst}"
+    fspec.turl = fspec.surl or f"file://{dst}"
     return dst
+
+
+def arc_url(fspec: Any, ddmconf: dict) -> str:
+    """The ARC upload URL of an output: its SURL with the space token and checksum options."""
+    url = fspec.surl or ""
+    if not url:
+        return ""
+    token = getattr((ddmconf or {}).get(fspec.ddmendpoint), "token", "") or ""
+    if token:
+        url = re.sub(r"(:\d+)/", rf"\1;autodir=no;spacetoken={token}/", url, count=1)
+    checksum = next(((k, v) for k, v in (fspec.checksum or {}).items() if v), None)
+    if checksum:
+        url += f":checksumtype={checksum[0]}:checksumvalue={checksum[1]}"
+    return url
 
 
 def _place(src: str, dst: str, mode: str, makedirs: bool = False) -> None:

@@ -7,7 +7,7 @@ import os
 import signal
 from typing import Any, Optional
 
-from pilot.api.communicator import PandaServerCommunicator
+from pilot.api.communicator import create_communicator
 from pilot.common.errorcodes import ErrorCodes
 from pilot.control import data, job, monitor, payload
 from pilot.control.context import PilotContext
@@ -17,7 +17,6 @@ from pilot.control.supervisor import Supervisor
 from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.https import HttpClient
-from pilot.util.parameters import get_server_url
 from pilot.util.workernode import collect
 
 logger = logging.getLogger(__name__)
@@ -61,9 +60,11 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
                       backoff=float(getattr(config.Pilot, "http_backoff", 1) or 1),
                       stop_event=None)
     ctx.http = http
-    if communicator is None:
-        communicator = PandaServerCommunicator(get_server_url(args), http,
-                                               update_retries=int(config.Pilot.http_retries))
+    reporting = args.update_server
+    if communicator is None:  # the backend of this mode: PanDA server, Harvester files or aCT file
+        communicator = create_communicator(args, mainworkdir, http, stop_event=ctx.events.graceful_stop,
+                                           job_lookup=lambda jobid: ctx.current_jobs.get(str(jobid)))
+        reporting = True  # with -z the chosen backend writes files instead of calling the server
     ctx.communicator = communicator
     queuedata = ctx.get_queuedata()
     site = SiteInfo(site_name=getattr(queuedata, "resource", "") or args.queue, node=node.node_name,
@@ -74,7 +75,7 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
     outbox = Outbox(os.path.join(outbox_root, str(getattr(config.Pilot, "outbox_dir", "pilot_outbox"))))
     ctx.recovery = RecoveryArea(os.path.join(outbox_root, "pilot_recovery"))
     ctx.user = UserPlugins(args.pilot_user)
-    ctx.reporter = Reporter(communicator, site, outbox, ctx.start_time, enabled=args.update_server,
+    ctx.reporter = Reporter(communicator, site, outbox, ctx.start_time, enabled=reporting,
                             metrics=lambda job: ctx.user.module("jobmetrics").get_job_metrics(job))
     return ctx
 
@@ -118,6 +119,8 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
 
     retriever = job.JobRetriever(ctx, ctx.node)
     job_monitor = monitor.JobMonitor(ctx)
+    for name, period, check in getattr(ctx.communicator, "checks", list)():  # e.g. Harvester's worker heartbeat
+        job_monitor.add_check(name, period, check)
     recovered = resume_orphans(ctx)
     if recovered:
         logger.info("recovering %d job(s) left by earlier pilots: %s", len(recovered), ", ".join(recovered))
@@ -143,6 +146,7 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     ctx.stop("all components finished")
     ctx.http.close()
     sup.join(timeout=5)
+    getattr(ctx.communicator, "close", lambda: None)()  # e.g. Harvester's kill_worker marker
     return exit_code(ctx)
 
 
