@@ -16,8 +16,8 @@ Admin routes are never subject to failure injection. All admin replies are JSON.
 ``POST /admin/reset``                  ``{scope: all|rules|data}`` (default all)
 ``GET|POST /admin/queuedata``          all queues / ``{queue, data, merge=true}``
 ``GET|POST /admin/storagedata``        all storages / ``{name, data, merge=true}``
-``GET|POST /admin/settings``           ``{proxy, keypairs}`` for getProxy / getKeyPair
-``GET  /admin/requests?method=M``      recorded protocol requests
+``GET|POST /admin/settings``           ``{proxy, keypairs}`` for getProxy / getKeyPair; ``rest_api``, ``legacy_api``
+``GET  /admin/requests?method=M``      recorded protocol/info/trace requests (time, fields, bytes)
 ``GET  /admin/traces``                 stored trace reports
 ``GET  /admin/sink/<name>``            documents posted to ``/sink/<name>``
 =====================================  ==========================================================
@@ -249,10 +249,10 @@ def _get_settings(app: "App", request: Request) -> Reply:
 
 
 def _set_settings(app: "App", request: Request) -> Reply:
-    """Change ``proxy`` and/or ``keypairs``."""
+    """Change ``proxy``, ``keypairs``, and the protocol generations served (``rest_api``, ``legacy_api``)."""
     body = _body(request)
-    if not isinstance(body, dict) or set(body) - {"proxy", "keypairs"}:
-        return error(400, "expected {proxy, keypairs}")
+    if not isinstance(body, dict) or set(body) - {"proxy", "keypairs", "rest_api", "legacy_api"}:
+        return error(400, "expected {proxy, keypairs, rest_api, legacy_api}")
     app.settings.update(body)
     return Reply(200, app.settings)
 
@@ -320,6 +320,6 @@ ROUTES = [
     Route(("GET",), r"/admin/requests", _requests),
     Route(("GET",), r"/admin/traces", _traces),
     Route(("GET",), r"/admin/sink/" + _NAME, _sink_docs),
-    Route(("POST", "PUT"), r"/traces/?", _post_trace, name="traces"),
+    Route(("POST", "PUT"), r"/traces/?", _post_trace, name="traces", record=True),
     Route(("POST", "PUT"), r"/sink/" + _NAME, _post_sink, name="sink"),
 ]

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from . import admin, info, panda
+from . import admin, info, panda, rest
 from .info import InfoData
 from .injection import Injector, Rule
 from .protocol import BadRequest
@@ -38,7 +38,7 @@ class Outcome:
 
 def all_routes() -> list[Route]:
     """The complete route table, in matching order."""
-    return [*panda.ROUTES, *info.ROUTES, *admin.ROUTES]
+    return [*panda.ROUTES, *rest.ROUTES, *info.ROUTES, *admin.ROUTES]
 
 
 class App:
@@ -146,13 +146,14 @@ class App:
         return Outcome(200, body[:max(1, len(body) // 2)], ctype, injected="partial")
 
     def _record(self, name: str, request: Request, outcome: Outcome) -> None:
-        """Store the protocol request with what happened to it."""
+        """Store the protocol request with what happened to it and the sizes of both bodies (as sent)."""
         try:
             fields = request.params
         except BadRequest as exc:
             fields = {"_undecodable": str(exc)}
         try:
             self.store.record_request(name, fields, client=request.client, scheme=request.scheme,
-                                      http_status=outcome.status, injected=outcome.injected, result=request.note)
+                                      http_status=outcome.status, injected=outcome.injected, result=request.note,
+                                      bytes_in=len(request.body) + len(request.query), bytes_out=len(outcome.body))
         except Exception:  # recording must never turn a served request into a failure
             logger.exception("could not record %s request", name)

@@ -117,7 +117,7 @@ def get_event_ranges(app: "App", request: Request) -> Reply:
     params = request.params
     pandaid = proto.int_field(params, "pandaID", "PandaID", default=-1)
     count = proto.int_field(params, "nRanges", default=10)
-    ranges = app.store.take_ranges(pandaid, count) if pandaid >= 0 else []
+    ranges = app.store.take_ranges(pandaid, count, proto.text_field(params, "jobsetID")) if pandaid >= 0 else []
     request.note = f"{pandaid}:{len(ranges)}"
     app.notify()
     return Reply(200, {"StatusCode": proto.SC_SUCCESS, "eventRanges": ranges})
@@ -191,7 +191,9 @@ METHODS: dict[str, Callable[["App", Request], Reply]] = {
 
 
 def dispatch(app: "App", request: Request) -> Reply:
-    """Route ``/server/panda/<method>`` to its handler."""
+    """Route ``/server/panda/<method>`` to its handler (403 when the ``legacy_api`` setting is false)."""
+    if not app.settings.get("legacy_api", True):
+        return error(403, f"method {request.groups['method']} is forbidden")
     handler = METHODS.get(request.groups["method"])
     if handler is None:
         return error(404, f"unknown PanDA method {request.groups['method']}")

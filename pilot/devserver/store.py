@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS requests (
     http_status INTEGER,
     injected TEXT,
     result TEXT,
-    fields TEXT NOT NULL
+    fields TEXT NOT NULL,
+    bytes_in INTEGER NOT NULL DEFAULT 0,
+    bytes_out INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS requests_method ON requests (method);
 CREATE TABLE IF NOT EXISTS eventranges (
@@ -115,6 +117,14 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         with self._lock, self._conn:
             self._conn.executescript(_SCHEMA)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database made by an older server up to the current schema (new columns only)."""
+        have = {row[1] for row in self._conn.execute("PRAGMA table_info(requests)")}
+        for column in ("bytes_in", "bytes_out"):
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE requests ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the connection."""
@@ -250,6 +260,9 @@ class Store:
                 self._conn.execute(
                     "UPDATE jobs SET state=?, state_at=?, final_state=?, final_at=?, final_update_id=?, command=NULL, "
                     "n_updates=n_updates+1 WHERE pandaid=?", (new_state, now, state, now, uid, pandaid))
+                # ranges the job took but never reported go back to the pool (for another job of the jobset)
+                self._conn.execute("UPDATE eventranges SET status='ready', assigned_at=NULL "
+                                   "WHERE pandaid=? AND status='assigned'", (pandaid,))
             else:
                 self._conn.execute(
                     "UPDATE jobs SET state=?, state_at=?, command=NULL, n_updates=n_updates+1 WHERE pandaid=?",
@@ -272,13 +285,15 @@ class Store:
     # -------------------------------------------------------------- requests
 
     def record_request(self, method: str, fields: dict[str, Any], client: str = "", scheme: str = "",
-                       http_status: int = 0, injected: Optional[str] = None, result: str = "") -> int:
-        """Store one protocol request as received."""
+                       http_status: int = 0, injected: Optional[str] = None, result: str = "",
+                       bytes_in: int = 0, bytes_out: int = 0) -> int:
+        """Store one protocol request as received (``bytes_in``/``bytes_out``: body sizes on the wire)."""
         with self._lock, self._conn:
             cur = self._conn.execute(
-                "INSERT INTO requests (time, method, client, scheme, http_status, injected, result, fields) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (time.time(), method, client, scheme, http_status, injected, result, _dumps(fields)))
+                "INSERT INTO requests (time, method, client, scheme, http_status, injected, result, fields, "
+                "bytes_in, bytes_out) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (time.time(), method, client, scheme, http_status, injected, result, _dumps(fields),
+                 int(bytes_in), int(bytes_out)))
         return int(cur.lastrowid or 0)
 
     def requests(self, method: Optional[str] = None) -> list[dict[str, Any]]:
@@ -316,13 +331,22 @@ class Store:
                 ids.append(str(item["eventRangeID"]))
         return ids
 
-    def take_ranges(self, pandaid: int, count: int) -> list[dict[str, Any]]:
-        """Assign up to ``count`` ready ranges of a job; each range is handed out at most once."""
+    def take_ranges(self, pandaid: int, count: int, jobsetid: str = "") -> list[dict[str, Any]]:
+        """Assign up to ``count`` ready ranges of a job; each range is handed out at most once.
+
+        With a ``jobsetid`` the ready ranges of the other jobs of that jobset follow the job's own
+        (event-service consumers share their jobset's ranges).
+        """
         now = time.time()
+        where, args = "pandaid=?", [pandaid]
+        if jobsetid and jobsetid.upper() not in ("NULL", "NONE"):
+            where = ("(pandaid=? OR pandaid IN (SELECT pandaid FROM jobs "
+                     "WHERE CAST(json_extract(definition, '$.jobsetID') AS TEXT)=?))")
+            args.append(str(jobsetid))
         with self._lock, self._conn:
             rows = self._conn.execute(
-                "SELECT range_id, definition FROM eventranges WHERE pandaid=? AND status='ready' "
-                "ORDER BY seq LIMIT ?", (pandaid, max(0, count))).fetchall()
+                f"SELECT range_id, definition FROM eventranges WHERE {where} AND status='ready' "  # noqa: S608
+                "ORDER BY pandaid<>?, pandaid, seq LIMIT ?", (*args, pandaid, max(0, count))).fetchall()
             for row in rows:
                 self._conn.execute("UPDATE eventranges SET status='assigned', assigned_at=? WHERE range_id=?",
                                    (now, row["range_id"]))

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from pilot.api.es_data import StageOutESClient
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageOutFailure
 from pilot.info.filespec import FileSpec
@@ -107,8 +108,6 @@ class Uploaded:
 def upload(path: str, job: Any, infosys: Any, client_factory: Optional[Callable[[], Any]] = None,
            transfer_kwargs: Optional[dict] = None) -> Uploaded:
     """Stage out one file of range outputs; raises ``StageOutFailure`` (or the copytool's code) on failure."""
-    from pilot.api.es_data import StageOutESClient
-
     workdir = os.path.dirname(path)
     primary, failover = es_destinations(getattr(infosys, "queuedata", None))
     spec = FileSpec(lfn=os.path.basename(path), scope=ES_SCOPE, filetype="output", workdir=workdir,

@@ -240,7 +240,8 @@ class CommunicationManager(threading.Thread):
 
     def _get_jobs(self, req: CommunicationRequest) -> list:
         skip = {"request_type", "num_jobs", "post_hook", "response", "abort"}
-        fields = {k: v for k, v in vars(req).items() if k not in skip and not k.startswith("_")}
+        fields = {"getProxyKey": "False"}  # as Pilot 2's event-service job request
+        fields.update({k: v for k, v in vars(req).items() if k not in skip and not k.startswith("_")})
         jobs = []
         for _ in range(max(1, int(req.num_jobs or 1))):
             job = self.communicator.get_job(fields)

@@ -1,0 +1,88 @@
+"""The upstream event-service names (compat §1) import from their paths and do what they say."""
+
+import importlib
+
+import pytest
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import NotImplementedFailure, SetupFailure
+
+
+@pytest.mark.parametrize("module, names", [
+    ("pilot.eventservice.communicationmanager.communicationmanager",
+     ["CommunicationRequest", "CommunicationResponse", "CommunicationManager"]),
+    ("pilot.eventservice.esprocess", ["ESHook", "ESManager", "MessageThread", "ESProcess"]),
+    ("pilot.eventservice.esprocess.esprocess", ["ESProcess"]),
+    ("pilot.eventservice.esprocess.eshook", ["ESHook"]),
+    ("pilot.eventservice.esprocess.esmanager", ["ESManager"]),
+    ("pilot.eventservice.esprocess.esmessage", ["MessageThread"]),
+    ("pilot.eventservice.workexecutor.workexecutor", ["WorkExecutor"]),
+    ("pilot.eventservice.workexecutor.plugins.genericexecutor", ["GenericExecutor"]),
+    ("pilot.eventservice.workexecutor.plugins.baseexecutor", ["BaseExecutor"]),
+    ("pilot.api.es_data", ["StageInESClient", "StageOutESClient"]),
+    ("pilot.control.payloads.eventservice", ["EventServiceExecutor", "executor_for"]),
+    ("pilot.control.payloads.eventservicemerge", ["EventServiceMergeExecutor"]),
+])
+def test_names_import(module, names):
+    mod = importlib.import_module(module)
+    for name in names:
+        assert callable(getattr(mod, name)), f"{module}.{name}"
+
+
+def test_thread_shaped_names():
+    import threading
+
+    from pilot.eventservice.communicationmanager import CommunicationManager
+    from pilot.eventservice.esprocess import ESProcess, MessageThread
+    from pilot.eventservice.workexecutor.plugins.genericexecutor import GenericExecutor
+
+    for cls in (CommunicationManager, ESProcess, MessageThread, GenericExecutor):
+        assert issubclass(cls, threading.Thread)
+
+
+def test_work_executor_plugins():
+    from pilot.eventservice.workexecutor import WorkExecutor
+    from pilot.eventservice.workexecutor.plugins.genericexecutor import GenericExecutor
+    from pilot.eventservice.workexecutor.workexecutor import plugin_class
+
+    assert plugin_class("generic") is GenericExecutor and plugin_class("") is GenericExecutor
+    work = WorkExecutor(args={"executor_type": "generic"})
+    assert work.get_plugin_confs()["class"].endswith("genericexecutor.GenericExecutor")
+    for name in ("raythena", "hpo", "nonsense"):
+        with pytest.raises(NotImplementedFailure) as info:
+            WorkExecutor(args={"executor_type": name}).start()
+        assert info.value.code == ErrorCodes.NOTIMPLEMENTED
+    with pytest.raises(SetupFailure):
+        WorkExecutor().stop()
+
+
+def test_es_hook_and_manager_contract():
+    from pilot.eventservice.esprocess import ESHook, ESManager
+
+    with pytest.raises(SetupFailure):
+        ESManager(object())
+    hook = ESHook()
+    with pytest.raises(NotImplementedFailure):
+        hook.get_payload()
+    with pytest.raises(NotImplementedFailure):
+        hook.get_event_ranges(1)
+    with pytest.raises(NotImplementedFailure):
+        hook.handle_out_message({})
+    assert ESManager(hook).hook is hook
+
+
+def test_inject_channel():
+    from pilot.eventservice.esprocess.esprocess import inject_channel
+
+    name = "EventService_EventRanges_1"
+    assert inject_channel("./run.sh --x", name) == "./run.sh --x"
+    assert inject_channel("Sim_tf.py --a=1", name) == (
+        "Sim_tf.py --a=1 --preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;"
+        'jps.AthenaMPFlags.EventRangeChannel="EventService_EventRanges_1"\'')
+    line = "Sim_tf.py --preExec 'a=1' --b"
+    assert inject_channel(line, name).startswith("Sim_tf.py --preExec 'from AthenaMP.AthenaMPFlags import")
+    assert inject_channel(line, name).endswith("EventRanges_1\"' 'a=1' --b")  # one more preExec value
+    line = "Sim_tf.py --preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;x=1'"
+    assert 'import jobproperties as jps;jps.AthenaMPFlags.EventRangeChannel="' in inject_channel(line, name)
+    done = 'Sim_tf.py --preExec \'jps.AthenaMPFlags.EventRangeChannel="x"\''
+    assert inject_channel(done, name) == done
