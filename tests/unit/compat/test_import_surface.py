@@ -17,6 +17,14 @@ SURFACE = {
     "pilot.util.container": ["execute"],
     "pilot.util.timer": ["timeout", "TimedThread", "TimeoutException"],
     "pilot.control.job": ["get_fake_job", "create_job"],
+    "pilot.api.analytics": ["Analytics"],
+    "pilot.eventservice.communicationmanager.communicationmanager": [
+        "CommunicationRequest", "CommunicationResponse", "CommunicationManager"],
+    "pilot.eventservice.esprocess.esprocess": ["ESProcess"],
+    "pilot.eventservice.esprocess.eshook": ["ESHook"],
+    "pilot.eventservice.esprocess.esmanager": ["ESManager"],
+    "pilot.eventservice.esprocess.esmessage": ["MessageThread"],
+    "pilot.eventservice.workexecutor.workexecutor": ["WorkExecutor"],
 }
 
 
@@ -72,3 +80,10 @@ def test_exit_status_table_roundtrip():
     table = get_error_code_translation_dictionary()
     assert table[1201][0] == 143 and table[1331][0] == 77
     assert convert_to_pilot_error_code(143) == 1201
+
+
+def test_analytics_methods():
+    from pilot.api.analytics import Analytics
+
+    for name in ("fit", "slope", "intersect", "chi2", "get_table", "get_fitted_data"):
+        assert callable(getattr(Analytics(), name))
