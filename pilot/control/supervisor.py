@@ -24,6 +24,7 @@ class Worker:
     thread: threading.Thread
     error: Optional[str] = None
     critical: bool = True
+    done: bool = False  # set before the thread signals its end (is_alive() is still true then)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Supervisor:
                 if self.on_failure is not None and critical:
                     self.on_failure(name, worker.error)
             finally:
+                worker.done = True
                 self.changed.set()
 
         worker.thread.run = run  # type: ignore[method-assign]
@@ -56,7 +58,7 @@ class Supervisor:
 
     def alive(self) -> list:
         """Names of the workers still running."""
-        return [w.name for w in self.workers.values() if w.thread.is_alive()]
+        return [w.name for w in self.workers.values() if not w.done]
 
     def failed(self) -> list:
         """Workers that died with an exception."""

@@ -55,3 +55,15 @@ def test_context_take_returns_none_when_finished():
     ctx = PilotContext(args=None, mainworkdir="/tmp")
     ctx.stop("test")
     assert ctx.take(("jobs",)) is None
+
+
+def test_supervisor_counts_a_worker_done_before_its_thread_ends():
+    from pilot.control.supervisor import Supervisor
+
+    sup = Supervisor()
+    seen = []
+    sup.start("quick", lambda: None)
+    sup.changed.wait(5)
+    seen.append(sup.alive())  # no window in which a finished worker still counts as alive
+    assert seen == [[]]
+    assert sup.join(5)
