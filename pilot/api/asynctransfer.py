@@ -3,8 +3,10 @@
 The handle runs the ordinary ``client.transfer`` in a background thread (the files of one request
 still move concurrently through the client's bounded pool) and offers ``status``, ``done()``,
 ``progress()``, ``cancel()``, ``wait(timeout)`` and ``result(timeout)``. Cancelling stops new files and
-new attempts from starting; transfers already running finish (or time out) and the files that never
-started are marked failed with the transfer's failure code and ``transfer_error == 'cancelled'``.
+new attempts from starting and kills the process tree of every tool command still running (xrdcp,
+gfal-copy, lsm-get/put: see :func:`pilot.copytool.common.run_tool`); in-process transfers (the ``mv`` and
+``rucio`` tools) finish their current file. Files left untransferred are marked failed with the
+transfer's failure code (1099 / 1137) and a ``transfer_error`` that says ``cancelled``.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class TransferHandle:
         return sum(1 for f in self.files if f.is_transferred), len(self.files)
 
     def cancel(self) -> bool:
-        """Stop starting new transfers; True when the request had not finished yet."""
+        """Stop new transfers and kill running tool commands; True when the request had not finished yet."""
         if self.done():
             return False
         self.stop_event.set()

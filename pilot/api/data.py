@@ -25,10 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.api import staging
+from pilot.api.bulk import bulk_stage_in, wants_bulk
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
 from pilot.common.pluginfactory import PluginFactory
-from pilot.copytool.common import CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error, local_file_path
+from pilot.copytool.common import (CHECKSUM, CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error,
+                                   local_file_path)
 from pilot.info.filespec import FileSpec
 from pilot.util.tracereport import TraceReport
 
@@ -40,7 +42,7 @@ module_logger = logging.getLogger(__name__)
 #: keyword arguments of transfer() and their defaults (every one is optional)
 TRANSFER_DEFAULTS: dict = {
     "use_vp": False, "input_dir": "", "output_dir": "", "workdir": "", "cwd": "", "usecontainer": False,
-    "use_pcache": False, "use_bulk": False, "catchall": "", "job": None, "raise_exception": True,
+    "use_pcache": False, "use_bulk": None, "catchall": "", "job": None, "raise_exception": True,
 }
 
 
@@ -211,13 +213,17 @@ class StagingClient:
         tool_kwargs = self.tool_kwargs(name, activities, options)
         self.prepare_files(module, name, files, activities, options, tool_kwargs)
         todo = [f for f in files if f.status is None]
+        corrupt: dict = {}
+        if self.mode == "stage-in" and wants_bulk(module, todo, options.get("use_bulk")):
+            todo, corrupt = bulk_stage_in(self, module, name, todo, tool_kwargs)
         workers = min(self.max_workers, len(todo)) or 1
         if workers == 1:
             for fspec in todo:
-                self.transfer_one(module, name, fspec, tool_kwargs)
+                self.transfer_one(module, name, fspec, tool_kwargs, corrupt.get(id(fspec)))
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.mode}-{name}") as pool:
-                for future in [pool.submit(self.transfer_one, module, name, f, tool_kwargs) for f in todo]:
+                for future in [pool.submit(self.transfer_one, module, name, f, tool_kwargs, corrupt.get(id(f)))
+                               for f in todo]:
                     future.result()
         return files
 
@@ -225,11 +231,17 @@ class StagingClient:
         """Keyword arguments every copytool call receives."""
         kwargs = dict(options)
         kwargs.update(copytools=(self.queuedata.copytools if self.queuedata is not None else {}) or {},
-                      ddmconf=self._ddmconf(), activity=activities, trace_report=self.trace_report)
+                      ddmconf=self._ddmconf(), activity=activities, trace_report=self.trace_report,
+                      max_workers=self.max_workers)
         return kwargs
 
-    def transfer_one(self, module: Any, name: str, fspec: FileSpec, kwargs: dict) -> None:
-        """Transfer one file: each alternative (replica / storage) in turn, retries per error class."""
+    def transfer_one(self, module: Any, name: str, fspec: FileSpec, kwargs: dict,
+                     corrupt: Optional[tuple] = None) -> None:
+        """Transfer one file: each alternative (replica / storage) in turn, retries per error class.
+
+        ``corrupt`` is ``(pfn, exception)`` of a replica that already delivered bad data (in a bulk attempt):
+        it is not tried again.
+        """
         stop = kwargs.get("stop_event") or self.stop_event
         if stop.is_set():
             fspec.status, fspec.status_code = "failed", self.failure.default_code
@@ -237,7 +249,12 @@ class StagingClient:
             return
         trace = self.new_trace(fspec, name, kwargs)
         last: Optional[PilotException] = None
-        for alternative in self.alternatives(fspec, kwargs) or [None]:
+        alternatives = self.alternatives(fspec, kwargs)
+        if corrupt:
+            alternatives = [a for a in alternatives if a.get("pfn") != corrupt[0]]
+            last = corrupt[1]
+            self._record_failure(fspec, last, 1, CHECKSUM)
+        for alternative in alternatives or ([] if corrupt else [None]):
             if stop.is_set():
                 break
             if alternative is not None:
@@ -297,6 +314,11 @@ class StagingClient:
             trace.send(self.trace_url, self.http)
         except Exception as exc:  # pragma: no cover - send() already swallows errors
             self.logger.warning("trace report failed: %s", exc)
+        metrics = self.options.get("metrics")  # the pilot's metrics (pilot.util.prometheus), when given
+        if metrics is not None:
+            start = getattr(trace, "transferStart", None) or getattr(trace, "catStart", None) or time.time()
+            metrics.observe_transfer(self.mode, getattr(trace, "protocol", ""), int(fspec.filesize or 0),
+                                     time.time() - float(start), state == "DONE")
 
     # ------------------------------------------------------------------ per direction
     def prepare_files(self, module: Any, name: str, files: list, activities: list, options: dict,

@@ -29,6 +29,11 @@ def rucio_client() -> Any:
         from rucio.client import Client
     except ImportError:
         return None
+    from pilot.copytool.rucio import config_problem
+    problem = config_problem()
+    if problem:
+        logger.warning("cannot use Rucio: %s", problem)
+        return None
     try:
         return Client()
     except Exception as exc:  # no config, server unreachable at auth ...
@@ -47,10 +52,23 @@ def client_location() -> dict:
     return {"ip": ip, "fqdn": socket.getfqdn(), "site": os.environ.get("PILOT_RUCIO_SITENAME", "unknown")}
 
 
-def list_replicas(client: Any, files: list, use_vp: bool = False) -> list:
+def query_schemes(allowed_schemas: Optional[list], use_vp: bool = False) -> list:
+    """The schemes to ask Rucio for: the tool's allowed ones (in Rucio's list), all of ``SCHEMES`` when any goes.
+
+    Asking only for what the tool can use keeps the answer small: the server builds one PFN per file and
+    matching protocol (a test Rucio on SQLite takes ~3x longer for 200 files with all seven schemes than
+    with ``root`` alone).
+    """
+    if use_vp:
+        return ["root"]
+    wanted = [s for s in SCHEMES if not allowed_schemas or s in allowed_schemas]
+    return wanted or list(SCHEMES)
+
+
+def list_replicas(client: Any, files: list, use_vp: bool = False, allowed_schemas: Optional[list] = None) -> list:
     """Raw ``list_replicas`` answers for ``files`` (1322 RUCIOLISTREPLICASFAILED on error)."""
     query = {"dids": [{"scope": f.scope, "name": f.lfn} for f in files],
-             "schemes": ["root"] if use_vp else SCHEMES, "signature_lifetime": SIGNED_URL_LIFETIME}
+             "schemes": query_schemes(allowed_schemas, use_vp), "signature_lifetime": SIGNED_URL_LIFETIME}
     try:
         try:
             return list(client.list_replicas(sort="geoip", client_location=client_location(), **query))
@@ -72,7 +90,9 @@ def resolve_replicas(files: list, staging_client: Any, allowed_schemas: Optional
     if client is None:
         logger.warning("Rucio is not available: replicas come from the storage protocols")
         return False
-    answers = {(r.get("scope"), r.get("name")): r for r in list_replicas(client, todo, use_vp)}
+    if getattr(staging_client, "rucio", "") is None:
+        staging_client.rucio = client  # reused by the client's next transfers
+    answers = {(r.get("scope"), r.get("name")): r for r in list_replicas(client, todo, use_vp, allowed_schemas)}
     queuedata = getattr(staging_client, "queuedata", None)
     for fspec in todo:
         answer = answers.get((fspec.scope, fspec.lfn))

@@ -11,6 +11,9 @@ import logging
 import os
 import re
 import shlex
+import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlparse
@@ -24,6 +27,8 @@ logger = logging.getLogger(__name__)
 MB = 1024 * 1024
 TIMEOUT_BASE = 300  # seconds
 TIMEOUT_MAX = 3 * 3600
+CANCEL_CHECK = 0.25  # seconds between looks at the stop event while a tool command runs
+KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for a cancelled or timed-out tool
 
 # error classes: decide whether and how the Data API retries
 MISSING = "missing"  # the source does not exist: no retry (another replica may be tried)
@@ -146,26 +151,70 @@ def _details(text: str) -> str:
 
 
 def run_tool(cmd: list, timeout: float, setup: str = "", env: Optional[dict] = None, cwd: Optional[str] = None,
-             is_stagein: bool = True) -> str:
+             is_stagein: bool = True, stop_event: Optional[threading.Event] = None, quiet: bool = False,
+             check: bool = True) -> str:
     """Run a transfer command (after the queue's ``setup`` line, if any); return its output.
 
-    A time-out or a non-zero exit raises the classified PilotException (code, trace state, error class).
+    A time-out, a set ``stop_event`` (the transfer was cancelled) or a non-zero exit raises the classified
+    PilotException (code, trace state, error class); in the first two cases the command's whole process
+    tree is killed first. ``quiet`` logs a failure at debug level (for commands expected to fail);
+    ``check=False`` returns the output of a command that exited non-zero (bulk copies that partly failed).
     """
-    from pilot.util.processes import run_command
     full_env = dict(os.environ)
     full_env.update(env or {})
-    if setup.strip():
-        result = run_command(f"{setup.strip().rstrip(';')}; {shlex.join(cmd)}", timeout=timeout, env=full_env,
-                             cwd=cwd, shell=True)
-    else:
-        result = run_command(cmd, timeout=timeout, env=full_env, cwd=cwd)
+    line = f"{setup.strip().rstrip(';')}; {shlex.join(cmd)}" if setup.strip() else shlex.join(cmd)
+    logger.info("running: %s (time-out %d s)", line, timeout)
+    result, cancelled = run_cancellable(line if setup.strip() else cmd, timeout, full_env, cwd, stop_event,
+                                        shell=bool(setup.strip()))
     output = f"{result.stdout}\n{result.stderr}".strip()
+    if cancelled:
+        raise PilotException(f"transfer cancelled: {cmd[0]} was stopped", state="CANCELLED", kind=CONFIG,
+                             code=ErrorCodes.STAGEINFAILED if is_stagein else ErrorCodes.STAGEOUTFAILED)
     if result.timed_out:
         raise transfer_error(f"copy command timed out after {timeout} s: {output[-500:]}", is_stagein)
     if result.exit_code != 0:
-        logger.warning("%s failed (exit %s): %s", cmd[0], result.exit_code, output[-2000:])
-        raise transfer_error(output or f"{cmd[0]} exited with {result.exit_code}", is_stagein)
+        (logger.debug if quiet else logger.warning)("%s failed (exit %s): %s", cmd[0], result.exit_code,
+                                                    output[-2000:])
+        if check:
+            raise transfer_error(output or f"{cmd[0]} exited with {result.exit_code}", is_stagein)
     return output
+
+
+def run_cancellable(cmd: Any, timeout: float, env: Optional[dict] = None, cwd: Optional[str] = None,
+                    stop_event: Optional[threading.Event] = None, shell: bool = False) -> tuple:
+    """Run ``cmd`` in its own session until it exits, times out or ``stop_event`` is set.
+
+    Returns ``(CommandResult, cancelled)``. On time-out or cancel the process tree (and its process group)
+    is killed with :func:`pilot.util.processes.kill_process_tree`; the stop event is looked at every
+    ``CANCEL_CHECK`` seconds while the command runs.
+    """
+    from pilot.util.processes import CommandResult, kill_process_tree
+    try:
+        proc = subprocess.Popen(cmd, shell=shell, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace")
+    except OSError as exc:
+        return CommandResult(127, "", f"cannot execute {cmd!r}: {exc}"), False
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        step = remaining if stop_event is None else min(CANCEL_CHECK, remaining)
+        try:
+            out, err = proc.communicate(timeout=max(step, 0.001))
+            return CommandResult(proc.returncode, out, err), False
+        except subprocess.TimeoutExpired:
+            cancelled = stop_event is not None and stop_event.is_set()
+            if cancelled or time.monotonic() >= deadline:
+                break
+    logger.warning("%s: killing the process tree of %s (PID %d)", "cancelled" if cancelled else "timed out",
+                   cmd[0] if isinstance(cmd, list) else cmd.split()[0], proc.pid)
+    kill_process_tree(proc.pid, pgrp=proc.pid, grace=KILL_GRACE)
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:  # an escaped grandchild still holds the pipes
+        proc.kill()
+        out, err = "", ""
+    note = "cancelled" if cancelled else f"command timed out after {timeout} s"
+    return CommandResult(-1, out or "", f"{err or ''}\n{note}", timed_out=not cancelled), cancelled
 
 
 def get_timeout(filesize: Any, base: int = TIMEOUT_BASE) -> int:

@@ -51,7 +51,7 @@ def _command(src: str, dst: str, timeout: int, checksum: str) -> list:
 def remove_existing(url: str, setup: str = "") -> None:
     """Delete a file already at ``url`` (a stale storage checksum of an overwritten file fails ``-K``)."""
     try:
-        run_tool(["gfal-rm", url], 60, setup, _env(), is_stagein=False)
+        run_tool(["gfal-rm", url], 60, setup, _env(), is_stagein=False, quiet=True)
         logger.info("removed existing %s before the upload", url)
     except PilotException:
         pass  # usually: no such file
@@ -60,6 +60,7 @@ def remove_existing(url: str, setup: str = "") -> None:
 def copy_in(files: list, **kwargs: Any) -> list:
     """Download each file from its TURL (checksum checked by gfal against the job's adler32)."""
     setup = get_copysetup(kwargs.get("copytools"), "gfal") or get_copysetup(kwargs.get("copytools"), "gfalcopy")
+    stop = kwargs.get("stop_event")  # set by TransferHandle.cancel(): the running gfal-copy is killed
     for fspec in files:
         try:
             if not fspec.turl:
@@ -68,7 +69,7 @@ def copy_in(files: list, **kwargs: Any) -> list:
             dst = "file://" + os.path.abspath(local_file_path(fspec, kwargs.get("workdir", "")))
             timeout = get_timeout(fspec.filesize)
             run_tool(_command(fspec.turl, dst, timeout, fspec.checksum.get("adler32", "")), timeout + 60, setup,
-                     _env(), is_stagein=True)
+                     _env(), is_stagein=True, stop_event=stop)
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:
             mark_failed(fspec, exc)
@@ -79,6 +80,7 @@ def copy_in(files: list, **kwargs: Any) -> list:
 def copy_out(files: list, **kwargs: Any) -> list:
     """Upload each file to its SURL (checksum checked by gfal against the local adler32)."""
     setup = get_copysetup(kwargs.get("copytools"), "gfal") or get_copysetup(kwargs.get("copytools"), "gfalcopy")
+    stop = kwargs.get("stop_event")  # set by TransferHandle.cancel(): the running gfal-copy is killed
     for fspec in files:
         try:
             if not fspec.surl:
@@ -88,7 +90,7 @@ def copy_out(files: list, **kwargs: Any) -> list:
             timeout = get_timeout(fspec.filesize)
             remove_existing(fspec.surl, setup)
             run_tool(_command(src, fspec.surl, timeout, fspec.checksum.get("adler32", "")), timeout + 60, setup,
-                     _env(), is_stagein=False)
+                     _env(), is_stagein=False, stop_event=stop)
             fspec.turl = fspec.surl
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:

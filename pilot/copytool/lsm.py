@@ -61,7 +61,7 @@ def copy_in(files: list, **kwargs: Any) -> list:
                                      kind="missing")
             dst = local_file_path(fspec, kwargs.get("workdir", ""))
             run_tool(["lsm-get"] + _options(fspec) + [fspec.turl, dst], get_timeout(fspec.filesize), setup,
-                     is_stagein=True)
+                     is_stagein=True, stop_event=kwargs.get("stop_event"))
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:
             mark_failed(fspec, exc)
@@ -79,7 +79,7 @@ def copy_out(files: list, **kwargs: Any) -> list:
                                      state="NO_PROTOCOL", kind="config")
             src = local_file_path(fspec, kwargs.get("workdir", ""))
             run_tool(["lsm-put"] + _options(fspec) + [src, fspec.surl], get_timeout(fspec.filesize), setup,
-                     is_stagein=False)
+                     is_stagein=False, stop_event=kwargs.get("stop_event"))
             fspec.turl = fspec.surl
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:

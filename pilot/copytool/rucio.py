@@ -5,7 +5,10 @@ lets Rucio pick one (``download_dids``) when no replica is known. Stage-out uplo
 storage (``ddmendpoint``, or ``ddmendpoint_alt`` after a failure) without registering the file
 (``no_register=True`` unless the caller says otherwise: PanDA registers outputs), writes Rucio's
 summary to ``<workdir>/rucio_upload.json`` and takes the PFN and adler32 from it. Rucio's own traces
-are off: the Data API sends one trace per file.
+are off: the Data API sends one trace per file. ``copy_in_bulk`` downloads many files with one
+``download_pfns`` call (Rucio's own threads, at most 5). A failed download is classified from the state
+and reason Rucio records in its trace (FILE_NOT_FOUND / a missing source -> 1331, FAIL_VALIDATE -> 1171).
+The Rucio configuration must be a client one (see :func:`config_problem`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
+import types
 from typing import Any
 
+from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import get_timeout, local_file_path, mark_failed, transfer_error
 
@@ -28,7 +32,7 @@ allowed_schemas = ["root", "davs", "https", "file", "srm", "gsiftp", "storm"]
 check_availablespace = True
 
 SUMMARY_FILE = "rucio_upload.json"
-_local = threading.local()
+DOWNLOADED = ("DONE", "ALREADY_DONE", "FOUND_IN_PCACHE")
 
 
 def is_valid_for_copy_in(files: list) -> bool:
@@ -41,24 +45,66 @@ def is_valid_for_copy_out(files: list) -> bool:
     return all(f.lfn and f.scope for f in files)
 
 
+def config_path() -> str:
+    """The configuration file rucio-clients reads (its own search order), or '' when there is none."""
+    candidates = [os.environ.get("RUCIO_CONFIG", "")]
+    candidates += [os.path.join(os.environ[var], "etc", "rucio.cfg")
+                   for var in ("RUCIO_HOME", "VIRTUAL_ENV", "CONDA_PREFIX") if os.environ.get(var)]
+    candidates.append("/opt/rucio/etc/rucio.cfg")
+    return next((path for path in candidates if path and os.path.isfile(path)), "")
+
+
+def config_problem() -> str:
+    """Why the Rucio configuration cannot serve a client ('' when it looks fine).
+
+    rucio-clients runs as a server when its file has a ``[database]`` section (it then imports
+    ``rucio.core``, which the client package does not have). A file with ``[client]`` as well is used in
+    client mode (``RUCIO_CLIENT_MODE=1`` is set for this process); one without ``[client]`` cannot work.
+    """
+    import configparser
+
+    path = config_path()
+    if not path:
+        return "no Rucio configuration found (set RUCIO_CONFIG to a file with a [client] section)"
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(path)
+    except configparser.Error as exc:
+        return f"{path} is not a valid Rucio configuration: {exc}"
+    if not parser.has_section("client"):
+        extra = " (it has a [database] section: a Rucio server configuration)" if parser.has_section("database") \
+            else ""
+        return f"{path} has no [client] section{extra}; give the pilot a client configuration through RUCIO_CONFIG"
+    if parser.has_section("database") and "RUCIO_CLIENT_MODE" not in os.environ:
+        logger.info("%s has a [database] section as well as [client]: using it in client mode", path)
+        os.environ["RUCIO_CLIENT_MODE"] = "1"
+    return ""
+
+
 def _clients() -> Any:
-    """Per-thread Download/Upload clients (creating one authenticates against the server)."""
-    if getattr(_local, "download", None) is None:
-        try:
-            from rucio.client import Client
-            from rucio.client.downloadclient import DownloadClient
-            from rucio.client.uploadclient import UploadClient
-        except ImportError as exc:
-            raise PilotException(f"rucio-clients is not installed: {exc}", code=1342, state="COPY_ERROR",
-                                 kind="config") from None
-        try:
-            client = Client()
-        except Exception as exc:
-            raise transfer_error(f"cannot connect to Rucio: {exc}", is_stagein=True) from None
-        rucio_logger = _LoggerAdapter(logging.getLogger("rucio.client"))
-        _local.download = DownloadClient(client=client, logger=rucio_logger, tracing=False)
-        _local.upload = UploadClient(_client=client, logger=rucio_logger, tracing=False)
-    return _local
+    """Download/Upload clients for one call (cheap: the token is cached on disk).
+
+    Not kept per thread: a thread's leftovers are destroyed when it ends, which is slow for these clients
+    and delays the moment the pilot's supervisor sees the thread gone.
+    """
+    problem = config_problem()
+    if problem:
+        raise PilotException(f"rucio copytool: {problem}", code=ErrorCodes.RUCIOSERVICEUNAVAILABLE,
+                             state="CONTEXT_FAIL", kind="config")
+    try:
+        from rucio.client import Client
+        from rucio.client.downloadclient import DownloadClient
+        from rucio.client.uploadclient import UploadClient
+    except ImportError as exc:
+        raise PilotException(f"rucio-clients is not installed: {exc}", code=ErrorCodes.MIDDLEWAREIMPORTFAILURE,
+                             state="COPY_ERROR", kind="config") from None
+    try:
+        client = Client()
+    except Exception as exc:
+        raise transfer_error(f"cannot connect to Rucio: {exc}", is_stagein=True) from None
+    rucio_logger = _LoggerAdapter(logging.getLogger("rucio.client"))
+    return types.SimpleNamespace(download=DownloadClient(client=client, logger=rucio_logger, tracing=False),
+                                 upload=UploadClient(_client=client, logger=rucio_logger, tracing=False))
 
 
 class _LoggerAdapter:
@@ -77,7 +123,6 @@ def copy_in(files: list, **kwargs: Any) -> list:
     for fspec in files:
         try:
             _download(fspec, kwargs)
-            fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:
             mark_failed(fspec, exc)
             raise
@@ -89,25 +134,81 @@ def _download(fspec: Any, kwargs: dict) -> None:
     item = {"did": f"{fspec.scope}:{fspec.lfn}", "base_dir": os.path.dirname(dst), "no_subdir": True,
             "transfer_timeout": get_timeout(fspec.filesize)}
     clients = _clients()
+    traces: list = []
+    options = {"num_threads": 1, "deactivate_file_download_exceptions": True, "traces_copy_out": traces}
     try:
         if fspec.turl and fspec.ddmendpoint:
             item.update(pfn=fspec.turl, rse=fspec.ddmendpoint)
             if fspec.checksum.get("adler32"):
                 item["adler32"] = fspec.checksum["adler32"]
-            result = clients.download.download_pfns([item], num_threads=1)
+            result = clients.download.download_pfns([dict(item)], **options)
         else:
             if fspec.ddmendpoint:
                 item["rse"] = fspec.ddmendpoint
-            result = clients.download.download_dids([item], num_threads=1)
+            result = clients.download.download_dids([dict(item)], **options)
     except PilotException:
         raise
     except Exception as exc:
         raise transfer_error(f"{type(exc).__name__}: {exc}", is_stagein=True) from None
-    state = (result[0] if result else {}).get("clientState", "")
-    if state not in ("DONE", "ALREADY_DONE"):
-        raise transfer_error(f"rucio download of {fspec.lfn} ended in state {state}: {result}", is_stagein=True)
-    if result[0].get("pfn"):
-        fspec.turl = result[0]["pfn"]
+    outcome = result[0] if result else {}
+    if outcome.get("clientState") not in DOWNLOADED:
+        raise download_error(fspec, outcome, traces[-1] if traces else {})
+    _downloaded(fspec, item, outcome)
+
+
+def download_error(fspec: Any, outcome: dict, trace: dict) -> PilotException:
+    """A classified error from Rucio's result state and the reason in its trace (the result has none)."""
+    state = outcome.get("clientState") or "FAILED"
+    reason = str(trace.get("stateReason") or "")
+    if state == "FILE_NOT_FOUND":
+        reason = f"file not found (no source): {reason}"
+    elif trace.get("clientState") == "FAIL_VALIDATE" and "checksum" not in reason.lower():
+        reason = f"checksum validation failed: {reason}"
+    return transfer_error(f"rucio download of {fspec.scope}:{fspec.lfn} ended in {state}: {reason}", is_stagein=True)
+
+
+def _downloaded(fspec: Any, item: dict, result: dict) -> None:
+    """Record a finished download: the PFN used, and the adler32 Rucio verified (saves reading the file again)."""
+    if result.get("pfn"):
+        fspec.turl = result["pfn"]
+    if item.get("adler32"):
+        fspec.remote_checksum = {"adler32": item["adler32"]}
+    fspec.status, fspec.status_code = "transferred", 0
+
+
+def copy_in_bulk(files: list, **kwargs: Any) -> list:
+    """Download the files that have a chosen replica with one ``download_pfns`` call (Rucio's own threads).
+
+    Files without a replica, and files whose download did not end in DONE, are left (status None) for the
+    per-file path (see :mod:`pilot.api.bulk`).
+    """
+    items, by_did = [], {}
+    for fspec in files:
+        if not (fspec.turl and fspec.ddmendpoint):
+            continue
+        dst = local_file_path(fspec, kwargs.get("workdir", ""))
+        item = {"did": f"{fspec.scope}:{fspec.lfn}", "base_dir": os.path.dirname(dst), "no_subdir": True,
+                "pfn": fspec.turl, "rse": fspec.ddmendpoint, "transfer_timeout": get_timeout(fspec.filesize)}
+        if fspec.checksum.get("adler32"):
+            item["adler32"] = fspec.checksum["adler32"]
+        items.append(item)
+        by_did[item["did"]] = (fspec, dict(item))
+    if not items:
+        return files
+    threads = max(1, min(len(items), int(kwargs.get("max_workers") or 8)))
+    try:
+        results = _clients().download.download_pfns(items, num_threads=threads,
+                                                    deactivate_file_download_exceptions=True)
+    except PilotException:
+        raise
+    except Exception as exc:
+        raise transfer_error(f"{type(exc).__name__}: {exc}", is_stagein=True) from None
+    for result in results or []:
+        did = result.get("did") or f"{result.get('scope')}:{result.get('name')}"
+        if did in by_did and result.get("clientState") in DOWNLOADED:
+            fspec, item = by_did[did]
+            _downloaded(fspec, item, result)
+    return files
 
 
 def copy_out(files: list, **kwargs: Any) -> list:

@@ -89,13 +89,18 @@ def require_servers(*names: str) -> None:
         pytest.skip(msg)
 
 
+#: what ci/storage/client-env.sh exports (client side only: never the server's rucio.cfg)
+STORAGE_ENV_DEFAULTS = {
+    "RUCIO_CONFIG": "/tmp/pilot-storage/rucio/etc/rucio-client.cfg",
+    "X509_CERT_DIR": "/tmp/pilot-storage/pki/certificates", "X509_USER_PROXY": "/tmp/pilot-storage/pki/x509up",
+    "GFAL_PYTHONBIN": "/usr/bin/python3", "REQUESTS_CA_BUNDLE": "/tmp/pilot-storage/pki/ca-bundle.pem",
+    "SSL_CERT_FILE": "/tmp/pilot-storage/pki/ca-bundle.pem", "CURL_CA_BUNDLE": "/tmp/pilot-storage/pki/ca-bundle.pem",
+}
+
+
 def _storage_env(monkeypatch) -> None:
     """What ci/storage/client-env.sh exports, for tests run without sourcing it."""
-    root = "/tmp/pilot-storage"
-    defaults = {"RUCIO_CONFIG": f"{root}/rucio/etc/rucio-client.cfg", "X509_CERT_DIR": f"{root}/pki/certificates",
-                "X509_USER_PROXY": f"{root}/pki/x509up", "GFAL_PYTHONBIN": "/usr/bin/python3",
-                "REQUESTS_CA_BUNDLE": f"{root}/pki/ca-bundle.pem", "SSL_CERT_FILE": f"{root}/pki/ca-bundle.pem"}
-    for key, value in defaults.items():
+    for key, value in STORAGE_ENV_DEFAULTS.items():
         if not os.environ.get(key) and os.path.exists(value):
             monkeypatch.setenv(key, value)
 

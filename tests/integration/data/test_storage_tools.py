@@ -88,7 +88,7 @@ def test_no_good_replica_left_is_1171(real_site):
     assert not (real_site.work / src.lfn).exists()
 
 
-@pytest.mark.parametrize("tool", ["xrdcp", "gfal"])
+@pytest.mark.parametrize("tool", ["xrdcp", "gfal", "rucio"])
 def test_missing_file_is_1331_without_retry(real_site, tool):
     f = FileSpec(type="input", scope="tests", lfn=f"h4-missing-{real_site.tag}.dat")
     start = time.monotonic()
@@ -137,3 +137,33 @@ def test_lfn_leaving_work_dir_rejected(real_site, tool):
         stagein(real_site, tool, [f])
     assert err.value.get_error_code() in (ErrorCodes.BADOUTPUTFILENAME, ErrorCodes.STAGEINFAILED)
     assert not os.path.exists(real_site.tmp.parent / "etc")
+
+
+@pytest.mark.parametrize("tool", ["xrdcp", "rucio"])
+def test_bulk_stagein_with_a_corrupt_and_a_missing_replica(real_site, tool, caplog):
+    """Many files in one bulk call; a corrupt first replica and a file missing on disk go one by one."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="pilot.api.bulk")
+    good = [real_site.upload(os.urandom(20_000 + i)) for i in range(4)]
+    data = os.urandom(30_000)
+    corrupt = real_site.upload(data, rse="PILOT_XRD")
+    real_site.upload(data, rse="PILOT_POSIX", name=corrupt.lfn)
+    with open(real_site.disk_path("PILOT_XRD", "tests", corrupt.lfn), "r+b") as handle:
+        handle.write(b"CORRUPT")
+    gone = real_site.upload(os.urandom(1000))
+    os.unlink(real_site.disk_path("PILOT_XRD", "tests", gone.lfn))
+    files = [infile(real_site, src) for src in good + [corrupt, gone]]
+    with pytest.raises(PilotException) as err:
+        stagein(real_site, tool, files)
+    assert err.value.get_error_code() in (ErrorCodes.GETADMISMATCH, ErrorCodes.MISSINGINPUTFILE)
+    assert "bulk stage-in of 6 file(s)" in caplog.text
+    for src, f in zip(good, files):
+        assert f.status == "transferred" and (real_site.work / src.lfn).read_bytes() == src.data
+    if tool == "rucio":  # the rucio tool also reads file:// replicas: the good copy on PILOT_POSIX
+        assert files[4].status == "transferred" and files[4].ddmendpoint == "PILOT_POSIX"
+        assert (real_site.work / corrupt.lfn).read_bytes() == data
+    else:  # xrdcp reads root:// only: the one replica is corrupt (and was not read a second time)
+        assert files[4].status_code == ErrorCodes.GETADMISMATCH and not (real_site.work / corrupt.lfn).exists()
+    assert files[5].status == "failed" and files[5].status_code == ErrorCodes.MISSINGINPUTFILE
+    assert not (real_site.work / gone.lfn).exists()

@@ -1,0 +1,194 @@
+"""The ``s3`` copytool: objects on an S3 endpoint, through boto3 (an optional dependency).
+
+URLs are ``s3://host:port/<bucket>/<key>`` (HTTPS), or ``https://`` / ``http://host:port/<bucket>/<key>``
+(path-style addressing). The storage's protocol endpoint and path give the bucket, e.g. endpoint
+``s3://s3.example.org:443`` and path ``/atlas-logs``; the key is the LFN on an object store (type
+``OS_*``) or the deterministic ``<scope>/<xx>/<yy>/<lfn>`` path otherwise.
+
+Credentials, first found: the ``access_key``/``secret_key`` (and ``region``, ``is_secure``) settings of the
+storage protocol (``rprotocols[<id>].settings``) whose endpoint matches the URL, then boto3's own chain
+(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, the profile named by ``PANDA_PILOT_AWS_PROFILE``, ...).
+``is_secure: false`` turns an ``s3://`` URL into plain HTTP.
+
+S3 has no adler32: a download is checked by the Data API against the job's checksum (it reads the
+file); an upload is checked by size (``HEAD``), boto3 sends the body's checksum for the server to
+verify, and the local adler32 is stored as object metadata ``adler32``. Transfers run in-process, so a
+cancel stops new files but lets the running one finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from pilot.common.errorcodes import ErrorCodes
+from pilot.common.exception import PilotException
+from pilot.copytool.common import get_timeout, local_file_path, mark_failed, transfer_error
+
+logger = logging.getLogger(__name__)
+
+require_replicas = False
+require_input_protocols = True
+require_protocols = True
+allowed_schemas = ["s3", "https", "http"]
+check_availablespace = True
+
+
+def is_valid_for_copy_in(files: list) -> bool:
+    """Every file needs an LFN."""
+    return all(f.lfn for f in files)
+
+
+def is_valid_for_copy_out(files: list) -> bool:
+    """Every file needs an LFN."""
+    return all(f.lfn for f in files)
+
+
+def split_url(url: str, secure: bool = True) -> tuple:
+    """``(endpoint_url, bucket, key)`` of an S3 URL (``s3://`` means HTTPS unless ``secure`` is False)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("s3", "https", "http") or not parsed.netloc:
+        raise PilotException(f"not an S3 URL: {url}", code=ErrorCodes.NOSTORAGEPROTOCOL, state="NO_PROTOCOL",
+                             kind="config")
+    scheme = parsed.scheme if parsed.scheme != "s3" else ("https" if secure else "http")
+    parts = parsed.path.lstrip("/").split("/", 1)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise PilotException(f"S3 URL without bucket and key: {url}", code=ErrorCodes.NOSTORAGEPROTOCOL,
+                             state="NO_PROTOCOL", kind="config")
+    return f"{scheme}://{parsed.netloc}", parts[0], parts[1]
+
+
+def protocol_settings(url: str, fspec: Any, ddmconf: Optional[dict]) -> dict:
+    """The settings of the storage protocol whose endpoint serves ``url`` ({} when none)."""
+    storage = (ddmconf or {}).get(fspec.ddmendpoint)
+    if storage is None:
+        return {}
+    if fspec.protocol_id is not None and storage.protocol_settings(fspec.protocol_id):
+        return storage.protocol_settings(fspec.protocol_id)
+    netloc = urlparse(url).netloc
+    for entry in (storage.rprotocols or {}).values():
+        if isinstance(entry, dict) and urlparse(str(entry.get("endpoint", ""))).netloc == netloc:
+            return dict(entry.get("settings") or {})
+    return {}
+
+
+def _client(endpoint: str, settings: dict, timeout: int, clients: dict) -> Any:
+    """A boto3 S3 client for an endpoint and key, shared by the files of one call (``clients``)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:
+        raise PilotException(f"boto3 is not installed: {exc}", code=ErrorCodes.MISSINGCREDENTIALS,
+                             state="S3_ERROR", kind="config") from None
+    key = (endpoint, settings.get("access_key"), settings.get("secret_key"), settings.get("region"), timeout)
+    if key not in clients:
+        session = boto3.Session(profile_name=os.environ.get("PANDA_PILOT_AWS_PROFILE") or None)
+        options = {"endpoint_url": endpoint, "region_name": settings.get("region") or "us-east-1",
+                   "config": Config(connect_timeout=30, read_timeout=timeout, retries={"max_attempts": 2},
+                                    s3={"addressing_style": "path"})}
+        if settings.get("access_key") and settings.get("secret_key"):
+            options.update(aws_access_key_id=settings["access_key"], aws_secret_access_key=settings["secret_key"])
+        clients[key] = session.client("s3", **options)
+    return clients[key]
+
+
+def _close(clients: dict) -> None:
+    """Close the clients of a call now (not whenever the thread that made them ends)."""
+    for client in clients.values():
+        try:
+            client.close()
+        except Exception as exc:  # closing is best effort
+            logger.debug("closing an S3 client: %s", exc)
+
+
+def _target(url: str, fspec: Any, kwargs: dict, clients: dict) -> tuple:
+    settings = protocol_settings(url, fspec, kwargs.get("ddmconf"))
+    secure = str(settings.get("is_secure", "true")).lower() not in ("false", "0", "no")
+    endpoint, bucket, key = split_url(url, secure)
+    return _client(endpoint, settings, get_timeout(fspec.filesize), clients), bucket, key
+
+
+def _error(exc: Exception, url: str, is_stagein: bool) -> PilotException:
+    """A classified PilotException for a boto3/botocore error."""
+    text = f"{type(exc).__name__}: {exc}"
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if hasattr(exc, "response") else ""
+    if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
+        text = f"No such file: {url} ({text})"
+    elif code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        text = f"S3 credentials refused for {url} ({text})"
+    return transfer_error(text, is_stagein)
+
+
+def copy_in(files: list, **kwargs: Any) -> list:
+    """Download each object into the work dir (through ``<file>.part``)."""
+    clients: dict = {}
+    try:
+        _copy_in(files, kwargs, clients)
+    finally:
+        _close(clients)
+    return files
+
+
+def _copy_in(files: list, kwargs: dict, clients: dict) -> None:
+    for fspec in files:
+        try:
+            if not fspec.turl:
+                raise PilotException(f"no replica for {fspec.lfn}", code=ErrorCodes.NOREPLICAS, state="NO_REPLICA",
+                                     kind="missing")
+            client, bucket, key = _target(fspec.turl, fspec, kwargs, clients)
+            dst = local_file_path(fspec, kwargs.get("workdir", ""))
+            try:
+                client.download_file(bucket, key, dst + ".part")
+                os.replace(dst + ".part", dst)
+            except PilotException:
+                raise
+            except Exception as exc:
+                _discard(dst + ".part")
+                raise _error(exc, fspec.turl, True) from None
+            fspec.status, fspec.status_code = "transferred", 0
+        except PilotException as exc:
+            mark_failed(fspec, exc)
+            raise
+
+
+def copy_out(files: list, **kwargs: Any) -> list:
+    """Upload each file to its SURL; the object's size is checked afterwards."""
+    clients: dict = {}
+    try:
+        _copy_out(files, kwargs, clients)
+    finally:
+        _close(clients)
+    return files
+
+
+def _copy_out(files: list, kwargs: dict, clients: dict) -> None:
+    for fspec in files:
+        try:
+            if not fspec.surl:
+                raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
+                                     state="NO_PROTOCOL", kind="config")
+            client, bucket, key = _target(fspec.surl, fspec, kwargs, clients)
+            src = local_file_path(fspec, kwargs.get("workdir", ""))
+            metadata = {"adler32": fspec.checksum["adler32"]} if fspec.checksum.get("adler32") else {}
+            try:
+                client.upload_file(src, bucket, key, ExtraArgs={"Metadata": metadata})
+                size = int(client.head_object(Bucket=bucket, Key=key).get("ContentLength", -1))
+            except Exception as exc:
+                raise _error(exc, fspec.surl, False) from None
+            if fspec.filesize and size != int(fspec.filesize):
+                raise PilotException(f"size of {fspec.surl} is {size} B, not {fspec.filesize} B",
+                                     code=ErrorCodes.STAGEOUTFAILED, state="FS_MISMATCH", kind="checksum")
+            fspec.turl = fspec.surl
+            fspec.status, fspec.status_code = "transferred", 0
+        except PilotException as exc:
+            mark_failed(fspec, exc)
+            raise
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
