@@ -77,6 +77,12 @@ def getjob_fields(ctx: PilotContext, node: Any, jobs_done: int, last_taskid: str
         data["jobType"] = args.jobtype
     if args.country_group:
         data["countryGroup"] = args.country_group
+    if args.job_label == "self":
+        from pilot.util.proxy import default_proxy_path, distinguished_name
+
+        dn = distinguished_name(default_proxy_path())
+        if dn:
+            data["prodUserID"] = dn
     if jobs_done and last_taskid and args.allow_same_user:
         data["taskID"] = last_taskid
     if getattr(args, "resource_type", ""):

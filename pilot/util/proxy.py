@@ -425,3 +425,26 @@ def utc_text(epoch: Optional[float]) -> str:
     if epoch is None:
         return "unknown"
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def distinguished_name(path: str) -> str:
+    """The DN of the certificate's owner in ``/DC=.../CN=...`` form, proxy ``CN=<number>`` parts removed.
+
+    Used for ``-j self`` (prodUserID of getJob). Read with ``openssl x509``; '' when it cannot be read.
+    """
+    from pilot.util.processes import run_command
+
+    if not path or not os.path.isfile(path):
+        return ""
+    result = run_command(["openssl", "x509", "-in", path, "-noout", "-subject", "-nameopt", "compat"], timeout=30)
+    if result.exit_code != 0:
+        return ""
+    subject = result.stdout.strip().split("subject=", 1)[-1].strip()
+    parts = [p for p in subject.split("/") if p]
+    if len(parts) <= 1 and "," in subject:  # RFC 2253 style: 'CN=x, O=y' (most significant last)
+        parts = [p.strip() for p in reversed(subject.split(","))]
+    while parts and parts[-1].startswith("CN=") and parts[-1][3:].isdigit():
+        parts.pop()  # proxy certificate components
+    while parts and parts[-1] in ("CN=proxy", "CN=limited proxy"):
+        parts.pop()
+    return "/" + "/".join(parts) if parts else ""
