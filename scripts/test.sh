@@ -14,6 +14,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q -r requirements-test.txt
 bash scripts/install-test-deps.sh
+bash scripts/hpc/install.sh
 echo "== python test dependencies ready ($(( $(date +%s) - start )) s)"
 
 # real storage servers (XRootD, nginx WebDAV, Rucio) on 127.0.0.1, and their client tools

@@ -135,6 +135,7 @@ class PilotContext:
     node: Any = None  # pilot.util.workernode.WorkerNode
     http: Any = None  # the one HttpClient of this run
     recovery: Any = None  # pilot.control.recovery.RecoveryArea
+    metrics: Any = None  # pilot.util.prometheus.PilotMetricsRun (the pilot's metrics file)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def stop(self, reason: str = "") -> None:

@@ -40,7 +40,7 @@ def _client(ctx: PilotContext, job: JobData, client_class: Any, stop: Any = None
     trace = TraceReport(pq=ctx.args.queue, enabled=bool(getattr(ctx.args, "use_rucio_traces", True)))
     trace.init(job)
     return client_class(ctx.infosys, logger=logger, trace_report=trace, http=ctx.http,
-                        stop_event=stop)
+                        stop_event=stop, metrics=getattr(ctx, "metrics", None))
 
 
 def stage_in(ctx: PilotContext) -> None:

@@ -23,7 +23,7 @@ from pilot.control.context import PilotContext
 from pilot.control.monitoring import Verdict, WatchedJob, job_checks
 from pilot.control.monitoring.base import setting
 from pilot.control.monitoring.debug import DebugOutput
-from pilot.control.monitoring.lifetime import Lifetime, process_start_time
+from pilot.control.monitoring.lifetime import Lifetime, process_start_time, slot_limited
 from pilot.control.monitoring.proxy import ProxyCheck
 from pilot.info.jobdata import JobPhase
 from pilot.util.config import config
@@ -264,6 +264,8 @@ class PilotMonitor:
         self.lifetime = lifetime
         if start_wall is None:  # the lifetime counts from the start of the pilot process
             start_wall = min(ctx.start_time, process_start_time() or ctx.start_time)
+        lifetime = slot_limited(lifetime, start_wall)  # never beyond the end of the batch slot
+        self.lifetime = lifetime
         self.life = Lifetime(lifetime, start_wall=start_wall)
         self.start = time.monotonic()
         self.failed_at: Optional[float] = None  # monotonic time of the first component failure

@@ -51,6 +51,8 @@ class HttpStats:
     bytes_received: int = 0
     seconds: float = 0.0
     per_method: dict = field(default_factory=dict)
+    per_method_seconds: dict = field(default_factory=dict)  # method -> seconds spent (the pilot's metrics)
+    per_method_failures: dict = field(default_factory=dict)
 
 
 def user_agent() -> str:
@@ -215,6 +217,9 @@ class HttpClient:
             self.stats.bytes_received += len(data)
             self.stats.seconds += time.monotonic() - start
             self.stats.per_method[name] = self.stats.per_method.get(name, 0) + 1
+            seconds = self.stats.per_method_seconds
+            seconds[name] = seconds.get(name, 0.0) + time.monotonic() - start
+            self.stats.per_method_failures[name] = self.stats.per_method_failures.get(name, 0) + int(failed)
 
     def _connection(self, parts: urllib.parse.SplitResult, timeout: Optional[float],
                     fresh: bool) -> http.client.HTTPConnection:

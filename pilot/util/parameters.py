@@ -168,11 +168,11 @@ def _add_harvester(parser: argparse.ArgumentParser) -> None:
     add("--stageout-attempts", dest="stageout_attempts", type=non_negative_int, default=1,
         help="Pilot 3 stage-out attempts per file (default: 1, one attempt as in Pilot 2)")
     add("--use-realtime-logging", dest="use_realtime_logging", action="store_true", default=False,
-        help="real-time logging (accepted, no effect)")
+        help="stream the pilot log to --realtime-logging-server (else [Pilot] rtlogging)")
     add("--realtime-logging-server", dest="realtime_logging_server", default="",
-        help="real-time logging server type:host:port (accepted, no effect)")
+        help="real-time logging target: host:port (JSON lines over TCP) or an http(s) URL")
     add("--realtime-logname", dest="realtime_logname", default=None,
-        help="Pilot 3 real-time log name (accepted, no effect)")
+        help="real-time log name (the logname field of every record)")
     add("-b", "--nocvmfs", dest="cvmfs", action="store_false", default=True,
         help="Pilot 3 flag: skip CVMFS checks (accepted, no effect)")
 

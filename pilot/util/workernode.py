@@ -8,15 +8,7 @@ import socket
 from dataclasses import dataclass
 from typing import Optional
 
-#: environment variable -> batch system name; the job id variable follows in BATCH_JOB_ID
-BATCH_SYSTEMS = (
-    ("SLURM_JOB_ID", "SLURM"),
-    ("_CONDOR_JOB_AD", "HTCondor"),
-    ("CONDOR_JOB_ID", "HTCondor"),
-    ("PBS_JOBID", "PBS"),
-    ("LSB_JOBID", "LSF"),
-    ("JOB_ID", "SGE"),
-)
+from pilot.util.batch import detect
 
 
 @dataclass
@@ -75,14 +67,8 @@ def read_meminfo_mb(path: str = "/proc/meminfo") -> int:
 
 
 def batch_system() -> tuple:
-    """(name, job id) of the batch system from its environment, or ('', '')."""
-    for var, name in BATCH_SYSTEMS:
-        if os.environ.get(var):
-            if name == "HTCondor":
-                job_id = os.environ.get("CONDOR_JOB_ID") or os.environ.get("_CONDOR_JOB_AD", "")
-                return name, job_id
-            return name, os.environ[var]
-    return "", ""
+    """(name, job id) of the batch system from its environment, or ('', '') (see :mod:`pilot.util.batch`)."""
+    return detect()
 
 
 def collect() -> WorkerNode:

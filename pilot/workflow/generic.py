@@ -12,11 +12,13 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.control import data, job, monitor, payload
 from pilot.control.context import PilotContext
 from pilot.control.recovery import RecoveryArea, resume_orphans
-from pilot.control.reporting import Outbox, Reporter, SiteInfo
+from pilot.control.reporting import Outbox, Reporter, SiteInfo, pilot_timing
 from pilot.control.supervisor import Supervisor
 from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.https import HttpClient
+from pilot.util.prometheus import start_metrics
+from pilot.util.realtimelog import active_handler
 from pilot.util.workernode import collect
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,9 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     """Run the generic workflow; return the pilot-level error code (0 on success)."""
     mainworkdir = mainworkdir or os.getcwd()
     ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
+    ctx.metrics = start_metrics(ctx, timing=pilot_timing)  # the pilot's metrics file (pilot.util.prometheus)
+    if active_handler() is not None:  # real-time logging: records carry the current PandaID
+        ctx.reporter.listeners.append(active_handler().note_update)
     delivered = ctx.reporter.flush_outbox()
     if delivered:
         logger.info("delivered %d stored final update(s) from an earlier pilot", delivered)
@@ -147,6 +152,7 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     ctx.http.close()
     sup.join(timeout=5)
     getattr(ctx.communicator, "close", lambda: None)()  # e.g. Harvester's kill_worker marker
+    ctx.metrics.close()
     return exit_code(ctx)
 
 

@@ -46,6 +46,27 @@ def safety_margin(limit: float) -> float:
     return max(0.0, min(setting("lifetime_safety_margin", 600.0), limit / 2.0))
 
 
+def slot_limited(limit: float, start_wall: float, remaining: Optional[Callable[[], Optional[float]]] = None,
+                 now: Optional[float] = None) -> float:
+    """``limit`` cut to the end of the batch slot (Slurm, HTCondor, PBS, LSF), counted from ``start_wall``.
+
+    A pilot must never outlive its slot: when the batch system ends the slot before ``limit`` seconds
+    have passed, the slot's end is the limit (see :mod:`pilot.util.batch`).
+    """
+    from pilot.util.batch import remaining_seconds
+
+    left = (remaining or (lambda: remaining_seconds(started=start_wall)))()
+    if left is None:
+        return limit
+    now = time.time() if now is None else now
+    slot = max(0.0, now - start_wall + left)
+    if not limit or slot < limit:
+        logger.info("the batch slot ends in %d s: pilot lifetime %d s instead of %d s", int(left), int(slot),
+                    int(limit or 0))
+        return slot
+    return limit
+
+
 class Lifetime:
     """Elapsed time since a start, robust against clock changes, and the two deadlines of a limit."""
 
