@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Optional
@@ -148,6 +149,34 @@ class Outbox:
             except FileNotFoundError:
                 pass
 
+    def put_ranges(self, ranges: list, version: int) -> str:
+        """Store an event-range update before it is sent; return its key for :meth:`remove_ranges`."""
+        key = f"{time.time():.6f}-{uuid.uuid4().hex[:8]}"
+        with self._lock:
+            write_json_atomic(os.path.join(self.directory, f"ranges-{key}.json"),
+                              {"ranges": ranges, "version": version, "stored": time.time()})
+        return key
+
+    def remove_ranges(self, key: str) -> None:
+        try:
+            os.unlink(os.path.join(self.directory, f"ranges-{key}.json"))
+        except FileNotFoundError:
+            pass
+
+    def pending_ranges(self) -> list:
+        """(key, ranges, version) of every stored event-range update, oldest first."""
+        if not os.path.isdir(self.directory):
+            return []
+        found = []
+        for name in sorted(os.listdir(self.directory)):
+            if name.startswith("ranges-") and name.endswith(".json"):
+                try:
+                    entry = read_json(os.path.join(self.directory, name))
+                    found.append((name[len("ranges-"):-len(".json")], entry["ranges"], int(entry["version"])))
+                except Exception as exc:  # a broken entry must not block the others
+                    logger.warning("ignoring unreadable outbox entry %s: %s", name, exc)
+        return found
+
     def pending(self) -> list:
         """(jobid, fields) of every stored final update, oldest first."""
         if not os.path.isdir(self.directory):
@@ -162,6 +191,24 @@ class Outbox:
             except Exception as exc:  # a broken entry must not block the others
                 logger.warning("ignoring unreadable outbox entry %s: %s", name, exc)
         return [(jobid, fields) for _, jobid, fields in sorted(entries)]
+
+
+class DurableRangeUpdates:
+    """A communicator whose event-range updates go through the outbox (stored, sent, removed on success)."""
+
+    def __init__(self, communicator: Any, outbox: Optional[Outbox]) -> None:
+        self._communicator = communicator
+        self._outbox = outbox
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._communicator, name)
+
+    def update_event_ranges(self, ranges: list, version: int = 1) -> Any:
+        key = self._outbox.put_ranges(ranges, version) if self._outbox is not None else None
+        reply = self._communicator.update_event_ranges(ranges, version=version)  # raises: the entry stays
+        if key is not None:
+            self._outbox.remove_ranges(key)
+        return reply
 
 
 class Reporter:
@@ -215,6 +262,14 @@ class Reporter:
         if self.outbox is None or not self.enabled:
             return 0
         delivered = 0
+        for key, ranges, version in self.outbox.pending_ranges():
+            try:
+                self.communicator.update_event_ranges(ranges, version=version)
+            except CommunicationFailure as exc:
+                logger.warning("stored event-range update still not delivered: %s", exc)
+                continue
+            self.outbox.remove_ranges(key)
+            delivered += 1
         for jobid, fields in self.outbox.pending():
             logger.info("resending the stored final update of job %s", jobid)
             if self._send(jobid, fields, final=True) is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+from pilot.control.reporting import DurableRangeUpdates
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.control.payloads.eventservicemerge import EventServiceMergeExecutor
@@ -115,7 +116,8 @@ class EventServiceExecutor(PayloadExecutor):
             if self.kill_reason:
                 raise PilotException(f"payload not started: {self.kill_reason}",
                                      code=ErrorCodes.PAYLOADEXECUTIONFAILURE)
-        self.manager = CommunicationManager(communicator=self.ctx.communicator)
+        communicator = DurableRangeUpdates(self.ctx.communicator, getattr(self.ctx.reporter, "outbox", None))
+        self.manager = CommunicationManager(communicator=communicator)
         self.manager.start()
         work = WorkExecutor(args={"executor_type": self.es_type}, **self._options())
         work.set_payload({"executable": line, "workdir": self.job.workdir, "job": self.job,

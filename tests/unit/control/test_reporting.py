@@ -84,3 +84,34 @@ def test_outbox_keeps_undelivered_final_update(tmp_path):
     assert reporter.flush_outbox() == 1
     assert reporter.outbox.pending() == []
     assert server.sent[0]["jobId"] == "7" and "pilotErrorCode" in server.sent[0]
+
+
+class RangeServer:
+    def __init__(self):
+        self.fail = True
+        self.got = []
+
+    def update_event_ranges(self, ranges, version=1):
+        if self.fail:
+            raise CommunicationFailure("down")
+        self.got.append((ranges, version))
+        return {"StatusCode": 0}
+
+
+def test_event_range_updates_are_kept_until_delivered(tmp_path):
+    import pytest
+
+    from pilot.control.reporting import DurableRangeUpdates
+
+    server = RangeServer()
+    outbox = Outbox(str(tmp_path / "outbox"))
+    durable = DurableRangeUpdates(server, outbox)
+    with pytest.raises(CommunicationFailure):
+        durable.update_event_ranges([{"eventRangeID": "r1", "eventStatus": "finished"}], version=1)
+    assert len(outbox.pending_ranges()) == 1
+    server.fail = False
+    reporter = Reporter(server, SITE, outbox, 0)
+    assert reporter.flush_outbox() == 1
+    assert outbox.pending_ranges() == [] and server.got[0][0][0]["eventRangeID"] == "r1"
+    durable.update_event_ranges([{"eventRangeID": "r2", "eventStatus": "failed"}], version=0)
+    assert outbox.pending_ranges() == [] and server.got[1][1] == 0
