@@ -69,17 +69,26 @@ def s3_server(tmp_path_factory):
     (base / "s3.json").write_text(json.dumps({"identities": [{
         "name": "pilot", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    ports = {name: _free_port() for name in ("master", "volume", "filer", "s3", "master.grpc", "volume.grpc",
-                                             "filer.grpc", "s3.grpc")}
-    cmd = [weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={base / 'data'}", "-s3",
-           f"-s3.config={base / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-           "-master.volumeSizeLimitMB=64", "-volume.max=20"]
-    cmd += [f"-{name.replace('.grpc', '.port.grpc')}={port}" if name.endswith(".grpc") else f"-{name}.port={port}"
-            for name, port in ports.items()]
-    log = open(base / "weed.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc, ports, log = None, {}, None
+    for attempt in range(3):  # a free port can be taken between choosing and binding it: try again
+        ports = {name: _free_port() for name in ("master", "volume", "filer", "s3", "master.grpc", "volume.grpc",
+                                                 "filer.grpc", "s3.grpc")}
+        cmd = [weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={base / 'data'}", "-s3",
+               f"-s3.config={base / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+               "-master.volumeSizeLimitMB=64", "-volume.max=20"]
+        cmd += [f"-{name.replace('.grpc', '.port.grpc')}={port}" if name.endswith(".grpc")
+                else f"-{name}.port={port}" for name, port in ports.items()]
+        log = open(base / "weed.log", "ab")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_s3(ports["s3"], proc)
+            break
+        except RuntimeError:
+            _stop(proc, log)
+            if attempt == 2:
+                tail = (base / "weed.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"SeaweedFS did not start; its log ends with:\n{tail}") from None
     try:
-        _wait_s3(ports["s3"], proc)
         endpoint = f"http://127.0.0.1:{ports['s3']}"
         client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
                               aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
@@ -95,9 +104,17 @@ def s3_server(tmp_path_factory):
         yield types.SimpleNamespace(endpoint=endpoint, port=ports["s3"], client=client, bucket=BUCKET,
                                     url=f"s3://127.0.0.1:{ports['s3']}", log=base / "weed.log")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # a throw-away test instance: no need for weed's slow shutdown
-        proc.wait()
-        log.close()
+        _stop(proc, log)
+
+
+def _stop(proc: subprocess.Popen, log) -> None:
+    """Stop a throw-away test instance at once (no need for weed's slow shutdown)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    log.close()
 
 
 def s3_storage(name: str, server, path: str = "/pilot", secret: str = SECRET_KEY, storage_type: str = "OS_LOGS",

@@ -1,0 +1,103 @@
+"""``python -m bench.pilotbench``: install the references, run the scenarios, write the report.
+
+    python -m bench.pilotbench [--runs 3] [--runs-long 1] [--scenarios a,b,c,d] [--python39 PATH]
+    python -m bench.pilotbench --report-only bench/work/results/<stamp>.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+from . import RESULTS, WORK
+from .install import install
+from .report import machine_info, write_report
+from .scenarios import SCENARIOS, run_scenario
+
+logger = logging.getLogger("pilotbench")
+LONG = ("b", "d")
+
+
+def expand(selected: list) -> list:
+    """Scenario keys to run, in order ('c' is its sub-scenarios; its one-input baseline is 'a' when run)."""
+    keys = []
+    for key in selected:
+        if key == "c":
+            keys += ["c-base", "c-small", "c-large"]
+        elif key in SCENARIOS:
+            keys.append(key)
+        else:
+            raise SystemExit(f"unknown scenario {key!r} (use a, b, c, d)")
+    return keys
+
+
+def run_all(args: argparse.Namespace, raw: Path) -> dict:
+    """Run the selected scenarios against one dev server; returns the raw results document."""
+    from pilot.devserver.control import DevServer
+
+    from .jobs import Storage
+
+    installed = install(args.python39)
+    keys = expand(args.scenarios.split(","))
+    document = {"started": time.time(), "machine": machine_info(), "install": installed,
+                "runs": args.runs, "runs_long": args.runs_long, "scenarios": keys, "results": []}
+    with DevServer(WORK / "server", https=True) as server:
+        storage = Storage(server.storage_dir)
+        for key in keys:
+            scenario = SCENARIOS[key]
+            pilots = scenario.pilots
+            if key == "c-base" and "a" in keys:
+                pilots = ("ours-link",)  # the stage-in baseline (one input) of the others is scenario a
+            if args.pilots:
+                pilots = tuple(p for p in pilots if p in args.pilots.split(","))
+            runs = args.runs_long if key in LONG else args.runs
+            logger.info("scenario %s (%s): %d run(s)", key, scenario.title, runs)
+            document["results"] += run_scenario(server, storage, scenario, runs, pilots)
+            save(document, raw)  # partial results survive an interrupted bench
+    document["finished"] = time.time()
+    save(document, raw)
+    return document
+
+
+def save(document: dict, path: Path) -> None:
+    """Write the raw results document."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1))
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of scenarios a and c (default 3)")
+    parser.add_argument("--runs-long", type=int, default=1, help="runs of scenarios b and d (default 1)")
+    parser.add_argument("--scenarios", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    parser.add_argument("--pilots", help="only these pilots (pilot2,pilot3,ours,ours-link; default all)")
+    parser.add_argument("--python39", help="Python 3.9 for Pilot 2 (default: find or fetch one)")
+    parser.add_argument("--install-only", action="store_true", help="only install the reference pilots")
+    parser.add_argument("--report-only", metavar="JSON", help="regenerate the report from a results file")
+    parser.add_argument("--out", help="report base name (default bench/results/<date>-<machine>)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.install_only:
+        print(json.dumps(install(args.python39), indent=1))
+        return 0
+    if args.report_only:
+        document = json.loads(Path(args.report_only).read_text())
+    else:
+        raw = WORK / "results" / f"{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
+        document = run_all(args, raw)
+        logger.info("raw results: %s", raw)
+    day = datetime.date.fromtimestamp(document["started"]).isoformat()
+    base = Path(args.out) if args.out else RESULTS / f"{day}-{platform.machine()}-{document['machine']['cores']}cpu"
+    md, png = write_report(document, base)
+    print(f"report: {md}\nchart:  {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

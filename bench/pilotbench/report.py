@@ -1,0 +1,383 @@
+"""Markdown report and phase chart from a bench results document.
+
+Ratios are ours / reference computed pair by pair (run i of ours against run i of the reference, both
+in the same bench run), then summarised as median [min-max]; "best" is, per run, the better of the
+two references. Targets are judged on the median of the ours/best ratios.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import REPO
+from .scenarios import LARGE, SCENARIOS, SMALL
+
+PHASES = ("getjob", "stagein", "payload", "stageout", "final", "exit")
+PHASE_LABELS = {"getjob": "start to getJob", "stagein": "stage-in + setup", "payload": "payload",
+                "stageout": "stage-out", "final": "final update", "exit": "exit"}
+LABELS = {"pilot2": "Pilot 2", "pilot3": "Pilot 3", "ours": "ours", "ours-link": "ours, mv symlink mode"}
+REFS = ("pilot2", "pilot3")
+
+
+def machine_info() -> dict:
+    """CPU model, cores, memory, kernel, Python, and the checkout's commit."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as handle:
+            mem_gb = round(int(handle.readline().split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        mem_gb = 0.0
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "pilot"], capture_output=True,
+                           text=True).stdout.strip()
+    return {"cores": os.cpu_count(), "cpu": model, "arch": platform.machine(), "kernel": platform.release(),
+            "mem_gb": mem_gb, "python": platform.python_version(),
+            "commit": commit + ("+local changes" if dirty else "")}
+
+
+# ----------------------------------------------------------------------------- numbers
+
+def _runs(results: list, scenario: str, pilot: str) -> dict:
+    """run index -> result of one pilot in one scenario."""
+    return {r["run"]: r for r in results if r["scenario"] == scenario and r["pilot"] == pilot}
+
+
+def _get(result: dict, path: str) -> Optional[float]:
+    value: Any = result
+    for part in path.split("."):
+        if not isinstance(value, dict) or value.get(part) is None:
+            return None
+        value = value[part]
+    return float(value)
+
+
+def _values(runs: dict, metric: Callable[[dict], Optional[float]]) -> dict:
+    return {i: v for i, r in runs.items() if (v := metric(r)) is not None}
+
+
+def _fmt(value: Optional[float], unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 0.1 else 3
+    return f"{value:.{digits}f}{unit}"
+
+
+def _summary(values: list, unit: str = "") -> str:
+    if not values:
+        return "n/a"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return _fmt(med, unit)
+    return f"{_fmt(med, unit)} [{_fmt(min(values))}–{_fmt(max(values))}]"
+
+
+def _ratio(ours: dict, ref: dict, higher_better: bool = False) -> list:
+    out = []
+    for i, value in ours.items():
+        if i in ref and ref[i]:
+            out.append(value / ref[i])
+    return out
+
+
+def _best(refs: list, higher_better: bool) -> dict:
+    """Per run index, the better of the references' values."""
+    pick = max if higher_better else min
+    common = set.intersection(*(set(r) for r in refs)) if refs else set()
+    return {i: pick(r[i] for r in refs) for i in common}
+
+
+class Table:
+    """A metric table for one scenario: medians, ranges and pairwise ratios."""
+
+    def __init__(self, results: list, scenario: str, ours: str = "ours") -> None:
+        self.results = results
+        self.scenario = scenario
+        self.ours = ours
+        self.rows: list[str] = []
+        self.ratios: dict[str, list] = {}
+
+    def add(self, name: str, metric: Callable[[dict], Optional[float]], unit: str = "",
+            higher_better: bool = False, pilots: tuple = ("pilot2", "pilot3", "ours")) -> None:
+        vals = {p: _values(_runs(self.results, self.scenario, p), metric) for p in pilots}
+        cells = [_summary(list(vals[p].values()), unit) for p in pilots]
+        ours = vals[self.ours]
+        refs = [vals[p] for p in REFS if p in vals and vals[p]]
+        best = _best(refs, higher_better)
+        ratio_cells = [_summary(_ratio(ours, vals[p])) if p in vals else "n/a" for p in REFS]
+        best_ratio = _ratio(ours, best)
+        self.ratios[name] = best_ratio
+        self.rows.append(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(ratio_cells) +
+                         f" | {_summary(best_ratio)} |")
+
+    def markdown(self, pilots: tuple = ("pilot2", "pilot3", "ours")) -> str:
+        head = "| metric | " + " | ".join(LABELS[p] for p in pilots) + \
+               " | ours / Pilot 2 | ours / Pilot 3 | ours / best ref |"
+        return "\n".join([head, "|" + "---|" * (len(pilots) + 4), *self.rows])
+
+
+def _median(results: list, scenario: str, pilot: str, metric: Callable[[dict], Optional[float]]) -> Optional[float]:
+    vals = list(_values(_runs(results, scenario, pilot), metric).values())
+    return statistics.median(vals) if vals else None
+
+
+def _stagein_overheads(results: list, scenario: str, pilot: str) -> dict:
+    """Per run: (getJob → last input in place with N inputs − the same with one input) / (N − 1), minus the
+    raw ``cp`` time per file when the pilot copies (the references and the symlink mode move no bytes)."""
+    base_key = "a" if _runs(results, "a", pilot) else "c-base"
+    base = _median(results, base_key, pilot, lambda r: r.get("getjob_to_last_input"))
+    if base is None:
+        return {}
+    out = {}
+    for i, r in _runs(results, scenario, pilot).items():
+        if r.get("getjob_to_last_input") is None:
+            continue
+        extra = r["inputs"] - 1
+        raw = (r.get("plain_copy") or 0.0) / r["inputs"]
+        out[i] = (r["getjob_to_last_input"] - base) / extra - raw
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+
+def _scenario_a(results: list) -> tuple[str, dict]:
+    t = Table(results, "a")
+    t.add("start → payload start (s)", lambda r: r.get("start_to_payload"))
+    t.add("payload end → exit (s)", lambda r: r.get("payload_end_to_exit"))
+    t.add("total wall (s)", lambda r: r.get("wall"))
+    t.add("pilot-only CPU (s)", lambda r: r.get("cpu_pilot"))
+    t.add("peak RSS, pilot process (MB)", lambda r: r.get("peak_rss_mb"))
+    t.add("peak RSS, all pilot processes (MB)", lambda r: r.get("peak_tree_rss_mb"))
+    t.add("max threads", lambda r: r.get("max_threads"))
+    t.add("HTTP requests: PanDA server + queue/storage data", lambda r: _get(r, "http.panda") + _get(r, "http.info"))
+    t.add("HTTP requests: Rucio traces", lambda r: _get(r, "http.traces"))
+    t.add("HTTP requests, all", lambda r: _get(r, "http.total"))
+    t.add("HTTP bytes sent (bodies)", lambda r: _get(r, "http.bytes_in"))
+    t.add("HTTP bytes received (bodies)", lambda r: _get(r, "http.bytes_out"))
+    for phase in PHASES:
+        t.add(f"phase: {PHASE_LABELS[phase]} (s)", lambda r, p=phase: _get(r, f"phases.{p}"))
+    return t.markdown(), t.ratios
+
+
+def _scenario_b(results: list) -> str:
+    t = Table(results, "b")
+    t.add("pilot CPU while the payload runs (s per minute)", lambda r: _get(r, "window.cpu_per_min"))
+    t.add("RSS of pilot processes while it runs, median (MB)", lambda r: _get(r, "window.rss_median_mb"))
+    t.add("threads while it runs", lambda r: _get(r, "window.threads_median"))
+    t.add("updateJob calls during the payload", lambda r: r.get("heartbeats_during_payload"))
+    t.add("updateJob calls in all", lambda r: r.get("updates"))
+    t.add("pilot-only CPU, whole run (s)", lambda r: r.get("cpu_pilot"))
+    t.add("total wall (s)", lambda r: r.get("wall"))
+    return t.markdown()
+
+
+def _per_pilot(results: list, key: str, pilots: tuple, name: str, scale: float) -> dict:
+    """pilot -> run -> value of one field (scaled)."""
+    return {p: _values(_runs(results, key, p), lambda r: None if r.get(name) is None else scale * r[name])
+            for p in pilots}
+
+
+def _scenario_c(results: list) -> tuple[str, dict]:
+    pilots = ("pilot2", "pilot3", "ours", "ours-link")
+    lines = ["| metric | " + " | ".join(LABELS[p] for p in pilots) +
+             " | ours / best ref | ours (symlink) / best ref |", "|" + "---|" * 7]
+    ratios: dict = {}
+    for key, label in (("c-small", f"{SMALL[0]} × {SMALL[1] // 1024} kB"),
+                       ("c-large", f"{LARGE[0]} × {LARGE[1] // 2 ** 20} MB")):
+        if not any(r["scenario"] == key for r in results):
+            continue
+
+        def metric_of(name: str, scale: float = 1.0) -> dict:
+            return _per_pilot(results, key, pilots, name, scale)
+
+        over = {p: {i: 1000 * v for i, v in _stagein_overheads(results, key, p).items()} for p in pilots}
+        copy = _values(_runs(results, key, "ours"), lambda r: r.get("plain_copy"))
+        rows = [(f"{label}: getJob → payload start (s)", metric_of("stagein")),
+                (f"{label}: getJob → last input in place (s)", metric_of("getjob_to_last_input")),
+                (f"{label}: stage-in overhead per extra input file (ms)", over)]
+        for name, vals in rows:
+            best = _best([vals[p] for p in REFS if vals[p]], False)
+            r_ours, r_link = _ratio(vals["ours"], best), _ratio(vals["ours-link"], best)
+            ratios[name] = {"ours": r_ours, "ours-link": r_link}
+            lines.append(f"| {name} | " + " | ".join(_summary(list(vals[p].values())) for p in pilots) +
+                         f" | {_summary(r_ours)} | {_summary(r_link)} |")
+        if copy:
+            lines.append(f"| {label}: plain `cp` of the same files (s) | | | {_summary(list(copy.values()))} | | | |")
+    return "\n".join(lines), ratios
+
+
+def _scenario_d(results: list) -> tuple[str, dict]:
+    t = Table(results, "d")
+    t.add("jobs finished", lambda r: r.get("finished"))
+    t.add("jobs per minute", lambda r: _get(r, "multi.jobs_per_min"), higher_better=True)
+    t.add("overhead per job (s)", lambda r: _get(r, "multi.overhead_per_job"))
+    t.add("start → last final update (s)", lambda r: _get(r, "multi.span"))
+    t.add("last final update → exit (s)", lambda r: _get(r, "multi.tail"))
+    t.add("pilot-only CPU per job (s)", lambda r: r.get("cpu_pilot_per_job"))
+    t.add("HTTP requests per job", lambda r: r.get("http_per_job"))
+    t.add("peak RSS, pilot process (MB)", lambda r: r.get("peak_rss_mb"))
+    return t.markdown(), t.ratios
+
+
+def _verdict(ratios: list, limit: float) -> str:
+    if not ratios:
+        return "not measured"
+    med = statistics.median(ratios)
+    return f"{'met' if med <= limit else 'MISSED'} ({med:.3f})"
+
+
+def _targets(a: dict, c: dict, d: dict) -> str:
+    rows = [("start → payload start ≤ 1/10 of best reference", a.get("start → payload start (s)"), 0.1),
+            ("payload end → exit ≤ 1/10", a.get("payload end → exit (s)"), 0.1),
+            ("pilot-only CPU per job ≤ 1/3", a.get("pilot-only CPU (s)"), 1 / 3),
+            ("peak RSS ≤ best reference (pilot process)", a.get("peak RSS, pilot process (MB)"), 1.0),
+            ("peak RSS ≤ best reference (all pilot processes)", a.get("peak RSS, all pilot processes (MB)"), 1.0),
+            ("multi-job overhead per job ≤ 1/5", d.get("overhead per job (s)"), 0.2),
+            ("HTTP requests per job ≤ references (all requests)", a.get("HTTP requests, all"), 1.0),
+            ("HTTP requests per job ≤ references (PanDA server + queue/storage data)",
+             a.get("HTTP requests: PanDA server + queue/storage data"), 1.0),
+            ("HTTP requests per job ≤ references, multi-job (all)", d.get("HTTP requests per job"), 1.0)]
+    for key, value in c.items():
+        if "overhead per extra input file" in key:
+            rows.append((f"stage-in overhead per file ≤ 1/5, {key.split(':')[0]}, ours (copies)",
+                         value["ours"], 0.2))
+            rows.append((f"stage-in overhead per file ≤ 1/5, {key.split(':')[0]}, ours in symlink mode",
+                         value["ours-link"], 0.2))
+    lines = ["| target | verdict (median ours / best reference) |", "|---|---|"]
+    lines += [f"| {name} | {_verdict(ratios or [], limit)} |" for name, ratios, limit in rows]
+    return "\n".join(lines)
+
+
+def chart(results: list, path: Path) -> None:
+    """Where the time goes: phases of scenario a, per-job overhead of d, per-file overhead of c."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pilots = [p for p in ("pilot2", "pilot3", "ours") if _runs(results, "a", p)]
+    fig, axes = plt.subplots(2, 1, figsize=(11, 7.5), gridspec_kw={"height_ratios": [3, 2]})
+    ax = axes[0]
+    colors = ["#8c8c8c", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#d62728"]
+    for row, pilot in enumerate(pilots):
+        left = 0.0
+        for phase, color in zip(PHASES, colors):
+            width = _median(results, "a", pilot, lambda r, ph=phase: _get(r, f"phases.{ph}")) or 0.0
+            ax.barh(row, width, left=left, color=color, edgecolor="white",
+                    label=PHASE_LABELS[phase] if row == 0 else None)
+            if width >= 1.5:
+                ax.text(left + width / 2, row, f"{width:.1f}", ha="center", va="center", fontsize=8, color="white")
+            left += width
+        ax.text(left + 0.5, row, f"{left:.1f} s", va="center", fontsize=9)
+    ax.set_yticks(range(len(pilots)), [LABELS[p] for p in pilots])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since process start (medians)")
+    ax.set_title("(a) one job, one input, 5 s payload: where the time goes")
+    if pilots:
+        ax.legend(ncol=6, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, -0.42))
+    ax = axes[1]
+    groups = []
+    for pilot in ("pilot2", "pilot3", "ours", "ours-link"):
+        d = _median(results, "d", pilot, lambda r: _get(r, "multi.overhead_per_job"))
+        small = _stagein_overheads(results, "c-small", pilot)
+        large = _stagein_overheads(results, "c-large", pilot)
+        groups.append((pilot, d, statistics.median(small.values()) if small else None,
+                       statistics.median(large.values()) if large else None))
+    names = ["(d) multi-job overhead per job", "(c) stage-in overhead per file, 10 kB files",
+             "(c) stage-in overhead per file, 200 MB files"]
+    width = 0.2
+    for k, (pilot, *values) in enumerate(groups):
+        xs = [j + (k - 1.5) * width for j in range(3)]
+        heights = [max(v, 1e-4) if v is not None else 0 for v in values]
+        bars = ax.bar(xs, heights, width, label=LABELS[pilot])
+        for bar, value in zip(bars, values):
+            if value is not None:
+                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{value:.3g}", ha="center",
+                        va="bottom", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(range(3), names, fontsize=8)
+    ax.set_ylabel("seconds (log scale)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(document: dict, base: Path) -> tuple[Path, Path]:
+    """Write ``<base>.md``, ``<base>.png`` and ``<base>.json``; return the first two paths."""
+    import json
+
+    base.parent.mkdir(parents=True, exist_ok=True)
+    results = document["results"]
+    md, png = base.with_suffix(".md"), base.with_suffix(".png")
+    base.with_suffix(".json").write_text(json.dumps(document, indent=1))
+    chart(results, png)
+    machine, inst = document["machine"], document["install"]
+    started = datetime.datetime.fromtimestamp(document["started"])
+    minutes = (document.get("finished", document["started"]) - document["started"]) / 60
+    parts = [f"# Pilot benchmark, {started:%Y-%m-%d %H:%M}, {machine['cores']} cores {machine['arch']}",
+             "",
+             f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['mem_gb']} GB, Linux "
+             f"{machine['kernel']}. Ours at commit {machine['commit']}, Python {machine['python']} (clean venv, "
+             f"pip-installed); Pilot 3 on the same Python; Pilot 2 on Python {inst['python39_version']} "
+             f"({inst['python39_how']}). Runs: {document['runs']} of a and c, {document['runs_long']} of b and d, "
+             f"interleaved (each round runs every pilot once, order rotated); {minutes:.0f} minutes in all.",
+             "", f"![where the time goes]({png.name})", ""]
+    a_md, a_ratios = _scenario_a(results) if _runs(results, "a", "ours") else ("not run", {})
+    c_md, c_ratios = _scenario_c(results)
+    d_md, d_ratios = _scenario_d(results) if _runs(results, "d", "ours") else ("not run", {})
+    parts += ["## Targets", "", _targets(a_ratios, c_ratios, d_ratios), "",
+              f"## (a) {SCENARIOS['a'].title}", "", "Medians [min–max] over the runs; ratios pair by pair.", "",
+              a_md, ""]
+    if _runs(results, "b", "ours"):
+        parts += [f"## (b) {SCENARIOS['b'].title}", "", _scenario_b(results), ""]
+    parts += ["## (c) stage-in", "", c_md or "not run", ""]
+    parts += [f"## (d) {SCENARIOS['d'].title}", "", d_md, ""]
+    failed = [r for r in results if r["finished"] < r["jobs"] or r["timed_out"]]
+    if failed:
+        parts += ["## Runs with unfinished jobs", ""]
+        parts += [f"- {r['scenario']} {r['pilot']} run {r['run']}: {r['finished']}/{r['jobs']} finished, exit "
+                  f"{r['exit_status']}{', timed out' if r['timed_out'] else ''}" for r in failed]
+        parts.append("")
+    parts += [METHOD, ""]
+    notes = base.with_name(base.name + ".notes.md")
+    if notes.exists():  # hand-written analysis of this run, kept beside the generated report
+        parts += [notes.read_text().rstrip(), ""]
+    md.write_text("\n".join(parts))
+    return md, png
+
+
+METHOD = """## How this was measured
+
+See `bench/README.md`. In short: every pilot runs in its own PID namespace (`unshare -p -f --mount-proc`,
+`PILOT_NOKILL=1`) from its own launch directory, with the same command line, environment and config
+values, against the same dev server; one pilot at a time, rounds interleaved. Times come from outside:
+process start/exit (harness), getJob and final updateJob (dev server records), payload start/end (the
+payload script's stamps), end of stage-out (inode change time of the last output at its destination).
+Pilot-only CPU = CPU of the whole process tree (wait4) minus the payload's own (bash `times`). RSS and
+threads: /proc of the pilot's processes (payload excluded) sampled every 0.1 s; "pilot process" is the
+pilot's main process, "all pilot processes" adds its helpers (Pilot 2's curl calls, for instance).
+HTTP counts and bytes (request and reply bodies as sent) come from the dev server's request records,
+Rucio trace posts included. Stage-in per file: when each input was put in place in the job's work dir
+(inode change times listed by the payload), (getJob → last input with N inputs − with one) / (N − 1),
+minus `cp`'s time per file for a pilot that copies. (getJob → payload start hides the references'
+stage-in: they wait a fixed ~10 s there, and stage in during that wait.)
+
+Caveats: the references' `mv` copytool does not read the storage: it symlinks inputs that lie in the
+launch directory (placed there by the bench, as an ARC CE would) and moves outputs back there, while ours
+copies from and to the `file://` storage and checks adler32; "ours, mv symlink mode" does it the
+references' way. Their generic plug-in can only run a transformation that lies in the job's work dir,
+so the payload script is the job's (first) input, run as `./bench-payload.sh` (ours: `/bin/bash
+./bench-payload.sh`, because its copies drop the mode bits). Pilot 2 needs `--es-executor-type none`
+(else its stage-in thread dies importing `pilot.user.generic.metadata`); all pilots get it. The machine
+is shared with other work; see `loadavg_before` per run in the JSON."""

@@ -1,0 +1,269 @@
+"""The bench scenarios and the measurement of one pilot run against the dev server.
+
+Timestamps all come from outside the pilots, on one clock: process start and exit (harness), getJob
+and the final updateJob (the dev server's request records), payload start and end (written by the
+payload script), and the end of stage-out (inode change time of the last output or log file at its
+destination: the launch directory for the references' mv tool, the storage for ours).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from . import WORK
+from .jobs import SCOPE, InputFile, Storage, job_definition, read_stamps, rucio_path
+from .measure import ProcessResult, launch
+from .pilots import PILOTS, QUEUE, Pilot, command, config_text
+
+logger = logging.getLogger("pilotbench")
+
+INFO_METHODS = {"schedconfig", "queuedata", "cric_queues", "cric_storages", "storagedata"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of run, repeated for each pilot."""
+
+    key: str
+    title: str
+    seconds: float
+    inputs: str = "script"      # script | small | large
+    njobs: int = 1
+    timefloor: int = 0          # minutes
+    pilots: tuple = ("pilot2", "pilot3", "ours")
+    timeout: float = 600
+
+
+SCENARIOS = {
+    "a": Scenario("a", "one job, one input, 5 s payload", 5, timeout=300),
+    "b": Scenario("b", "one job, 60 s payload", 60, timeout=420),
+    "c-base": Scenario("c-base", "stage-in baseline: one input, 1 s payload", 1, timeout=300,
+                       pilots=("pilot2", "pilot3", "ours", "ours-link")),
+    "c-small": Scenario("c-small", "stage-in of 200 x 10 kB", 1, inputs="small", timeout=600,
+                        pilots=("pilot2", "pilot3", "ours", "ours-link")),
+    "c-large": Scenario("c-large", "stage-in of 5 x 200 MB", 1, inputs="large", timeout=900,
+                        pilots=("pilot2", "pilot3", "ours", "ours-link")),
+    "d": Scenario("d", "20 short jobs (1 s payload) in one multi-job pilot", 1, njobs=20, timefloor=60,
+                  timeout=1500),
+}
+SMALL = (200, 10 * 1024)
+LARGE = (5, 200 * 1024 * 1024)
+
+
+def _inputs(storage: Storage, kind: str) -> list[InputFile]:
+    files = [storage.script()]
+    if kind == "small":
+        files += storage.data_files(SMALL[0], SMALL[1], "small")
+    elif kind == "large":
+        files += storage.data_files(LARGE[0], LARGE[1], "large")
+    return files
+
+
+def _prepare_server(server: Any, scenario: Scenario, pilot: Pilot) -> None:
+    """Empty the server's records and give the queue this run's settings."""
+    server.reset("all")
+    settings: dict = {}
+    if scenario.timefloor:
+        settings["timefloor"] = scenario.timefloor
+    if pilot.mv_mode:
+        settings["copytools"] = {"mv": {"setup": "", "copy_type": pilot.mv_mode}}
+    if settings:
+        server.set_queuedata(QUEUE, settings)
+
+
+def _stageout_end(job: dict, launch_dir: Path, storage_root: Path) -> Optional[float]:
+    """Inode change time of the last output/log file at its destination (None if none was found)."""
+    times = []
+    for lfn in job["outFiles"].split(","):
+        for path in (launch_dir / lfn, storage_root / rucio_path(SCOPE, lfn)):
+            try:
+                times.append(os.lstat(path).st_ctime)
+                break
+            except OSError:
+                continue
+    return max(times) if times else None
+
+
+def _http(requests: list) -> dict:
+    """Counts and body bytes of the recorded requests by kind."""
+    out = {"panda": 0, "info": 0, "traces": 0, "bytes_in": 0, "bytes_out": 0, "methods": {}}
+    for req in requests:
+        method = req["method"]
+        kind = "traces" if method == "traces" else "info" if method in INFO_METHODS else "panda"
+        out[kind] += 1
+        out["methods"][method] = out["methods"].get(method, 0) + 1
+        out["bytes_in"] += req.get("bytes_in") or 0
+        out["bytes_out"] += req.get("bytes_out") or 0
+    out["total"] = out["panda"] + out["info"] + out["traces"]
+    return out
+
+
+def _job_timeline(server: Any, pandaid: int, job: dict, stamp: Path, requests: list, launch_dir: Path,
+                  storage_root: Path) -> dict:
+    """Timestamps of one job (seconds since the epoch; None when not seen)."""
+    getjob = next((r["time"] for r in requests if r["method"] == "getJob" and r.get("result") == str(pandaid)), None)
+    updates = server.updates(pandaid)
+    final = next((u for u in updates if u["is_final"]), None)
+    stamps = read_stamps(stamp)
+    heartbeats = [u["time"] for u in updates if not u["is_final"]]
+    placed = [stamps["ctimes"][lfn] for lfn in job["inFiles"].split(",") if lfn in stamps["ctimes"]]
+    return {"pandaid": pandaid, "getjob": getjob, "payload_start": stamps["start"], "payload_end": stamps["end"],
+            "payload_cpu": stamps["cpu"], "stageout_end": _stageout_end(job, launch_dir, storage_root),
+            "final": final["time"] if final else None, "state": final["state"] if final else None,
+            "updates": len(updates), "heartbeat_times": heartbeats, "inputs_placed": len(placed),
+            "first_input": min(placed) if placed else None, "last_input": max(placed) if placed else None}
+
+
+def _phases(proc: ProcessResult, tl: dict) -> dict:
+    """Durations of the phases of a single-job run."""
+    def span(a: Optional[float], b: Optional[float]) -> Optional[float]:
+        return None if a is None or b is None else b - a
+    return {"getjob": span(proc.start, tl["getjob"]), "stagein": span(tl["getjob"], tl["payload_start"]),
+            "payload": span(tl["payload_start"], tl["payload_end"]),
+            "stageout": span(tl["payload_end"], tl["stageout_end"]), "final": span(tl["stageout_end"], tl["final"]),
+            "exit": span(tl["final"], proc.end)}
+
+
+def _window(samples: list, start: Optional[float], end: Optional[float]) -> dict:
+    """Pilot CPU rate and RSS while the payload runs (margins of 1 s at both ends)."""
+    if start is None or end is None:
+        return {}
+    inside = [s for s in samples if start + 1 <= s.t <= end - 1 and s.payload_procs]
+    if len(inside) < 2:
+        return {}
+    first, last = inside[0], inside[-1]
+    rate = (last.pilot_cpu - first.pilot_cpu) / (last.t - first.t)
+    return {"cpu_per_min": 60 * rate, "rss_median_mb": statistics.median(s.pilot_rss_kb for s in inside) / 1024,
+            "rss_max_mb": max(s.pilot_rss_kb for s in inside) / 1024,
+            "threads_median": statistics.median(s.root_threads for s in inside)}
+
+
+def _clean_launch_dir(launch_dir: Path, keep: Path) -> None:
+    """Keep the pilot's logs, drop everything else (inputs, outputs, job dirs)."""
+    keep.mkdir(parents=True, exist_ok=True)
+    for name in ("pilotlog.txt", "pilot.stdout"):
+        if (launch_dir / name).exists():
+            shutil.copy(launch_dir / name, keep / name)
+    shutil.rmtree(launch_dir, ignore_errors=True)
+
+
+def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, rundir: Path) -> dict:
+    """One pilot run of a scenario; returns its measurements."""
+    _prepare_server(server, scenario, pilot)
+    inputs = _inputs(storage, scenario.inputs)
+    launch_dir = rundir / "launch"
+    stamps = rundir / "stamps"
+    shutil.rmtree(rundir, ignore_errors=True)
+    launch_dir.mkdir(parents=True)
+    stamps.mkdir()
+    for f in inputs:  # what the references' mv tool links from: inputs placed next to the pilot (aCT model)
+        os.link(f.path, launch_dir / f.lfn)
+    jobs = {}
+    for i in range(scenario.njobs):
+        job = job_definition(inputs, stamps / f"job{i:02d}.txt", scenario.seconds, pilot.via_bash)
+        jobs[server.submit(job)] = (job, stamps / f"job{i:02d}.txt")
+    cfg = rundir / "pilot.cfg"
+    cfg.write_text(config_text(pilot, server.url, server.https_url))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env.update(HARVESTER_PILOT_CONFIG=str(cfg), X509_USER_PROXY=server.info["proxy"],
+               X509_CERT_DIR=server.info["certdir"])
+    cmd = command(pilot, server.https_url, scenario.njobs if scenario.njobs > 1 else None)
+    logger.info("%s %s: %s", scenario.key, pilot.key, " ".join(map(str, cmd)))
+    load = os.getloadavg()[0]
+    proc = launch(cmd, launch_dir, env, launch_dir / "pilot.stdout", scenario.timeout)
+    requests = server.requests()
+    storage_root = Path(server.storage_dir)
+    timelines = [_job_timeline(server, pid, job, stamp, requests, launch_dir, storage_root)
+                 for pid, (job, stamp) in sorted(jobs.items())]
+    _clean_launch_dir(launch_dir, rundir / "logs")
+    result = summarize(scenario, pilot, proc, timelines, requests, len(inputs))
+    result["loadavg_before"] = load
+    return result
+
+
+def summarize(scenario: Scenario, pilot: Pilot, proc: ProcessResult, timelines: list, requests: list,
+              ninputs: int) -> dict:
+    """The numbers of one run."""
+    done = [tl for tl in timelines if tl["state"] == "finished"]
+    payload_cpu = sum(tl["payload_cpu"] for tl in timelines)
+    samples = proc.samples
+    result: dict[str, Any] = {
+        "scenario": scenario.key, "pilot": pilot.key, "exit_status": proc.exit_status, "timed_out": proc.timed_out,
+        "jobs": len(timelines), "finished": len(done), "inputs": ninputs, "wall": proc.end - proc.start,
+        "cpu_total": proc.cpu, "cpu_payload": payload_cpu, "cpu_pilot": proc.cpu - payload_cpu,
+        "cpu_pilot_per_job": (proc.cpu - payload_cpu) / max(1, len(timelines)),
+        "peak_rss_mb": max((s.root_rss_kb for s in samples), default=0) / 1024,
+        "peak_tree_rss_mb": max((s.pilot_rss_kb for s in samples), default=0) / 1024,
+        "max_threads": max((s.root_threads for s in samples), default=0),
+        "max_procs": max((s.pilot_procs for s in samples), default=0),
+        "http": _http(requests),
+    }
+    result["http_per_job"] = result["http"]["total"] / max(1, len(timelines))
+    if len(timelines) == 1:
+        tl = timelines[0]
+        result["phases"] = _phases(proc, tl)
+        result["start_to_payload"] = None if tl["payload_start"] is None else tl["payload_start"] - proc.start
+        result["payload_end_to_exit"] = None if tl["payload_end"] is None else proc.end - tl["payload_end"]
+        result["stagein"] = result["phases"]["stagein"]
+        if tl["first_input"] is not None and tl["inputs_placed"] > 1:
+            # from the first to the last input file put in place in the job's work dir
+            result["stagein_span"] = tl["last_input"] - tl["first_input"]
+            result["stagein_per_file"] = result["stagein_span"] / (tl["inputs_placed"] - 1)
+            result["inputs_placed"] = tl["inputs_placed"]
+        if tl["first_input"] is not None and tl["getjob"] is not None:
+            result["getjob_to_first_input"] = tl["first_input"] - tl["getjob"]
+            result["getjob_to_last_input"] = tl["last_input"] - tl["getjob"]
+        result["window"] = _window(samples, tl["payload_start"], tl["payload_end"])
+        beats = [t for t in tl["heartbeat_times"]
+                 if tl["payload_start"] and tl["payload_end"] and tl["payload_start"] <= t <= tl["payload_end"]]
+        result["heartbeats_during_payload"] = len(beats)
+        result["updates"] = tl["updates"]
+    else:
+        finals = [tl["final"] for tl in done]
+        payload_time = sum(tl["payload_end"] - tl["payload_start"] for tl in done
+                           if tl["payload_end"] and tl["payload_start"])
+        if finals:
+            span = max(finals) - proc.start
+            result["multi"] = {"span": span, "jobs_per_min": 60 * len(done) / span,
+                               "overhead_per_job": (span - payload_time) / len(done),
+                               "tail": proc.end - max(finals)}
+    return result
+
+
+def plain_copy_seconds(files: list[InputFile], target: Path) -> float:
+    """Time of ``cp`` of the same files (the raw byte-copy cost a real-copy stage-in cannot avoid)."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    start = time.monotonic()
+    subprocess.run(["cp", *[f.path for f in files], str(target)], check=True)
+    elapsed = time.monotonic() - start
+    shutil.rmtree(target, ignore_errors=True)
+    return elapsed
+
+
+def run_scenario(server: Any, storage: Storage, scenario: Scenario, runs: int, pilots: Optional[tuple] = None
+                 ) -> list:
+    """``runs`` rounds of the scenario, every pilot once per round (order rotated each round)."""
+    keys = list(pilots or scenario.pilots)
+    results = []
+    for i in range(runs):
+        order = keys[i % len(keys):] + keys[:i % len(keys)]
+        for key in order:
+            rundir = WORK / "runs" / scenario.key / f"{key}-{i}"
+            started = time.monotonic()
+            result = run_once(server, storage, scenario, PILOTS[key], rundir)
+            result["run"] = i
+            if scenario.inputs != "script" and key == "ours":
+                result["plain_copy"] = plain_copy_seconds(_inputs(storage, scenario.inputs), WORK / "cp-baseline")
+            logger.info("%s %s run %d: %.1f s wall, %d/%d jobs finished (%.0f s)", scenario.key, key, i,
+                        result["wall"], result["finished"], result["jobs"], time.monotonic() - started)
+            results.append(result)
+    return results
