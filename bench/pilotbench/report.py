@@ -259,6 +259,11 @@ def _targets(a: dict, c: dict, d: dict) -> str:
     return "\n".join(lines)
 
 
+def _phase_median(results: list, pilot: str, phase: str) -> float:
+    """Median duration of one phase of scenario a (0 when not seen)."""
+    return _median(results, "a", pilot, lambda r: _get(r, f"phases.{phase}")) or 0.0
+
+
 def chart(results: list, path: Path) -> None:
     """Where the time goes: phases of scenario a, per-job overhead of d, per-file overhead of c."""
     import matplotlib
@@ -279,6 +284,10 @@ def chart(results: list, path: Path) -> None:
                 ax.text(left + width / 2, row, f"{width:.1f}", ha="center", va="center", fontsize=8, color="white")
             left += width
         ax.text(left + 0.5, row, f"{left:.1f} s", va="center", fontsize=9)
+        if left < 15:  # a short bar: spell out the phases too small to see
+            small = ", ".join(f"{PHASE_LABELS[ph]} {_phase_median(results, pilot, ph):.2f}"
+                              for ph in PHASES if ph != "payload")
+            ax.text(left + 5, row, small, va="center", fontsize=7, color="#444444")
     ax.set_yticks(range(len(pilots)), [LABELS[p] for p in pilots])
     ax.invert_yaxis()
     ax.set_xlabel("seconds since process start (medians)")
