@@ -53,7 +53,9 @@ def client_location() -> dict:
 
 
 def query_schemes(allowed_schemas: Optional[list], use_vp: bool = False) -> list:
-    """The schemes to ask Rucio for: the tool's allowed ones (in Rucio's list), all of ``SCHEMES`` when any goes.
+    """The schemes to ask Rucio for: the tool's allowed ones, all of ``SCHEMES`` when any goes.
+
+    Allowed schemes outside ``SCHEMES`` (``s3`` of the objectstore tool) are asked for too.
 
     Asking only for what the tool can use keeps the answer small: the server builds one PFN per file and
     matching protocol (a test Rucio on SQLite takes ~3x longer for 200 files with all seven schemes than
@@ -62,6 +64,7 @@ def query_schemes(allowed_schemas: Optional[list], use_vp: bool = False) -> list
     if use_vp:
         return ["root"]
     wanted = [s for s in SCHEMES if not allowed_schemas or s in allowed_schemas]
+    wanted += [s for s in allowed_schemas or [] if s not in SCHEMES and s not in wanted]
     return wanted or list(SCHEMES)
 
 

@@ -94,7 +94,7 @@ def _client(endpoint: str, settings: dict, timeout: int, clients: dict) -> Any:
     return clients[key]
 
 
-def _close(clients: dict) -> None:
+def close_clients(clients: dict) -> None:
     """Close the clients of a call now (not whenever the thread that made them ends)."""
     for client in clients.values():
         try:
@@ -103,14 +103,16 @@ def _close(clients: dict) -> None:
             logger.debug("closing an S3 client: %s", exc)
 
 
-def _target(url: str, fspec: Any, kwargs: dict, clients: dict) -> tuple:
-    settings = protocol_settings(url, fspec, kwargs.get("ddmconf"))
+def target(url: str, fspec: Any, kwargs: dict, clients: dict, settings: Optional[dict] = None) -> tuple:
+    """``(client, bucket, key)`` for ``url``; ``settings`` default to the storage protocol's."""
+    if settings is None:
+        settings = protocol_settings(url, fspec, kwargs.get("ddmconf"))
     secure = str(settings.get("is_secure", "true")).lower() not in ("false", "0", "no")
     endpoint, bucket, key = split_url(url, secure)
     return _client(endpoint, settings, get_timeout(fspec.filesize), clients), bucket, key
 
 
-def _error(exc: Exception, url: str, is_stagein: bool) -> PilotException:
+def s3_error(exc: Exception, url: str, is_stagein: bool) -> PilotException:
     """A classified PilotException for a boto3/botocore error."""
     text = f"{type(exc).__name__}: {exc}"
     code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if hasattr(exc, "response") else ""
@@ -127,7 +129,7 @@ def copy_in(files: list, **kwargs: Any) -> list:
     try:
         _copy_in(files, kwargs, clients)
     finally:
-        _close(clients)
+        close_clients(clients)
     return files
 
 
@@ -137,16 +139,8 @@ def _copy_in(files: list, kwargs: dict, clients: dict) -> None:
             if not fspec.turl:
                 raise PilotException(f"no replica for {fspec.lfn}", code=ErrorCodes.NOREPLICAS, state="NO_REPLICA",
                                      kind="missing")
-            client, bucket, key = _target(fspec.turl, fspec, kwargs, clients)
-            dst = local_file_path(fspec, kwargs.get("workdir", ""))
-            try:
-                client.download_file(bucket, key, dst + ".part")
-                os.replace(dst + ".part", dst)
-            except PilotException:
-                raise
-            except Exception as exc:
-                _discard(dst + ".part")
-                raise _error(exc, fspec.turl, True) from None
+            client, bucket, key = target(fspec.turl, fspec, kwargs, clients)
+            download(client, bucket, key, local_file_path(fspec, kwargs.get("workdir", "")), fspec.turl)
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:
             mark_failed(fspec, exc)
@@ -159,7 +153,7 @@ def copy_out(files: list, **kwargs: Any) -> list:
     try:
         _copy_out(files, kwargs, clients)
     finally:
-        _close(clients)
+        close_clients(clients)
     return files
 
 
@@ -169,14 +163,10 @@ def _copy_out(files: list, kwargs: dict, clients: dict) -> None:
             if not fspec.surl:
                 raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                                      state="NO_PROTOCOL", kind="config")
-            client, bucket, key = _target(fspec.surl, fspec, kwargs, clients)
+            client, bucket, key = target(fspec.surl, fspec, kwargs, clients)
             src = local_file_path(fspec, kwargs.get("workdir", ""))
             metadata = {"adler32": fspec.checksum["adler32"]} if fspec.checksum.get("adler32") else {}
-            try:
-                client.upload_file(src, bucket, key, ExtraArgs={"Metadata": metadata})
-                size = int(client.head_object(Bucket=bucket, Key=key).get("ContentLength", -1))
-            except Exception as exc:
-                raise _error(exc, fspec.surl, False) from None
+            size = upload(client, bucket, key, src, fspec.surl, metadata)
             if fspec.filesize and size != int(fspec.filesize):
                 raise PilotException(f"size of {fspec.surl} is {size} B, not {fspec.filesize} B",
                                      code=ErrorCodes.STAGEOUTFAILED, state="FS_MISMATCH", kind="checksum")
@@ -185,6 +175,28 @@ def _copy_out(files: list, kwargs: dict, clients: dict) -> None:
         except PilotException as exc:
             mark_failed(fspec, exc)
             raise
+
+
+def download(client: Any, bucket: str, key: str, dst: str, url: str) -> None:
+    """Fetch one object to ``dst`` (through ``<dst>.part``); classified PilotException on failure."""
+    try:
+        client.download_file(bucket, key, dst + ".part")
+        os.replace(dst + ".part", dst)
+    except Exception as exc:
+        _discard(dst + ".part")
+        raise s3_error(exc, url, True) from None
+
+
+def upload(client: Any, bucket: str, key: str, source: Any, url: str, metadata: dict) -> int:
+    """Store ``source`` (a path or a readable file object) as one object; returns the object's size."""
+    try:
+        if isinstance(source, str):
+            client.upload_file(source, bucket, key, ExtraArgs={"Metadata": metadata})
+        else:
+            client.upload_fileobj(source, bucket, key, ExtraArgs={"Metadata": metadata})
+        return int(client.head_object(Bucket=bucket, Key=key).get("ContentLength", -1))
+    except Exception as exc:
+        raise s3_error(exc, url, False) from None
 
 
 def _discard(path: str) -> None:
