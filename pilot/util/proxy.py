@@ -27,7 +27,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.util.processes import run_command
@@ -361,6 +361,41 @@ def pilot_credential_paths(environ: Optional[dict] = None) -> List[str]:
             if real not in out:
                 out.append(real)
     return out
+
+
+def _inside(path: str, directory: str) -> bool:
+    """True when ``path`` is ``directory`` or lies below it (both real paths)."""
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def payload_visible_credentials(payload_env: Dict[str, str], workdir: str) -> List[str]:
+    """Real paths of the credentials a payload may read: its own proxy, and the proxy its environment names."""
+    keep = [payload_proxy_path(workdir)] if workdir else []
+    if payload_env.get("X509_USER_PROXY"):
+        keep.append(payload_env["X509_USER_PROXY"])
+    return [os.path.realpath(path) for path in keep]
+
+
+def masked_credential_paths(payload_env: Dict[str, str], workdir: str,
+                            pilot_environs: Sequence[Mapping[str, str]] = ()) -> List[str]:
+    """The pilot's credential files and directories to hide from a payload (real paths, no nesting).
+
+    ``pilot_environs`` are the environments that may name the pilot's credentials (default: the
+    pilot's own). Kept visible: whatever :func:`payload_visible_credentials` returns. A directory
+    that holds the job's work dir or a kept file is not covered as a whole (its credential files
+    are masked one by one); a path inside a covered directory is left to that directory.
+    """
+    keep = payload_visible_credentials(payload_env, workdir)
+    work = os.path.realpath(workdir) if workdir else ""
+    found: List[str] = []
+    for environ in pilot_environs or (os.environ,):
+        found += [path for path in pilot_credential_paths(dict(environ)) if path not in found]
+    candidates = [path for path in found if path not in keep]
+    dirs = [path for path in candidates if os.path.isdir(path)
+            and not (work and _inside(work, path)) and not any(_inside(k, path) for k in keep)]
+    files = [path for path in candidates if not os.path.isdir(path)]
+    covered = [path for path in dirs if not any(other != path and _inside(path, other) for other in dirs)]
+    return covered + [path for path in files if not any(_inside(path, d) for d in covered)]
 
 
 def strip_credentials(env: Dict[str, str]) -> Dict[str, str]:

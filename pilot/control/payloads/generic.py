@@ -9,14 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.info.jobdata import JobData
 from pilot.util.config import config
 from pilot.util.processes import TreeTracker, kill_process_tree, tree_cpu_seconds, tree_table
-from pilot.util.proxy import fetch_payload_proxy, isolate_credentials
+from pilot.util.proxy import fetch_payload_proxy, isolate_credentials, masked_credential_paths
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,21 @@ PILOT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.
 GUARD_STATUS = "payload_guard.json"
 #: seconds the guard waits between SIGTERM and SIGKILL of the payload tree
 KILL_GRACE = 10.0
+#: ``[Payload] credential_isolation`` values (see payload_environment / credential_masks)
+ISOLATION_MODES = ("auto", "required", "off")
+
+
+def credential_isolation_mode() -> str:
+    """``[Payload] credential_isolation``: auto (default), required or off (``false`` also means off)."""
+    value = config.Payload.get("credential_isolation", "auto")
+    if value is False:  # the config reader turns 'false' into a boolean
+        return "off"
+    text = str("auto" if value is None else value).strip().lower() or "auto"
+    if text not in ISOLATION_MODES:
+        logger.warning("[Payload] credential_isolation = %r is not one of %s: using auto", value,
+                       "/".join(ISOLATION_MODES))
+        return "auto"
+    return text
 
 
 class PayloadExecutor:
@@ -85,38 +100,57 @@ class PayloadExecutor:
             line = wrapped
         return line
 
+    def keeps_pilot_proxy(self) -> bool:
+        """True when the payload keeps the pilot's proxy: a production job reading its inputs remotely.
+
+        The experiment's ``common.payload_needs_pilot_proxy(job)`` decides when it is defined.
+        """
+        decide = getattr(self.user.module("common"), "payload_needs_pilot_proxy", None)
+        if callable(decide):
+            return bool(decide(self.job))
+        return not self.job.is_analysis and any(spec.status == "remote_io" for spec in self.job.indata)
+
     def payload_environment(self) -> dict:
         """The environment of the payload, without the pilot's credentials.
 
         The pilot's proxy and token variables are removed; an analysis job's own proxy (in its work
-        dir) becomes ``X509_USER_PROXY``; a production job that reads inputs remotely keeps the
-        pilot's proxy (the experiment's ``common.payload_needs_pilot_proxy(job)`` decides when defined).
+        dir) becomes ``X509_USER_PROXY``; the pilot's proxy stays when :meth:`keeps_pilot_proxy`.
         """
         env = dict(self.env if self.env is not None else os.environ)
         env.update({"PandaID": self.job.jobid, "PanDA_TaskID": self.job.taskid,
                     "PILOT_JOB_WORKDIR": self.job.workdir,
                     "ATHENA_PROC_NUMBER": str(self.job.corecount), "ATHENA_CORE_NUMBER": str(self.job.corecount)})
-        decide = getattr(self.user.module("common"), "payload_needs_pilot_proxy", None)
-        if callable(decide):
-            keep = bool(decide(self.job))
-        else:
-            keep = not self.job.is_analysis and any(spec.status == "remote_io" for spec in self.job.indata)
-        return isolate_credentials(env, self.job.workdir, keep_pilot_proxy=keep,
+        return isolate_credentials(env, self.job.workdir, keep_pilot_proxy=self.keeps_pilot_proxy(),
                                    pilot_environ=self.env if self.env is not None else None)
+
+    def credential_masks(self, payload_env: dict) -> List[str]:
+        """The pilot's credential paths the guard hides from the payload ([] when isolation is off).
+
+        Derived from the environment :meth:`payload_environment` built, so the two always agree: the
+        job's own proxy and a proxy that environment points at (the kept pilot proxy) stay visible.
+        The pilot's own environment is searched, and ``self.env`` too when the caller gave one.
+        """
+        if credential_isolation_mode() == "off":
+            return []
+        environs = [dict(os.environ)] + ([self.env] if self.env is not None else [])
+        return masked_credential_paths(payload_env, self.job.workdir, environs)
 
     def start(self, line: str, record_pid: bool = True) -> int:
         """Start the payload under the guard; return the guard's PID."""
         status = self.status_path
         bootstrap = (f"import sys; sys.path.insert(0, {PILOT_ROOT!r}); "
                      "from pilot.util.payloadguard import main; sys.exit(main())")
+        env = self.payload_environment()
+        masks = [arg for path in self.credential_masks(env) for arg in ("--mask", path)]
         cmd = [sys.executable, "-S", "-c", bootstrap, "--status", status, "--grace", str(self.grace),
-               "--stdout", self.stdout_path, "--stderr", self.stderr_path, "--cwd", self.job.workdir, "--", line]
+               "--stdout", self.stdout_path, "--stderr", self.stderr_path, "--cwd", self.job.workdir,
+               "--isolation", credential_isolation_mode(), *masks, "--", line]
         logger.info("job %s: payload command: %s", self.job.jobid, line)
         with self._lock:
             if self.kill_reason:
                 raise PilotException(f"payload not started: {self.kill_reason}",
                                      code=ErrorCodes.PAYLOADEXECUTIONFAILURE)
-            self.proc = subprocess.Popen(cmd, cwd=self.job.workdir, env=self.payload_environment(),
+            self.proc = subprocess.Popen(cmd, cwd=self.job.workdir, env=env,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
             self.tracker = TreeTracker(self.proc.pid)
         if record_pid:
@@ -139,7 +173,32 @@ class PayloadExecutor:
             status = {"exit_code": returncode if returncode >= 0 else 128 - returncode,
                       "signal": -returncode if returncode < 0 else None, "cpu": None}
             self._sweep()
+        self._judge_isolation(status.get("credentials"))
         return status
+
+    def _judge_isolation(self, record: Any) -> None:
+        """Log what the guard did with the pilot's credentials; fail the job when required masking failed.
+
+        Code 1110 (SETUPFAILURE): the payload's environment could not be set up as the site requires,
+        so the payload was not started; nothing is wrong with the payload itself.
+        """
+        if not isinstance(record, dict):
+            return
+        jobid, mode, error = self.job.jobid, record.get("mode", ""), record.get("error", "")
+        if record.get("masked"):
+            logger.info("job %s: %s: pilot credentials masked: %s", jobid, self.name,
+                        ", ".join(record.get("paths", [])) or "(none left)")
+        elif mode == "off":
+            logger.info("job %s: %s: credential isolation is off", jobid, self.name)
+        elif error and mode == "required":
+            logger.error("job %s: %s not started: the pilot's credentials could not be masked: %s", jobid,
+                         self.name, error)
+            self.job.fail(ErrorCodes.SETUPFAILURE, f"credential isolation required but failed: {error}"[:250])
+        elif error:
+            logger.warning("job %s: the %s can read the pilot's credentials (masking failed: %s)", jobid,
+                           self.name, error)
+        else:
+            logger.info("job %s: %s: no pilot credential files to mask", jobid, self.name)
 
     def cpu_seconds(self) -> Optional[float]:
         """CPU seconds of the payload tree so far (None before the start)."""
