@@ -2,19 +2,18 @@
 
 It owns the TLS material (CA file/dir, the X.509 proxy as client certificate), the User-Agent,
 time-outs, retries with jittered exponential back-off, JSON decoding and request statistics.
-Connections are kept alive per host, so a pilot that talks to one server opens one TLS session.
+Connections are kept alive per host in one pool that every thread shares: a connection is taken
+for one request and put back after it, so a pilot whose calls do not overlap holds one TLS session
+to its server (one handshake, one set of OpenSSL buffers), and a second one opens only while two
+calls really run at once.
 """
 
 from __future__ import annotations
 
-import gzip
-import http.client
 import json
 import logging
 import os
-import platform
 import random
-import socket
 import ssl
 import sys
 import threading
@@ -25,8 +24,12 @@ from typing import Any, Optional
 
 from pilot.common.exception import CommunicationFailure
 from pilot.util.constants import PILOT_VERSION
+from pilot.util.httpwire import Connection, ServerClosed
 
 logger = logging.getLogger(__name__)
+
+#: idle kept-alive connections kept per host; more are closed when they come back
+MAX_IDLE_PER_HOST = 2
 
 #: HTTP statuses worth a retry (the server or a proxy in front of it is busy or restarting)
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -58,7 +61,7 @@ class HttpStats:
 def user_agent() -> str:
     """``pilot/<version> (Python <ver>; <os> <arch>)``."""
     return (f"pilot/{PILOT_VERSION} (Python {sys.version.split()[0]}; "
-            f"{platform.system()} {platform.machine()})")
+            f"{os.uname().sysname} {os.uname().machine})")
 
 
 def default_proxy_path() -> Optional[str]:
@@ -74,7 +77,7 @@ def default_capath() -> Optional[str]:
 
 
 class HttpClient:
-    """Send requests with time-outs and retries; thread-safe (one connection per thread and host)."""
+    """Send requests with time-outs and retries; thread-safe (kept-alive connections shared by all threads)."""
 
     def __init__(self, cacert: Optional[str] = None, capath: Optional[str] = None,
                  proxy: Optional[str] = None, connect_timeout: float = 100, timeout: float = 120,
@@ -91,7 +94,7 @@ class HttpClient:
         self.stop_event = stop_event
         self.token = token
         self.stats = HttpStats()
-        self._local = threading.local()
+        self._idle: dict = {}  # (scheme, netloc) -> idle kept-alive connections, newest last
         self._lock = threading.Lock()
         self._ssl: Optional[ssl.SSLContext] = None
 
@@ -112,6 +115,8 @@ class HttpClient:
         body = json.dumps(obj).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if compress:
+            import gzip
+
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
         raw = self.request(url, body, headers=headers, timeout=timeout, retries=retries)
@@ -145,16 +150,18 @@ class HttpClient:
                 if exc.status not in RETRY_STATUSES:
                     raise
                 logger.warning("%s %s: HTTP %s (attempt %d/%d)", method, _short(url), exc.status, attempt, attempts)
-            except (OSError, http.client.HTTPException) as exc:
+            except OSError as exc:  # network failures, time-outs and broken replies (httpwire)
                 last = exc
                 logger.warning("%s %s: %s (attempt %d/%d)", method, _short(url), exc, attempt, attempts)
         raise CommunicationFailure(f"{method} {_short(url)} failed after {attempts} attempt(s): {last}")
 
     def close(self) -> None:
-        """Close this thread's cached connections."""
-        for conn in getattr(self._local, "conns", {}).values():
-            conn.close()
-        self._local.conns = {}
+        """Close the idle kept-alive connections (a request still running keeps its own until it ends)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
 
     # ------------------------------------------------------------------ internals
     def _wait_backoff(self, n: int) -> bool:
@@ -178,29 +185,31 @@ class HttpClient:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         start = time.monotonic()
+        key = (parts.scheme, parts.netloc)
         for fresh in (False, True):
-            conn = self._connection(parts, timeout, fresh)
+            conn, reused = self._checkout(parts, timeout, fresh)
             try:
-                conn.request(method, path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
+                resp = conn.exchange(method, path, headers, body)
+                data = resp.body
                 break
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            except (ServerClosed, BrokenPipeError, ConnectionResetError):
                 # a kept-alive connection the server closed meanwhile: reconnect once
                 conn.close()
-                self._drop(parts)
-                if fresh:
+                if fresh or not reused:
                     self._count(method, path, body, b"", start, failed=True)
                     raise
             except Exception:
                 conn.close()
-                self._drop(parts)
                 self._count(method, path, body, b"", start, failed=True)
                 raise
         if resp.getheader("Content-Encoding") == "gzip":
+            import gzip
+
             data = gzip.decompress(data)
-        if resp.getheader("Connection", "").lower() == "close":
-            self._drop(parts)
+        if resp.getheader("Connection", "").lower() == "close" or resp.will_close:
+            conn.close()
+        else:
+            self._checkin(key, conn)
         failed = resp.status >= 400
         self._count(method, path, body, data, start, failed)
         if failed:
@@ -221,29 +230,36 @@ class HttpClient:
             seconds[name] = seconds.get(name, 0.0) + time.monotonic() - start
             self.stats.per_method_failures[name] = self.stats.per_method_failures.get(name, 0) + int(failed)
 
-    def _connection(self, parts: urllib.parse.SplitResult, timeout: Optional[float],
-                    fresh: bool) -> http.client.HTTPConnection:
-        conns = getattr(self._local, "conns", None)
-        if conns is None:
-            conns = self._local.conns = {}
-        key = (parts.scheme, parts.netloc)
-        conn = None if fresh else conns.get(key)
-        if conn is None:
-            tmo = timeout or self.timeout
-            if parts.scheme == "https":
-                conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=tmo,
-                                                   context=self._ssl_context())
-            else:
-                conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=tmo)
-            conn.connect()
-            if conn.sock is not None:
-                conn.sock.settimeout(tmo)
-                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conns[key] = conn
-        return conn
+    def _checkout(self, parts: urllib.parse.SplitResult, timeout: Optional[float],
+                  fresh: bool) -> tuple:
+        """A connection for one request, ``(conn, reused)``: an idle kept-alive one, else a new one.
 
-    def _drop(self, parts: urllib.parse.SplitResult) -> None:
-        getattr(self._local, "conns", {}).pop((parts.scheme, parts.netloc), None)
+        The request's own time-out applies to a reused connection as well.
+        """
+        tmo = timeout or self.timeout
+        conn = None
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get((parts.scheme, parts.netloc))
+                conn = idle.pop() if idle else None
+        if conn is not None and conn.sock is not None:
+            conn.settimeout(tmo)
+            return conn, True
+        connect = min(tmo, self.connect_timeout) if self.connect_timeout else tmo
+        context = self._ssl_context() if parts.scheme == "https" else None
+        conn = Connection(parts.hostname or "", parts.port or (443 if context else 80), timeout=tmo,
+                          context=context, connect_timeout=connect)
+        conn.connect()
+        return conn, False
+
+    def _checkin(self, key: tuple, conn: Connection) -> None:
+        """Put a connection whose reply was read completely back for the next request."""
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < MAX_IDLE_PER_HOST:
+                idle.append(conn)
+                return
+        conn.close()
 
     def _ssl_context(self) -> ssl.SSLContext:
         with self._lock:
