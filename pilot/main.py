@@ -10,7 +10,6 @@ import time
 from typing import Optional, Sequence
 
 from pilot.common.exception import PilotException
-from pilot.util import realtimelog
 from pilot.util.auxiliary import shell_exit_code
 from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
@@ -71,13 +70,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.chdir(mainworkdir)
     os.environ["PILOT_HOME"] = mainworkdir
     setup_logging(mainworkdir, args.debug, args.nopilotlog)
-    live_log = realtimelog.start(args)  # --use-realtime-logging: stream the log as well (local log unchanged)
+    live_log = None
+    if getattr(args, "use_realtime_logging", False):  # stream the log as well (the local log is unchanged)
+        from pilot.util import realtimelog
+
+        live_log = realtimelog.start(args)
     logger.info("PanDA pilot %s starting on queue %s (workflow %s, experiment %s)", PILOT_VERSION, args.queue,
                 args.workflow, args.pilot_user)
     try:
         return _run_workflow(args, mainworkdir)
     finally:
-        realtimelog.stop(live_log)
+        if live_log is not None:
+            realtimelog.stop(live_log)
 
 
 def _run_workflow(args, mainworkdir: str) -> int:

@@ -21,8 +21,6 @@ import logging
 import threading
 from typing import Any, Callable, Mapping, Optional, Protocol
 
-from pilot.api.communicators.act import ActCommunicator
-from pilot.api.communicators.harvester import HarvesterCommunicator
 from pilot.api.communicators.jobfiles import JobFiles
 from pilot.api.communicators.panda import API_NAMES, PandaServerCommunicator
 from pilot.util import harvester as hv
@@ -32,8 +30,23 @@ from pilot.util.parameters import get_server_url
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Communicator", "PandaServerCommunicator", "HarvesterCommunicator", "ActCommunicator",
-           "create_communicator", "server_api"]
+__all__ = ["Communicator", "PandaServerCommunicator", "HarvesterCommunicator",  # noqa: F822 (module __getattr__)
+           "ActCommunicator", "create_communicator", "server_api"]
+
+
+#: backends imported only when a run uses them (a plain PanDA pilot never loads the file protocols)
+_LAZY_BACKENDS = {"HarvesterCommunicator": "pilot.api.communicators.harvester",
+                  "ActCommunicator": "pilot.api.communicators.act"}
+
+
+def __getattr__(name: str) -> Any:
+    """``from pilot.api.communicator import HarvesterCommunicator`` (and aCT) still works, on first use."""
+    module = _LAZY_BACKENDS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 class Communicator(Protocol):
@@ -87,6 +100,8 @@ def create_communicator(args: Any, mainworkdir: str, http: HttpClient,
                                        api=api, fallback=fallback, job_files=job_files)
 
     if hv.is_harvester_mode(args, environ):
+        from pilot.api.communicators.harvester import HarvesterCommunicator
+
         mode = hv.submit_mode(args)
         logger.info("Harvester mode (%s): access point %s%s", mode, dirs.access_point,
                     "" if args.update_server else ", updates to files")
@@ -98,6 +113,8 @@ def create_communicator(args: Any, mainworkdir: str, http: HttpClient,
             heartbeat_interval=float(hv.setting("heartbeat_interval", default=60) or 60),
             events_timeout=float(hv.setting("eventranges_timeout", default=600) or 600))
     if not args.update_server:
+        from pilot.api.communicators.act import ActCommunicator
+
         logger.info("no server updates (-z): updates go to %s", config.Pilot.heartbeat_message)
         return ActCommunicator(dirs.main_dir, JobFiles(dirs),
                                heartbeat_name=str(config.Pilot.get("heartbeat_message", "heartbeat.json")))

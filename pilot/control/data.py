@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from typing import Any
 
 from pilot.common.errorcodes import ErrorCodes
@@ -18,6 +17,7 @@ from pilot.common.exception import PilotException
 from pilot.control.context import PilotContext
 from pilot.info.jobdata import JobData, JobPhase
 from pilot.util import constants as c
+from pilot.util.auxiliary import random_uuid
 from pilot.util.filehandling import calculate_checksum
 from pilot.util.processes import run_command
 
@@ -159,7 +159,7 @@ def _describe_output(spec: Any, path: str) -> None:
     spec.filesize = os.path.getsize(path)
     spec.checksum["adler32"] = calculate_checksum(path, "adler32")
     if not spec.guid:
-        spec.guid = str(uuid.uuid4())
+        spec.guid = random_uuid()
 
 
 def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list, client_class: Any) -> bool:

@@ -13,7 +13,7 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.control.context import PilotContext
 from pilot.control.payloads import utilities
-from pilot.control.payloads.eventservice import executor_for
+from pilot.control.payloads.selection import executor_for
 from pilot.control.payloads.generic import read_job_report
 from pilot.info.jobdata import JobData, JobPhase
 from pilot.util import constants as c

@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Optional
@@ -151,7 +150,7 @@ class Outbox:
 
     def put_ranges(self, ranges: list, version: int) -> str:
         """Store an event-range update before it is sent; return its key for :meth:`remove_ranges`."""
-        key = f"{time.time():.6f}-{uuid.uuid4().hex[:8]}"
+        key = f"{time.time():.6f}-{os.urandom(4).hex()}"
         with self._lock:
             write_json_atomic(os.path.join(self.directory, f"ranges-{key}.json"),
                               {"ranges": ranges, "version": version, "stored": time.time()})

@@ -6,7 +6,6 @@ trace reports are done once by the Data API (:mod:`pilot.api.data`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -20,7 +19,7 @@ from urllib.parse import urlparse
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.util.filehandling import safe_join
+from pilot.util.filehandling import md5_hexdigest, safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +260,7 @@ def join_url(endpoint: str, *parts: str) -> str:
 
 def deterministic_path(scope: str, lfn: str) -> str:
     """Rucio's ``hash`` convention: ``<scope dots->slashes>/<md5[0:2]>/<md5[2:4]>/<lfn>``."""
-    digest = hashlib.md5(f"{scope}:{lfn}".encode()).hexdigest()
+    digest = md5_hexdigest(f"{scope}:{lfn}".encode())
     return f"{scope.replace('.', '/')}/{digest[0:2]}/{digest[2:4]}/{lfn}"
 
 

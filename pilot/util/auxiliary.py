@@ -6,6 +6,7 @@ We use the Pilot 2 table (compat 6.3): wrappers and Harvester expect e.g. 1201 (
 from __future__ import annotations
 
 import logging
+import os
 from typing import Dict, List, Union
 
 from pilot.common.errorcodes import ErrorCodes
@@ -66,3 +67,16 @@ def shell_exit_code(pilot_code: int) -> int:
             return status
     logger.debug("no exit status defined for pilot error code %s: using 1", pilot_code)
     return 1
+
+
+def random_uuid() -> str:
+    """A random (version 4) UUID in its canonical text form, e.g. for an output file's GUID.
+
+    Built from ``os.urandom`` with the version and variant bits set as RFC 4122 asks, so the pilot
+    does not load the ``uuid`` module for it.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

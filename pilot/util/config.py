@@ -24,14 +24,13 @@ import logging
 import os
 import re
 import threading
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from pilot.common.exception import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONFIG_FILE = str(Path(__file__).with_name("default.cfg"))
+DEFAULT_CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.cfg")
 SITE_CONFIG_FILE = "/etc/panda/pilot.cfg"
 LAUNCH_DIR_CONFIG_NAME = "pilot.cfg"
 ENV_CONFIG_VARIABLE = "HARVESTER_PILOT_CONFIG"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import tempfile
 import zlib
 from typing import Any, Optional
 
@@ -18,11 +16,26 @@ logger = logging.getLogger(__name__)
 _CHUNK = 4 * 1024 * 1024
 
 
+def open_temp(directory: str, suffix: str = "") -> tuple:
+    """A new, private temp file in ``directory`` for an atomic write: ``(fd, path)``.
+
+    The pilot's own replacement for ``tempfile.mkstemp`` (same O_EXCL creation, mode 0600), so the
+    pilot does not load ``tempfile`` and its dependencies for a handful of small writes.
+    """
+    for _ in range(100):
+        tmp = os.path.join(directory, f".tmp-{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name in {directory}")
+
+
 def write_json_atomic(path: str, obj: Any, indent: Optional[int] = None) -> None:
     """Write ``obj`` as JSON so that a reader never sees a half-written file (temp file + rename)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    fd, tmp = open_temp(directory, ".json")
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(obj, handle, indent=indent, default=str)
@@ -41,7 +54,7 @@ def write_file_atomic(path: str, text: str) -> None:
     """Write text atomically (temp file + rename)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = open_temp(directory)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)
@@ -56,6 +69,26 @@ def read_json(path: str) -> Any:
         raise FileHandlingFailure(f"cannot read JSON from {path}: {exc}") from exc
 
 
+def new_md5() -> Any:
+    """A new md5 digest object.
+
+    Taken from the small ``_md5`` module when the interpreter has it: ``hashlib`` would also load
+    OpenSSL's digest tables and blake2 (0.4 MB of the pilot's memory) for the one md5 a job needs.
+    """
+    try:
+        from _md5 import md5
+    except ImportError:  # an interpreter built without it (FIPS builds): hashlib's OpenSSL md5
+        from hashlib import md5
+    return md5()
+
+
+def md5_hexdigest(data: bytes) -> str:
+    """The md5 of ``data`` as 32 hex digits."""
+    digest = new_md5()
+    digest.update(data)
+    return digest.hexdigest()
+
+
 def calculate_checksum(path: str, algorithm: str = "adler32") -> str:
     """The checksum of a file: adler32 as 8 lower-case hex digits, or an md5 hex digest."""
     algorithm = algorithm.lower()
@@ -67,7 +100,7 @@ def calculate_checksum(path: str, algorithm: str = "adler32") -> str:
                     value = zlib.adler32(chunk, value)
                 return f"{value & 0xffffffff:08x}"
             if algorithm in ("md5", "md5sum"):
-                digest = hashlib.md5()
+                digest = new_md5()
                 for chunk in iter(lambda: handle.read(_CHUNK), b""):
                     digest.update(chunk)
                 return digest.hexdigest()

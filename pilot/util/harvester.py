@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +41,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl
 
 from pilot.util.config import config
+from pilot.util.filehandling import open_temp
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def _write_atomic(path: str, data: bytes) -> None:
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = open_temp(directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

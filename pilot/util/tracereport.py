@@ -11,14 +11,15 @@ and build it with keywords (``TraceReport(pq=..., localSite=..., eventType=...)`
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import socket
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
+
+from pilot.util.auxiliary import random_uuid
+from pilot.util.filehandling import md5_hexdigest
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class TraceReport:
         if not self.ip:
             self.ip = _local_ip()
         if not self.uuid:
-            self.uuid = uuid.uuid4().hex
+            self.uuid = random_uuid().replace("-", "")
 
     # ------------------------------------------------------------------ dict compatibility
     def __getitem__(self, key: str) -> Any:
@@ -105,7 +106,7 @@ class TraceReport:
         """Fill the job-related fields: usrdn/usr (md5 of the DN), appid (PandaID), taskid."""
         dn = str(getattr(job, "produserid", "") or "")
         self.usrdn = dn
-        self.usr = hashlib.md5(dn.encode()).hexdigest() if dn else None
+        self.usr = md5_hexdigest(dn.encode()) if dn else None
         self.appid = str(getattr(job, "jobid", "") or "") or None
         self.taskid = str(getattr(job, "taskid", "") or "")
         if not self.eventType:

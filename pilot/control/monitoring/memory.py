@@ -29,7 +29,6 @@ import logging
 import os
 from typing import Any, Optional, Tuple
 
-from pilot.api.analytics import Analytics
 from pilot.common.errorcodes import ErrorCodes
 from pilot.util.memorymonitor import OUTPUT_FILE, SUMMARY_FILE, MemoryMonitor, Prmon
 
@@ -80,6 +79,8 @@ def update_leak(job: Any) -> None:
     path = os.path.join(job.workdir, OUTPUT_FILE)
     if not os.path.exists(path):
         return
+    from pilot.api.analytics import Analytics  # loaded once a time series exists, not at pilot start
+
     fitted = Analytics().get_fitted_data(path, x_name="Time", y_name="pss+swap", precision=2, tails=False)
     if fitted.get("slope") != "":
         job.extra_metrics = dict(job.extra_metrics, leak=fitted["slope"], chi2=fitted["chi2"])

@@ -1,9 +1,9 @@
 """Payload executors for event-service jobs, and the choice of executor for a job.
 
-:func:`executor_for` is what the payload control calls: an event-service job (``eventService``)
-gets an :class:`EventServiceExecutor`, a merge job (``eventServiceMerge``) an
-:class:`~pilot.control.payloads.eventservicemerge.EventServiceMergeExecutor`, any other job the
-generic :class:`~pilot.control.payloads.generic.PayloadExecutor`.
+:func:`~pilot.control.payloads.selection.executor_for` (also importable from here) picks the
+executor: an event-service job (``eventService``) gets an :class:`EventServiceExecutor`, a merge
+job (``eventServiceMerge``) an :class:`~pilot.control.payloads.eventservicemerge.EventServiceMergeExecutor`,
+any other job the generic :class:`~pilot.control.payloads.generic.PayloadExecutor`.
 
 The ES executor is a PayloadExecutor whose ``start``/``wait``/``kill`` run the payload through a
 :class:`~pilot.eventservice.workexecutor.WorkExecutor` (chosen by ``--es-executor-type``). The
@@ -22,29 +22,17 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.control.payloads.eventservicemerge import EventServiceMergeExecutor
 from pilot.control.payloads.generic import PayloadExecutor
+from pilot.control.payloads.selection import executor_for, executor_type
 from pilot.eventservice.communicationmanager import CommunicationManager
 from pilot.eventservice.workexecutor import WorkExecutor
 from pilot.util.config import config
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["EventServiceExecutor", "EventServiceMergeExecutor", "executor_for", "executor_type"]
+
 #: seconds the payload may take to exit after "No more events" (compat §12: 30 min)
 DEFAULT_EXIT_WAIT = 1800
-
-
-def executor_for(ctx: Any, job: Any) -> PayloadExecutor:
-    """The payload executor for ``job``: event service, event-service merge, or generic."""
-    if job.is_eventservice:
-        return EventServiceExecutor(ctx, job, executor_type(ctx))
-    if job.is_eventservicemerge:
-        return EventServiceMergeExecutor(job, ctx.user)
-    return PayloadExecutor(job, ctx.user)
-
-
-def executor_type(ctx: Any) -> str:
-    """``--es-executor-type`` (default ``generic``; the ``[Payload] executor_type`` setting when not given)."""
-    chosen = str(getattr(ctx.args, "executor_type", "") or "").strip()
-    return chosen or str(config.Payload.get("executor_type", "generic") or "generic")
 
 
 class _GuardLauncher:
