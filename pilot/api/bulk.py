@@ -87,7 +87,7 @@ def bulk_stage_in(client: Any, module: Any, name: str, files: list, kwargs: dict
                 corrupt[id(fspec)] = (fspec.turl, exc)
             fspec.status, fspec.status_code, fspec.transfer_error = None, 0, ""
             return False
-        client.finish_trace(trace, fspec, "DONE", "")
+        client.finish_trace(trace, fspec, "DONE", "", kwargs.get("trace_batch"))
         return True
 
     # checksums (when the tool reported none) and trace POSTs must not add up file after file

@@ -32,7 +32,7 @@ from pilot.common.pluginfactory import PluginFactory
 from pilot.copytool.common import (CHECKSUM, CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error,
                                    local_file_path)
 from pilot.info.filespec import FileSpec
-from pilot.util.tracereport import TraceReport
+from pilot.util.tracereport import TraceBatch, TraceReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from pilot.api.asynctransfer import TransferHandle
@@ -67,6 +67,9 @@ class StagingClient:
         self.trace_report = trace_report or TraceReport(pq=os.environ.get("PILOT_SITENAME", ""))
         self.trace_url: Optional[str] = kwargs.pop("trace_url", None)
         self.http = kwargs.pop("http", None)
+        # a caller that spans several transfer calls (the pilot's stage-out of outputs, then the log)
+        # passes its own batch and flushes it; otherwise each transfer() sends its traces at its end
+        self.trace_batch: Optional[TraceBatch] = kwargs.pop("trace_batch", None)
         self.workdir: str = kwargs.pop("workdir", "") or ""
         self.max_workers: int = max(1, int(kwargs.pop("max_workers", 8)))
         self.retry = kwargs.pop("retry_policy", None) or staging.RetryPolicy()
@@ -148,6 +151,17 @@ class StagingClient:
             options["catchall"] = self.queuedata.catchall
         options["workdir"] = options["workdir"] or self.workdir
         files = list(files)
+        batch = self.trace_batch if self.trace_batch is not None else TraceBatch(self.trace_url, self.http)
+        options["trace_batch"] = batch
+        try:
+            return self._transfer_with_tools(files, activities, options, stop, raise_exception)
+        finally:
+            if self.trace_batch is None:
+                batch.flush()
+
+    def _transfer_with_tools(self, files: list, activities: list, options: dict, stop: threading.Event,
+                             raise_exception: bool) -> list:
+        """The tools of ``activities`` in turn, each on the files the previous ones left."""
         tools = self.get_copytools(activities)
         errors: list = []
         remaining = [f for f in files if not f.is_transferred]
@@ -269,7 +283,7 @@ class StagingClient:
                     self.copy(module, fspec, kwargs)
                     trace.update(validateStart=time.time())
                     self.verify(fspec, kwargs)
-                    self.finish_trace(trace, fspec, "DONE", "")
+                    self.finish_trace(trace, fspec, "DONE", "", kwargs.get("trace_batch"))
                     return
                 except PilotException as exc:
                     last = exc
@@ -282,7 +296,7 @@ class StagingClient:
             if last is not None and (last.kwargs.get("kind") == MISSING and alternative is None):
                 break
         state = (last.state if last is not None else None) or "FAILED"
-        self.finish_trace(trace, fspec, state, last.diag if last is not None else "")
+        self.finish_trace(trace, fspec, state, last.diag if last is not None else "", kwargs.get("trace_batch"))
 
     def _record_failure(self, fspec: FileSpec, exc: PilotException, attempt: int, kind: str) -> None:
         fspec.status, fspec.status_code, fspec.transfer_error = "failed", exc.get_error_code(), exc.diag
@@ -304,15 +318,19 @@ class StagingClient:
             trace.remoteSite = fspec.ddmendpoint or trace.localSite
         return trace
 
-    def finish_trace(self, trace: TraceReport, fspec: FileSpec, state: str, reason: str) -> None:
-        """Complete and send a file's trace (never raises)."""
+    def finish_trace(self, trace: TraceReport, fspec: FileSpec, state: str, reason: str,
+                     batch: Optional[TraceBatch] = None) -> None:
+        """Complete a file's trace and add it to ``batch`` (sent at once without one); never raises."""
         trace.update(clientState=state, stateReason=reason[:500] if reason else None, timeEnd=time.time(),
                      url=fspec.turl or fspec.surl or None, filesize=int(fspec.filesize or 0))
         if fspec.ddmendpoint:
             trace.remoteSite = fspec.ddmendpoint
         try:
-            trace.send(self.trace_url, self.http)
-        except Exception as exc:  # pragma: no cover - send() already swallows errors
+            if batch is not None:
+                batch.add(trace)
+            else:
+                trace.send(self.trace_url, self.http)
+        except Exception as exc:  # pragma: no cover - add()/send() already swallow errors
             self.logger.warning("trace report failed: %s", exc)
         metrics = self.options.get("metrics")  # the pilot's metrics (pilot.util.prometheus), when given
         if metrics is not None:

@@ -30,17 +30,18 @@ LOG_ACTIVITIES = ["pl", "pw", "w", "default"]
 LOG_CREATION_TIMEOUT = 1800.0
 
 
-def _client(ctx: PilotContext, job: JobData, client_class: Any, stop: Any = None) -> Any:
+def _client(ctx: PilotContext, job: JobData, client_class: Any, stop: Any = None, traces: Any = None) -> Any:
     """A Data API client for one job: its trace report, the pilot's HTTP client and stop event.
 
     Stage-in may be cancelled by an abort; stage-out is not, so the log of an aborted job still leaves.
+    ``traces`` (a TraceBatch) collects the trace records of several transfers for one POST.
     """
     from pilot.util.tracereport import TraceReport
 
     trace = TraceReport(pq=ctx.args.queue, enabled=bool(getattr(ctx.args, "use_rucio_traces", True)))
     trace.init(job)
     return client_class(ctx.infosys, logger=logger, trace_report=trace, http=ctx.http,
-                        stop_event=stop, metrics=getattr(ctx, "metrics", None))
+                        stop_event=stop, metrics=getattr(ctx, "metrics", None), trace_batch=traces)
 
 
 def stage_in(ctx: PilotContext) -> None:
@@ -72,7 +73,8 @@ def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
         client = _client(ctx, job, client_class, stop=ctx.events.abort_job)
         activities = (["es_events_read"] if job.is_eventservicemerge else []) + INPUT_ACTIVITIES
         client.transfer(files, activity=activities, workdir=job.workdir, cwd=job.workdir, job=job,
-                        input_dir=ctx.args.input_dir, use_vp=job.use_vp)
+                        input_dir=ctx.args.input_dir, use_vp=job.use_vp,
+                        communicator=ctx.communicator)  # object stores get their keys through getKeyPair
     except PilotException as exc:
         job.fail(exc.get_error_code(), exc.get_detail())
         return False
@@ -91,6 +93,7 @@ def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
 def stage_out(ctx: PilotContext) -> None:
     """Stage out outputs (successful payloads only) and the log (always)."""
     from pilot.api.data import StageOutClient
+    from pilot.util.tracereport import TraceBatch
 
     names = ("finished_payloads", "failed_payloads", "failed_data_in")
     while True:
@@ -105,11 +108,13 @@ def stage_out(ctx: PilotContext) -> None:
             ctx.recovery.save(job)
         job.timing[c.PILOT_PRE_STAGEOUT] = time.time()
         ok = True
+        traces = TraceBatch(http=ctx.http)  # the outputs' and the log's traces leave in one request
         if name == "finished_payloads" and not job.errors and not job.is_eventservice:  # ES: outputs left per range
-            ok = _stage_out_outputs(ctx, job, StageOutClient)
+            ok = _stage_out_outputs(ctx, job, StageOutClient, traces=traces)
         elif name == "failed_payloads" and job.errors.first()[0] == ErrorCodes.REACHEDMAXTIME:
-            _stage_out_outputs(ctx, job, StageOutClient, partial=True)  # keep what the payload produced
-        ok = _stage_out_log(ctx, job, StageOutClient) and ok
+            _stage_out_outputs(ctx, job, StageOutClient, partial=True, traces=traces)  # keep what it produced
+        ok = _stage_out_log(ctx, job, StageOutClient, traces=traces) and ok
+        traces.flush()
         job.timing[c.PILOT_POST_STAGEOUT] = time.time()
         if not ok and ran_payload and _leave_for_recovery(ctx, job):
             continue
@@ -132,7 +137,8 @@ def _leave_for_recovery(ctx: PilotContext, job: JobData) -> bool:
     return True
 
 
-def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any, partial: bool = False) -> bool:
+def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any, partial: bool = False,
+                       traces: Any = None) -> bool:
     """Stage out the outputs; ``partial``: those that exist (a job stopped by its time limit)."""
     files = []
     for spec in job.outdata:
@@ -152,7 +158,7 @@ def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any, parti
         files.append(spec)
     if not files:
         return True
-    return _transfer_out(ctx, job, files, OUTPUT_ACTIVITIES, client_class)
+    return _transfer_out(ctx, job, files, OUTPUT_ACTIVITIES, client_class, traces)
 
 
 def _describe_output(spec: Any, path: str) -> None:
@@ -162,11 +168,12 @@ def _describe_output(spec: Any, path: str) -> None:
         spec.guid = random_uuid()
 
 
-def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list, client_class: Any) -> bool:
+def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list, client_class: Any,
+                  traces: Any = None) -> bool:
     try:
-        client = _client(ctx, job, client_class)
+        client = _client(ctx, job, client_class, traces=traces)
         client.transfer(files, activity=activities, workdir=job.workdir, cwd=job.workdir, job=job,
-                        output_dir=ctx.args.output_dir)
+                        output_dir=ctx.args.output_dir, communicator=ctx.communicator)
     except PilotException as exc:
         job.fail(exc.get_error_code(), exc.get_detail())
         return False
@@ -185,7 +192,7 @@ def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list
     return ok
 
 
-def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
+def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any, traces: Any = None) -> bool:
     if not job.logdata or not job.workdir or not os.path.isdir(job.workdir):
         return True
     spec = job.logdata[0]
@@ -208,7 +215,7 @@ def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
         return False
     job.timing[c.PILOT_POST_LOG_TAR] = time.time()
     _describe_output(spec, path)
-    return _transfer_out(ctx, job, [spec], LOG_ACTIVITIES, client_class)
+    return _transfer_out(ctx, job, [spec], LOG_ACTIVITIES, client_class, traces)
 
 
 def create_log_tarball(job: JobData, queue: str, timeout: float = LOG_CREATION_TIMEOUT) -> str:

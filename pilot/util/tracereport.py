@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -141,31 +142,95 @@ class TraceReport:
             return False, f"missing {', '.join(missing)}"
         return True, ""
 
-    def send(self, url: Optional[str] = None, http: Any = None) -> bool:
-        """POST the record as JSON to ``url`` (default ``[Rucio] url``); True when it was sent."""
+    def record(self) -> Optional[dict]:
+        """The record to send, or None when traces are off or the record lacks a required field."""
         if not self.enabled or os.environ.get("PILOT_USE_RUCIO_TRACES", "").lower() in ("false", "no", "0"):
             logger.debug("trace report disabled")
-            return False
+            return None
         ok, reason = self.verify()
         if not ok:
             logger.info("trace report not sent: %s", reason)
-            return False
-        url = url or _default_url()
-        if not url:
-            logger.debug("no trace URL configured")
-            return False
+            return None
         if self.timeEnd is None:
             self.timeEnd = time.time()
+        return self.as_dict()
+
+    def send(self, url: Optional[str] = None, http: Any = None) -> bool:
+        """POST the record as JSON to ``url`` (default ``[Rucio] url``); True when it was sent."""
+        batch = TraceBatch(url, http)
+        return batch.add(self) and batch.flush() == 1
+
+
+class TraceBatch:
+    """The trace records of one transfer call (or of one job's stage-out), sent in one POST.
+
+    Rucio's trace endpoint takes one record or a list of records; a batch of one is sent as the
+    record itself (what every Rucio version accepts), a longer one as a list. A server that refuses
+    the list (400/415/422: an old endpoint that only takes objects) gets the records one by one.
+    A lost trace never fails a transfer: errors are logged, nothing is raised.
+    """
+
+    def __init__(self, url: Optional[str] = None, http: Any = None) -> None:
+        self.url = url
+        self.http = http
+        self._records: list = []
+        self._lock = threading.Lock()
+
+    def add(self, trace: "TraceReport") -> bool:
+        """Keep the trace's record for the next :meth:`flush`; False when it is not to be sent."""
+        record = trace.record()
+        if record is None:
+            return False
+        with self._lock:
+            self._records.append(record)
+        return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def flush(self) -> int:
+        """Send what was added since the last flush; the number of records the server accepted."""
+        with self._lock:
+            records, self._records = self._records, []
+        if not records:
+            return 0
+        url = self.url or _default_url()
+        if not url:
+            logger.debug("no trace URL configured")
+            return 0
+        http = self.http
         if http is None:
             from pilot.util.https import HttpClient
+
             http = HttpClient(retries=1, connect_timeout=10, timeout=20)
+        if len(records) == 1 or self._post(http, url, records, quiet_refusal=True) is None:
+            return sum(self._post(http, url, record) or 0 for record in records)
+        logger.info("%d trace reports sent to %s in one request", len(records), url)
+        return len(records)
+
+    @staticmethod
+    def _post(http: Any, url: str, body: Any, quiet_refusal: bool = False) -> Optional[int]:
+        """POST one record or a list; the count sent, 0 on failure, None when a list was refused."""
+        from pilot.util.https import HttpError
+
         try:
-            http.post_json(url, self.as_dict(), retries=1, timeout=20)
+            http.post_json(url, body, retries=1, timeout=20)
+        except HttpError as exc:
+            if quiet_refusal and exc.status in (400, 415, 422):
+                logger.info("the trace server refused a list of records (HTTP %s): sending them one by one",
+                            exc.status)
+                return None
+            logger.warning("failed to send trace report to %s: %s", url, exc)
+            return 0
         except Exception as exc:  # a lost trace must never fail a transfer
             logger.warning("failed to send trace report to %s: %s", url, exc)
-            return False
-        logger.info("trace report sent to %s (%s %s %s)", url, self.eventType, self.filename, self.clientState)
-        return True
+            return 0
+        if isinstance(body, dict):
+            logger.info("trace report sent to %s (%s %s %s)", url, body.get("eventType"), body.get("filename"),
+                        body.get("clientState"))
+            return 1
+        return len(body)
 
 
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(TraceReport))
