@@ -58,7 +58,7 @@ class Pilot:
 PILOTS = {
     "pilot2": Pilot("pilot2", f"Pilot 2 {PILOT2_VERSION}", True, False),
     "pilot3": Pilot("pilot3", f"Pilot 3 {PILOT3_VERSION}", True, False),
-    "ours": Pilot("ours", "ours", False, True),
+    "ours": Pilot("ours", "ours", False, False),
     "ours-link": Pilot("ours-link", "ours (mv symlink mode)", False, False, "symlink"),
 }
 REFERENCES = ("pilot2", "pilot3")

@@ -386,7 +386,7 @@ Caveats: the references' `mv` copytool does not read the storage: it symlinks in
 launch directory (placed there by the bench, as an ARC CE would) and moves outputs back there, while ours
 copies from and to the `file://` storage and checks adler32; "ours, mv symlink mode" does it the
 references' way. Their generic plug-in can only run a transformation that lies in the job's work dir,
-so the payload script is the job's (first) input, run as `./bench-payload.sh` (ours: `/bin/bash
-./bench-payload.sh`, because its copies drop the mode bits). Pilot 2 needs `--es-executor-type none`
+so the payload script is the job's (first) input, run as `./bench-payload.sh` by all three pilots
+(ours keeps the mode bits when it copies). Pilot 2 needs `--es-executor-type none`
 (else its stage-in thread dies importing `pilot.user.generic.metadata`); all pilots get it. The machine
 is shared with other work; see `loadavg_before` per run in the JSON."""

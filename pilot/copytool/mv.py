@@ -176,6 +176,7 @@ def _place(src: str, dst: str, mode: str, makedirs: bool = False) -> None:
             shutil.move(src, tmp)
         else:
             shutil.copyfile(src, tmp)
+            shutil.copymode(src, tmp)  # like cp: a staged-in script stays executable
         os.replace(tmp, dst)
     except PilotException:
         raise
