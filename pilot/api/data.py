@@ -376,8 +376,7 @@ class StageInClient(StagingClient):
         schemas = self.allowed_schemas(module, name, activities)
         try:
             if getattr(module, "require_replicas", False):
-                from pilot.api.replicas import resolve_replicas
-                resolve_replicas(files, self, schemas, use_vp=bool(options.get("use_vp")), client=self.rucio)
+                self.resolve_replicas(files, schemas, options, kwargs.get("ddmconf") or {})
             if getattr(module, "require_input_protocols", False) or getattr(module, "require_replicas", False):
                 # storage protocols (deterministic paths) for files Rucio does not know
                 staging.resolve_input_protocols(files, kwargs.get("ddmconf") or {}, self.queuedata, schemas,
@@ -390,6 +389,48 @@ class StageInClient(StagingClient):
                 if fspec.status is None:
                     fspec.status, fspec.status_code, fspec.transfer_error = "failed", exc.get_error_code(), exc.diag
             raise
+
+    def resolve_replicas(self, files: list, schemas: Optional[list], options: dict, ddmconf: dict) -> None:
+        """Replicas from Rucio, except for inputs the job already places on a deterministic LAN storage.
+
+        Those (``[Rucio] replica_lookup: auto``) are read from that storage's LAN protocols at their
+        deterministic path, without a ``list_replicas`` round trip; :meth:`transfer_files` asks Rucio
+        for any of them whose copy fails. VP jobs and ``replica_lookup: always`` ask Rucio for all.
+        """
+        from pilot.api import replicas
+
+        use_vp = bool(options.get("use_vp"))
+        direct = []
+        if not use_vp and replicas.lookup_mode() == "auto":
+            direct = [f for f in files if not f.replicas and f.replica_source != "rucio"
+                      and replicas.needs_no_lookup(f, ddmconf, self.queuedata)]
+            if direct:
+                staging.resolve_input_protocols(direct, ddmconf, self.queuedata, schemas,
+                                                options.get("input_dir") or "")
+                for fspec in direct:
+                    fspec.replicas = [r for r in fspec.replicas or [] if r.get("ddmendpoint") == fspec.ddmendpoint
+                                      and r.get("domain") == "lan"]
+                    fspec.replica_source = "storage" if fspec.replicas else ""
+                self.logger.info("%d input(s) read from their LAN storage without a Rucio lookup",
+                                 sum(1 for f in direct if f.replica_source == "storage"))
+        todo = [f for f in files if f.replica_source != "storage"]
+        if todo:
+            replicas.resolve_replicas(todo, self, schemas, use_vp=use_vp, client=self.rucio)
+            for fspec in todo:
+                fspec.replica_source = "rucio"
+
+    def transfer_files(self, module: Any, name: str, files: list, activities: list, options: dict) -> list:
+        """Transfer ``files``; inputs read from their storage without a lookup get a Rucio lookup if that failed."""
+        files = super().transfer_files(module, name, files, activities, options)
+        stop = options.get("stop_event") or self.stop_event
+        again = [f for f in files if f.status == "failed" and f.replica_source == "storage"]
+        if again and not stop.is_set():
+            self.logger.info("%d input(s) failed from their LAN storage: asking Rucio for their replicas",
+                             len(again))
+            for fspec in again:
+                fspec.replicas, fspec.replica_source, fspec.turl = None, "rucio", ""
+            super().transfer_files(module, name, again, activities, options)
+        return files
 
     def set_direct_access(self, files: list, job: Any) -> None:
         """Mark inputs read remotely by the payload (status ``remote_io``) when queue and job allow it."""

@@ -107,6 +107,32 @@ def resolve_replicas(files: list, staging_client: Any, allowed_schemas: Optional
     return True
 
 
+def lookup_mode() -> str:
+    """``[Rucio] replica_lookup``: ``auto`` (default) or ``always`` (every input through list_replicas)."""
+    try:
+        from pilot.util.config import config
+
+        mode = str(config.Rucio.get("replica_lookup", "auto") or "auto").strip().lower()
+    except Exception:  # no configuration (a bare Data API user): the default
+        mode = "auto"
+    return mode if mode in ("auto", "always") else "auto"
+
+
+def needs_no_lookup(fspec: Any, ddmconf: dict, queuedata: Any) -> bool:
+    """Whether the job already says where the file is well enough to read it without asking Rucio.
+
+    True for an input whose storage (the job's ``ddmEndPointIn``) is one of the queue's LAN read
+    storages and deterministic (so its path follows from scope and name), and whose size and adler32
+    the job gives (so what arrives is still verified). Rucio is asked only if that copy fails.
+    """
+    storage = ddmconf.get(fspec.ddmendpoint) if fspec.ddmendpoint else None
+    if storage is None or not getattr(storage, "is_deterministic", False):
+        return False
+    if fspec.ddmendpoint not in lan_storages(fspec, queuedata) or not storage.get_protocols("read_lan"):
+        return False
+    return bool(fspec.filesize) and bool((fspec.checksum or {}).get("adler32"))
+
+
 def lan_storages(fspec: Any, queuedata: Any) -> set:
     """Storages counted as local for this file."""
     names = set(fspec.inputddms or [])

@@ -37,6 +37,7 @@ class FileSpec:
     storage_token: str = ""
     filetype: str = "input"  # input, output or log
     replicas: Optional[list] = None
+    replica_source: str = ""  # 'rucio' (list_replicas) or 'storage' (the job's LAN storage, no lookup)
     protocols: Optional[list] = None
     surl: str = ""
     turl: str = ""
