@@ -4,9 +4,11 @@ The handle runs the ordinary ``client.transfer`` in a background thread (the fil
 still move concurrently through the client's bounded pool) and offers ``status``, ``done()``,
 ``progress()``, ``cancel()``, ``wait(timeout)`` and ``result(timeout)``. Cancelling stops new files and
 new attempts from starting and kills the process tree of every tool command still running (xrdcp,
-gfal-copy, lsm-get/put: see :func:`pilot.copytool.common.run_tool`); in-process transfers (the ``mv`` and
-``rucio`` tools) finish their current file. Files left untransferred are marked failed with the
-transfer's failure code (1099 / 1137) and a ``transfer_error`` that says ``cancelled``.
+gfal-copy, lsm-get/put: see :func:`pilot.copytool.common.run_tool`); the in-process ``mv``, ``s3`` and
+``objectstore`` tools look at the stop event while they copy (every 64 MB, every boto3 chunk) and
+stop the file they are moving too; only ``rucio`` (rucio-clients' own download threads) finishes its
+current file. Files left untransferred are marked failed with the transfer's failure code
+(1099 / 1137) and a ``transfer_error`` that says ``cancelled``.
 """
 
 from __future__ import annotations

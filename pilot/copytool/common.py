@@ -167,8 +167,7 @@ def run_tool(cmd: list, timeout: float, setup: str = "", env: Optional[dict] = N
                                         shell=bool(setup.strip()))
     output = f"{result.stdout}\n{result.stderr}".strip()
     if cancelled:
-        raise PilotException(f"transfer cancelled: {cmd[0]} was stopped", state="CANCELLED", kind=CONFIG,
-                             code=ErrorCodes.STAGEINFAILED if is_stagein else ErrorCodes.STAGEOUTFAILED)
+        raise cancelled_error(f"{cmd[0]} was stopped", is_stagein)
     if result.timed_out:
         raise transfer_error(f"copy command timed out after {timeout} s: {output[-500:]}", is_stagein)
     if result.exit_code != 0:
@@ -177,6 +176,12 @@ def run_tool(cmd: list, timeout: float, setup: str = "", env: Optional[dict] = N
         if check:
             raise transfer_error(output or f"{cmd[0]} exited with {result.exit_code}", is_stagein)
     return output
+
+
+def cancelled_error(what: str, is_stagein: bool) -> PilotException:
+    """The error of a transfer stopped by its stop event (TransferHandle.cancel, a job abort): never retried."""
+    return PilotException(f"transfer cancelled: {what}", state="CANCELLED", kind=CONFIG,
+                          code=ErrorCodes.STAGEINFAILED if is_stagein else ErrorCodes.STAGEOUTFAILED)
 
 
 def run_cancellable(cmd: Any, timeout: float, env: Optional[dict] = None, cwd: Optional[str] = None,

@@ -180,7 +180,8 @@ def _download(fspec: Any, kwargs: dict, clients: dict, keys: dict) -> None:
                              state="NO_REPLICA", kind="missing")
     creds = _credentials(url, fspec, kwargs, keys)
     client, bucket, key = s3.target(url, fspec, kwargs, clients, creds.settings)
-    s3.download(client, bucket, key, local_file_path(fspec, kwargs.get("workdir", "")), url)
+    s3.download(client, bucket, key, local_file_path(fspec, kwargs.get("workdir", "")), url,
+                stop=kwargs.get("stop_event"))
     fspec.turl = url
     fspec.status, fspec.status_code = "transferred", 0
 
@@ -236,7 +237,7 @@ def _upload(fspec: Any, kwargs: dict, clients: dict, keys: dict) -> None:
     metadata = {"adler32": fspec.checksum["adler32"]} if fspec.checksum.get("adler32") else {}
     with open(local_file_path(fspec, kwargs.get("workdir", "")), "rb") as handle:
         reader = Adler32Reader(handle)
-        size = s3.upload(client, bucket, key, reader, fspec.surl, metadata)
+        size = s3.upload(client, bucket, key, reader, fspec.surl, metadata, stop=kwargs.get("stop_event"))
     if size != reader.size:
         raise PilotException(f"size of {fspec.surl} is {size} B, {reader.size} B were sent",
                              code=ErrorCodes.STAGEOUTFAILED, state="FS_MISMATCH", kind="checksum")

@@ -12,8 +12,9 @@ storage protocol (``rprotocols[<id>].settings``) whose endpoint matches the URL,
 
 S3 has no adler32: a download is checked by the Data API against the job's checksum (it reads the
 file); an upload is checked by size (``HEAD``), boto3 sends the body's checksum for the server to
-verify, and the local adler32 is stored as object metadata ``adler32``. Transfers run in-process, so a
-cancel stops new files but lets the running one finish.
+verify, and the local adler32 is stored as object metadata ``adler32``. Transfers run in-process; a
+cancel (the transfer's stop event) is looked at in boto3's progress callback, so it also stops the
+object being moved, within one chunk.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from urllib.parse import urlparse
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import get_timeout, local_file_path, mark_failed, transfer_error
+from pilot.copytool.common import cancelled_error, get_timeout, local_file_path, mark_failed, transfer_error
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,8 @@ def _copy_in(files: list, kwargs: dict, clients: dict) -> None:
                 raise PilotException(f"no replica for {fspec.lfn}", code=ErrorCodes.NOREPLICAS, state="NO_REPLICA",
                                      kind="missing")
             client, bucket, key = target(fspec.turl, fspec, kwargs, clients)
-            download(client, bucket, key, local_file_path(fspec, kwargs.get("workdir", "")), fspec.turl)
+            download(client, bucket, key, local_file_path(fspec, kwargs.get("workdir", "")), fspec.turl,
+                     stop=kwargs.get("stop_event"))
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:
             mark_failed(fspec, exc)
@@ -166,7 +168,7 @@ def _copy_out(files: list, kwargs: dict, clients: dict) -> None:
             client, bucket, key = target(fspec.surl, fspec, kwargs, clients)
             src = local_file_path(fspec, kwargs.get("workdir", ""))
             metadata = {"adler32": fspec.checksum["adler32"]} if fspec.checksum.get("adler32") else {}
-            size = upload(client, bucket, key, src, fspec.surl, metadata)
+            size = upload(client, bucket, key, src, fspec.surl, metadata, stop=kwargs.get("stop_event"))
             if fspec.filesize and size != int(fspec.filesize):
                 raise PilotException(f"size of {fspec.surl} is {size} B, not {fspec.filesize} B",
                                      code=ErrorCodes.STAGEOUTFAILED, state="FS_MISMATCH", kind="checksum")
@@ -177,24 +179,47 @@ def _copy_out(files: list, kwargs: dict, clients: dict) -> None:
             raise
 
 
-def download(client: Any, bucket: str, key: str, dst: str, url: str) -> None:
+class _Cancelled(Exception):
+    """Raised from boto3's progress callback when the transfer's stop event is set."""
+
+
+def _watch(stop: Any) -> Optional[Any]:
+    """A boto3 progress callback that stops the transfer once ``stop`` is set (None without a stop event)."""
+    if stop is None:
+        return None
+
+    def progress(_bytes: int) -> None:
+        if stop.is_set():
+            raise _Cancelled()
+
+    return progress
+
+
+def download(client: Any, bucket: str, key: str, dst: str, url: str, stop: Any = None) -> None:
     """Fetch one object to ``dst`` (through ``<dst>.part``); classified PilotException on failure."""
     try:
-        client.download_file(bucket, key, dst + ".part")
+        client.download_file(bucket, key, dst + ".part", Callback=_watch(stop))
+        if stop is not None and stop.is_set():
+            raise _Cancelled()
         os.replace(dst + ".part", dst)
+    except _Cancelled:
+        _discard(dst + ".part")
+        raise cancelled_error(f"download of {url} stopped", True) from None
     except Exception as exc:
         _discard(dst + ".part")
         raise s3_error(exc, url, True) from None
 
 
-def upload(client: Any, bucket: str, key: str, source: Any, url: str, metadata: dict) -> int:
+def upload(client: Any, bucket: str, key: str, source: Any, url: str, metadata: dict, stop: Any = None) -> int:
     """Store ``source`` (a path or a readable file object) as one object; returns the object's size."""
     try:
         if isinstance(source, str):
-            client.upload_file(source, bucket, key, ExtraArgs={"Metadata": metadata})
+            client.upload_file(source, bucket, key, ExtraArgs={"Metadata": metadata}, Callback=_watch(stop))
         else:
-            client.upload_fileobj(source, bucket, key, ExtraArgs={"Metadata": metadata})
+            client.upload_fileobj(source, bucket, key, ExtraArgs={"Metadata": metadata}, Callback=_watch(stop))
         return int(client.head_object(Bucket=bucket, Key=key).get("ContentLength", -1))
+    except _Cancelled:
+        raise cancelled_error(f"upload to {url} stopped", False) from None
     except Exception as exc:
         raise s3_error(exc, url, False) from None
 

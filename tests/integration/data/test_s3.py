@@ -112,3 +112,47 @@ def test_server_down_is_service_error_then_alternative(s3_site):
     g = out(s3_site, "alt.dat", b"y" * 10, ddmendpoint="S3_DOWN", ddmendpoint_alt="S3_LOGS")
     StageOutClient(s3_site.info, acopytools="s3", retry_policy=FAST).transfer([g], activity="pw")
     assert g.status == "transferred" and g.is_altstaged
+
+
+class StopAfter:
+    """A stop event that reads as set from its ``n``-th look on (the transfer is then in the middle)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.looks = 0
+
+    def is_set(self) -> bool:
+        self.looks += 1
+        return self.looks >= self.n
+
+    def wait(self, timeout=None) -> bool:
+        return self.is_set()
+
+    def set(self) -> None:
+        self.n = 0
+
+
+@pytest.mark.parametrize("direction", ["upload", "download"])
+def test_cancel_stops_the_object_being_moved(s3_site, direction):
+    """boto3's progress callback sees the stop event: a 24 MB object stops after a few chunks."""
+    from pilot.copytool import s3
+
+    data = os.urandom(24 * 1024 * 1024)
+    client = s3_site.client
+    key = f"cancel-{direction}.dat"
+    src = s3_site.work / key
+    src.write_bytes(data)
+    stop = StopAfter(3)
+    with pytest.raises(PilotException) as err:
+        if direction == "upload":
+            s3.upload(client, "pilot", key, str(src), f"{s3_site.url}/pilot/{key}", {}, stop=stop)
+        else:
+            client.put_object(Bucket="pilot", Key=key, Body=data)
+            s3.download(client, "pilot", key, str(s3_site.work / "back.dat"), f"{s3_site.url}/pilot/{key}",
+                        stop=stop)
+    assert err.value.state == "CANCELLED" and "cancelled" in err.value.diag
+    assert err.value.get_error_code() == (ErrorCodes.STAGEOUTFAILED if direction == "upload"
+                                          else ErrorCodes.STAGEINFAILED)
+    assert stop.looks < 24, "the transfer ran to its end before looking at the stop event"
+    if direction == "download":
+        assert not (s3_site.work / "back.dat").exists() and not (s3_site.work / "back.dat.part").exists()
