@@ -136,6 +136,7 @@ class PilotContext:
     http: Any = None  # the one HttpClient of this run
     recovery: Any = None  # pilot.control.recovery.RecoveryArea
     metrics: Any = None  # pilot.util.prometheus.PilotMetricsRun (the pilot's metrics file)
+    trace_batches: dict = field(default_factory=dict)  # jobid -> TraceBatch, sent once the job's log is out
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def stop(self, reason: str = "") -> None:

@@ -44,6 +44,30 @@ def _client(ctx: PilotContext, job: JobData, client_class: Any, stop: Any = None
                         stop_event=stop, metrics=getattr(ctx, "metrics", None), trace_batch=traces)
 
 
+def job_traces(ctx: PilotContext, job: JobData) -> Any:
+    """The job's trace batch: its stage-in and stage-out traces leave together, in one request.
+
+    Rucio uses a ``get`` trace to note when a replica was read; an hour's delay changes nothing
+    there, and one request per job instead of one per transfer keeps the pilot's load on the
+    trace server (and its own cost) at one POST per job.
+    """
+    from pilot.util.tracereport import TraceBatch
+
+    with ctx.lock:
+        batch = ctx.trace_batches.get(job.jobid)
+        if batch is None:
+            batch = ctx.trace_batches[job.jobid] = TraceBatch(http=ctx.http)
+    return batch
+
+
+def send_job_traces(ctx: PilotContext, job: JobData) -> None:
+    """Send (and forget) the job's collected traces; errors are logged, never raised."""
+    with ctx.lock:
+        batch = ctx.trace_batches.pop(job.jobid, None)
+    if batch is not None:
+        batch.flush()
+
+
 def stage_in(ctx: PilotContext) -> None:
     """validated_jobs -> finished_data_in | failed_data_in."""
     from pilot.api.data import StageInClient
@@ -70,7 +94,7 @@ def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
     if not files:
         return True
     try:
-        client = _client(ctx, job, client_class, stop=ctx.events.abort_job)
+        client = _client(ctx, job, client_class, stop=ctx.events.abort_job, traces=job_traces(ctx, job))
         activities = (["es_events_read"] if job.is_eventservicemerge else []) + INPUT_ACTIVITIES
         client.transfer(files, activity=activities, workdir=job.workdir, cwd=job.workdir, job=job,
                         input_dir=ctx.args.input_dir, use_vp=job.use_vp,
@@ -93,7 +117,6 @@ def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
 def stage_out(ctx: PilotContext) -> None:
     """Stage out outputs (successful payloads only) and the log (always)."""
     from pilot.api.data import StageOutClient
-    from pilot.util.tracereport import TraceBatch
 
     names = ("finished_payloads", "failed_payloads", "failed_data_in")
     while True:
@@ -108,13 +131,13 @@ def stage_out(ctx: PilotContext) -> None:
             ctx.recovery.save(job)
         job.timing[c.PILOT_PRE_STAGEOUT] = time.time()
         ok = True
-        traces = TraceBatch(http=ctx.http)  # the outputs' and the log's traces leave in one request
+        traces = job_traces(ctx, job)  # with the inputs' traces, they leave in one request after the log
         if name == "finished_payloads" and not job.errors and not job.is_eventservice:  # ES: outputs left per range
             ok = _stage_out_outputs(ctx, job, StageOutClient, traces=traces)
         elif name == "failed_payloads" and job.errors.first()[0] == ErrorCodes.REACHEDMAXTIME:
             _stage_out_outputs(ctx, job, StageOutClient, partial=True, traces=traces)  # keep what it produced
         ok = _stage_out_log(ctx, job, StageOutClient, traces=traces) and ok
-        traces.flush()
+        send_job_traces(ctx, job)
         job.timing[c.PILOT_POST_STAGEOUT] = time.time()
         if not ok and ran_payload and _leave_for_recovery(ctx, job):
             continue
