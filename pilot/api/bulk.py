@@ -13,7 +13,10 @@ starting a process and a client per file, which dominates the time of small file
   which skips a replica whose copy was corrupt.
 
 Bulk is used when the tool has ``copy_in_bulk``, ``use_bulk`` is not False and at least
-``BULK_MIN_FILES`` files are waiting (``use_bulk=True`` forces it for any number).
+``BULK_MIN_FILES`` files are waiting (``use_bulk=True`` forces it for any number). Only files up to
+``BULK_MAX_FILESIZE`` go into the bulk call unless ``use_bulk=True``: a large file gains nothing from
+sharing one command, and moves faster as its own stream through the pool (5 x 200 MB with xrdcp:
+one process per file with its in-flight checksum was ~7 % faster than ``xrdcp --parallel 5``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,18 @@ from pilot.copytool.common import CHECKSUM
 logger = logging.getLogger(__name__)
 
 BULK_MIN_FILES = 2
+#: files larger than this go through the per-file path (unless the caller forces bulk)
+BULK_MAX_FILESIZE = 32 * 1024 * 1024
+
+
+def split_for_bulk(files: list, use_bulk: Optional[bool]) -> tuple:
+    """``(for the bulk call, for the per-file path)``: the small files, and the large ones."""
+    if use_bulk:
+        return list(files), []
+    small, large = [], []
+    for fspec in files:
+        (small if not fspec.filesize or int(fspec.filesize) <= BULK_MAX_FILESIZE else large).append(fspec)
+    return small, large
 
 
 def wants_bulk(module: Any, files: list, use_bulk: Optional[bool]) -> bool:

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.api import staging
-from pilot.api.bulk import bulk_stage_in, wants_bulk
+from pilot.api.bulk import bulk_stage_in, split_for_bulk, wants_bulk
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
 from pilot.common.pluginfactory import PluginFactory
@@ -228,8 +228,11 @@ class StagingClient:
         self.prepare_files(module, name, files, activities, options, tool_kwargs)
         todo = [f for f in files if f.status is None]
         corrupt: dict = {}
-        if self.mode == "stage-in" and wants_bulk(module, todo, options.get("use_bulk")):
-            todo, corrupt = bulk_stage_in(self, module, name, todo, tool_kwargs)
+        if self.mode == "stage-in":
+            small, large = split_for_bulk(todo, options.get("use_bulk"))
+            if wants_bulk(module, small, options.get("use_bulk")):
+                left, corrupt = bulk_stage_in(self, module, name, small, tool_kwargs)
+                todo = left + large
         workers = min(self.max_workers, len(todo)) or 1
         if workers == 1:
             for fspec in todo:

@@ -141,3 +141,14 @@ def test_one_trace_per_bulk_file(site, bulk_tool, monkeypatch):
     assert names == sorted(f.lfn for f in files)
     assert all(r["clientState"] == "DONE" and r["protocol"] == "fake" for r in records)
     assert all(r["transferStart"] and r["validateStart"] and r["timeEnd"] for r in records)
+
+
+def test_large_files_skip_the_bulk_call_unless_forced():
+    from pilot.api.bulk import BULK_MAX_FILESIZE, split_for_bulk
+    from pilot.info import FileSpec
+
+    small = FileSpec(type="input", lfn="s", filesize=10_000)
+    unknown = FileSpec(type="input", lfn="u")
+    large = FileSpec(type="input", lfn="l", filesize=BULK_MAX_FILESIZE + 1)
+    assert split_for_bulk([small, large, unknown], None) == ([small, unknown], [large])
+    assert split_for_bulk([small, large], True) == ([small, large], [])
