@@ -139,7 +139,7 @@ def test_lfn_leaving_work_dir_rejected(real_site, tool):
     assert not os.path.exists(real_site.tmp.parent / "etc")
 
 
-@pytest.mark.parametrize("tool", ["xrdcp", "rucio"])
+@pytest.mark.parametrize("tool", ["xrdcp", "rucio", "gfal"])
 def test_bulk_stagein_with_a_corrupt_and_a_missing_replica(real_site, tool, caplog):
     """Many files in one bulk call; a corrupt first replica and a file missing on disk go one by one."""
     import logging
@@ -160,10 +160,42 @@ def test_bulk_stagein_with_a_corrupt_and_a_missing_replica(real_site, tool, capl
     assert "bulk stage-in of 6 file(s)" in caplog.text
     for src, f in zip(good, files):
         assert f.status == "transferred" and (real_site.work / src.lfn).read_bytes() == src.data
-    if tool == "rucio":  # the rucio tool also reads file:// replicas: the good copy on PILOT_POSIX
+    if tool in ("rucio", "gfal"):  # these also read file:// replicas: the good copy on PILOT_POSIX
         assert files[4].status == "transferred" and files[4].ddmendpoint == "PILOT_POSIX"
         assert (real_site.work / corrupt.lfn).read_bytes() == data
     else:  # xrdcp reads root:// only: the one replica is corrupt (and was not read a second time)
         assert files[4].status_code == ErrorCodes.GETADMISMATCH and not (real_site.work / corrupt.lfn).exists()
     assert files[5].status == "failed" and files[5].status_code == ErrorCodes.MISSINGINPUTFILE
     assert not (real_site.work / gone.lfn).exists()
+
+
+class NoRucio:
+    """A Rucio client that must not be asked: the inputs name their storage."""
+
+    def list_replicas(self, *args, **kwargs):
+        raise AssertionError("list_replicas was called")
+
+
+@pytest.mark.parametrize("tool", ["xrdcp", "gfal", "rucio"])
+def test_inputs_on_the_jobs_lan_storage_need_no_lookup(real_site, tool):
+    """ddmEndPointIn = PILOT_XRD (deterministic, the queue's LAN storage), size and adler32 given: no Rucio call."""
+    sources = [real_site.upload(os.urandom(10_000 + i)) for i in range(6)]
+    files = [infile(real_site, src, ddmendpoint="PILOT_XRD") for src in sources]
+    client = StageInClient(real_site.info, acopytools={"pr": [tool]}, retry_policy=FAST, rucio_client=NoRucio())
+    client.transfer(files, activity="pr", workdir=str(real_site.work))
+    for src, f in zip(sources, files):
+        assert f.status == "transferred" and f.replica_source == "storage" and f.ddmendpoint == "PILOT_XRD"
+        assert (real_site.work / src.lfn).read_bytes() == src.data
+
+
+def test_a_corrupt_copy_on_the_jobs_storage_is_replaced_through_rucio(real_site):
+    """The copy on the job's storage is bad: Rucio is asked, and the good replica elsewhere is read."""
+    data = os.urandom(25_000)
+    src = real_site.upload(data, rse="PILOT_XRD")
+    real_site.upload(data, rse="PILOT_POSIX", name=src.lfn)
+    with open(real_site.disk_path("PILOT_XRD", "tests", src.lfn), "r+b") as handle:
+        handle.write(b"CORRUPT")
+    f = infile(real_site, src, ddmendpoint="PILOT_XRD")
+    stagein(real_site, "rucio", [f])
+    assert f.status == "transferred" and f.replica_source == "rucio" and f.ddmendpoint == "PILOT_POSIX"
+    assert (real_site.work / src.lfn).read_bytes() == data
