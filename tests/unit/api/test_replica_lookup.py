@@ -57,9 +57,9 @@ def test_lan_deterministic_inputs_need_no_lookup(site, tool):
 
 def test_only_the_other_inputs_are_looked_up(site, tool):
     other = site.put("DISK2", "tests", "wan.dat", b"y" * 50)
+    nosum_path = site.stores["DISK"] / deterministic_path("tests", "nosum.dat")
     rucio = FakeRucio({("tests", "wan.dat"): {"DISK2": f"file://{other}"},
-                       ("tests", "nosum.dat"): {"DISK": f"file://{site.stores['DISK']}/"
-                                                         f"{deterministic_path('tests', 'nosum.dat')}"}})
+                       ("tests", "nosum.dat"): {"DISK": f"file://{nosum_path}"}})
     lan = infile(site, "lan.dat")
     wan = infile(site, "wan.dat", data=b"y" * 50, store="DISK2", put=False)  # DISK2 is not a LAN storage
     nosum = infile(site, "nosum.dat", checksum={})  # no adler32 given: must come from Rucio
