@@ -92,8 +92,10 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
 
     Files whose TURL does not end in their LFN (signed URLs, non-deterministic paths) are left to the
     per-file path, as are files xrdcp did not report (status stays None; see :mod:`pilot.api.bulk`).
+    ``xrootd_env`` (a dict) is added to the command's environment (the rucio tool's security settings).
     """
     setup = get_copysetup(kwargs.get("copytools"), "xrdcp")
+    env = {**_env(), **(kwargs.get("xrootd_env") or {})}
     groups: dict = {}
     for fspec in files:
         dst = local_file_path(fspec, kwargs.get("workdir", ""))
@@ -107,7 +109,7 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
         timeout = get_timeout(sum(int(f.filesize or 0) for f in group)) + len(group)
         try:
             output = run_tool(["xrdcp", "-np", "-f", "--parallel", str(parallel), "--cksum", "adler32:print",
-                               "--infiles", listing, directory + "/"], timeout, setup, _env(), is_stagein=True,
+                               "--infiles", listing, directory + "/"], timeout, setup, env, is_stagein=True,
                               stop_event=kwargs.get("stop_event"), check=False)
         finally:
             os.unlink(listing)

@@ -199,3 +199,16 @@ def test_a_corrupt_copy_on_the_jobs_storage_is_replaced_through_rucio(real_site)
     stagein(real_site, "rucio", [f])
     assert f.status == "transferred" and f.replica_source == "rucio" and f.ddmendpoint == "PILOT_POSIX"
     assert (real_site.work / src.lfn).read_bytes() == data
+
+
+def test_rucio_bulk_fetches_root_replicas_with_one_xrdcp(real_site, caplog):
+    """PILOT_XRD's root protocol is rucio-clients' XRootD implementation: one xrdcp for all files."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="pilot.copytool.rucio")
+    sources = [real_site.upload(os.urandom(5_000 + i)) for i in range(8)]
+    files = [infile(real_site, src, ddmendpoint="PILOT_XRD") for src in sources]
+    stagein(real_site, "rucio", files)
+    assert "rucio bulk: 8 of 8 root:// file(s) fetched with one xrdcp" in caplog.text
+    for src, f in zip(sources, files):
+        assert f.status == "transferred" and (real_site.work / src.lfn).read_bytes() == src.data
