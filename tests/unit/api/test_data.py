@@ -252,3 +252,19 @@ def test_one_trace_per_file(site, fake_tools, monkeypatch):
     assert states["b.dat"]["clientState"] == "MISSING_INPUT" and states["b.dat"]["eventType"] == "get_sm"
     assert states["a.dat"]["localSite"] == "SITE" and states["a.dat"]["remoteSite"] == "DISK"
     assert all(url == "http://127.0.0.1:1/traces/" for url, _ in http.posts)
+
+
+def test_symlinked_input_is_checked_by_size_not_read(site, monkeypatch):
+    """mv in symlink mode moves no bytes: no checksum pass over the (shared) source, the size still counts."""
+    import os
+
+    from pilot.api import staging
+
+    f = infile(site, lfn="linked.dat", checksum={"adler32": "deadbeef"})  # a wrong value is not noticed
+    monkeypatch.setattr(staging, "calculate_checksum", lambda *a: (_ for _ in ()).throw(AssertionError("read")))
+    StageInClient(site.info, acopytools="mv").transfer([f], copy_type="symlink")
+    assert f.status == "transferred" and os.path.islink(site.work / "linked.dat")
+    g = infile(site, lfn="short.dat")
+    g.filesize += 1
+    with pytest.raises(PilotException):
+        StageInClient(site.info, acopytools="mv", retry_policy=FAST).transfer([g], copy_type="symlink")
