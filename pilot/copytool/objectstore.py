@@ -32,6 +32,7 @@ from typing import Any, Optional
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool import s3
+from pilot.copytool.rucio import UNREACHABLE
 from pilot.copytool.common import (deterministic_path, join_url, local_file_path, mark_failed,
                                    transfer_error)
 
@@ -45,8 +46,6 @@ check_availablespace = True
 
 OBJECT_STORE_TYPES = ("OS_ES", "OS_LOGS")
 ENV_ACCESS, ENV_SECRET, ENV_SECURE = "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_IS_SECURE"
-#: rucio-clients exceptions of a server that cannot be reached
-UNREACHABLE = ("ServerConnectionException", "ConnectionError", "CannotAuthenticate")
 
 
 def is_valid_for_copy_in(files: list) -> bool:
@@ -258,23 +257,9 @@ def _intact(fspec: Any) -> bool:
 # ---------------------------------------------------------------------- Rucio
 def rucio_client() -> Any:
     """A rucio-clients ``Client`` (classified PilotException when it cannot be made)."""
-    from pilot.copytool.rucio import config_problem
+    from pilot.copytool.rucio import new_client
 
-    problem = config_problem()
-    if problem:
-        raise PilotException(f"objectstore copytool: {problem}", code=ErrorCodes.RUCIOSERVICEUNAVAILABLE,
-                             state="CONTEXT_FAIL", kind="config")
-    try:
-        from rucio.client import Client
-    except ImportError as exc:
-        raise PilotException(f"rucio-clients is not installed: {exc}", code=ErrorCodes.MIDDLEWAREIMPORTFAILURE,
-                             state="COPY_ERROR", kind="config") from None
-    try:
-        return Client()
-    except Exception as exc:
-        down = "service unavailable: " if type(exc).__name__ in UNREACHABLE else ""
-        raise transfer_error(f"cannot connect to Rucio: {down}{type(exc).__name__}: {exc}", is_stagein=False) \
-            from None
+    return new_client("objectstore", is_stagein=False)
 
 
 def replica_record(fspec: Any, deterministic: bool) -> dict:

@@ -87,27 +87,40 @@ def config_problem() -> str:
     return ""
 
 
+#: rucio-clients exceptions that mean the server could not be reached (a service error, worth a retry)
+UNREACHABLE = ("ServerConnectionException", "ConnectionError", "CannotAuthenticate")
+
+
+def new_client(tool: str = "rucio", is_stagein: bool = True) -> Any:
+    """A rucio-clients ``Client``, or a classified PilotException (configuration, import, connection).
+
+    The one place that makes a Rucio client for the copytools (``rucio``, ``objectstore``).
+    """
+    problem = config_problem()
+    if problem:
+        raise PilotException(f"{tool} copytool: {problem}", code=ErrorCodes.RUCIOSERVICEUNAVAILABLE,
+                             state="CONTEXT_FAIL", kind="config")
+    try:
+        from rucio.client import Client
+    except ImportError as exc:
+        raise PilotException(f"rucio-clients is not installed: {exc}", code=ErrorCodes.MIDDLEWAREIMPORTFAILURE,
+                             state="COPY_ERROR", kind="config") from None
+    try:
+        return Client()
+    except Exception as exc:
+        down = "service unavailable: " if type(exc).__name__ in UNREACHABLE else ""
+        raise transfer_error(f"cannot connect to Rucio: {down}{type(exc).__name__}: {exc}", is_stagein) from None
+
+
 def _clients() -> Any:
     """Download/Upload clients for one call (cheap: the token is cached on disk).
 
     Not kept per thread: a thread's leftovers are destroyed when it ends, which is slow for these clients
     and delays the moment the pilot's supervisor sees the thread gone.
     """
-    problem = config_problem()
-    if problem:
-        raise PilotException(f"rucio copytool: {problem}", code=ErrorCodes.RUCIOSERVICEUNAVAILABLE,
-                             state="CONTEXT_FAIL", kind="config")
-    try:
-        from rucio.client import Client
-        from rucio.client.downloadclient import DownloadClient
-        from rucio.client.uploadclient import UploadClient
-    except ImportError as exc:
-        raise PilotException(f"rucio-clients is not installed: {exc}", code=ErrorCodes.MIDDLEWAREIMPORTFAILURE,
-                             state="COPY_ERROR", kind="config") from None
-    try:
-        client = Client()
-    except Exception as exc:
-        raise transfer_error(f"cannot connect to Rucio: {exc}", is_stagein=True) from None
+    client = new_client()
+    from rucio.client.downloadclient import DownloadClient
+    from rucio.client.uploadclient import UploadClient
     rucio_logger = _LoggerAdapter(logging.getLogger("rucio.client"))
     return types.SimpleNamespace(download=DownloadClient(client=client, logger=rucio_logger, tracing=False),
                                  upload=UploadClient(_client=client, logger=rucio_logger, tracing=False))
