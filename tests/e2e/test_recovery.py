@@ -20,16 +20,20 @@ def _storagedata(server) -> dict:
 def test_sigkill_mid_stageout_then_next_pilot_finishes(devserver, start_pilot, tmp_path):
     job = sample_job(devserver.storage_dir)
     pandaid = devserver.submit(job)
-    # the stage-in trace passes; the stage-out trace hangs, so the pilot is inside stage-out when killed
-    devserver.inject(method="traces", action="delay", delay=60, after=1, count=1)
+    # the job's one trace POST (sent at the end of its stage-out) hangs, so the pilot is inside
+    # stage-out, with its recovery record written, when it is killed
+    rule = devserver.inject(method="traces", action="delay", delay=60, count=1)
     site = tmp_path / "site"
     first = start_pilot(workdir=site)
     record = site / "pilot_recovery" / f"{pandaid}.json"
     deadline = 30
     import time
 
+    def trace_hanging() -> bool:
+        return any(r["id"] == rule["id"] and r["applied"] for r in devserver.injections())
+
     end = time.monotonic() + deadline
-    while time.monotonic() < end and not (record.exists() and devserver.traces()):
+    while time.monotonic() < end and not (record.exists() and trace_hanging()):
         time.sleep(0.05)
     assert record.exists(), first.log_text()[-2000:]
     os.killpg(first.proc.pid, signal.SIGKILL)
