@@ -16,7 +16,7 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import (CHECKSUM, MISSING, deterministic_path, is_local_url, join_url, local_file_path,
                                    url_to_path)
-from pilot.util.filehandling import calculate_checksum, checksums_equal
+from pilot.util.filehandling import calculate_checksum, checksums_equal, remove_file
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def verify_input(fspec: Any, workdir: str) -> None:
                              code=ErrorCodes.MISSINGINPUTFILE, state="MISSING_INPUT", kind=MISSING)
     size = os.path.getsize(path)
     if fspec.filesize and size != int(fspec.filesize):
-        _discard(path)
+        remove_file(path)
         raise PilotException(f"size mismatch for {fspec.lfn}: {size} B != expected {fspec.filesize} B",
                              code=ErrorCodes.STAGEINFAILED, state="FS_MISMATCH", kind=CHECKSUM)
     if not fspec.filesize:
@@ -151,19 +151,12 @@ def verify_input(fspec: Any, workdir: str) -> None:
     remote = (fspec.remote_checksum or {}).get(kind)
     actual = remote or calculate_checksum(path, kind)
     if not checksums_equal(actual, expected):
-        _discard(path)
+        remove_file(path)
         md5 = kind == "md5"
         raise PilotException(f"{kind} checksum mismatch for {fspec.lfn}: local {actual}, storage {remote or '-'}, "
                              f"expected {expected}",
                              code=ErrorCodes.GETMD5MISMATCH if md5 else ErrorCodes.GETADMISMATCH,
                              state="MD5_MISMATCH" if md5 else "AD_MISMATCH", kind=CHECKSUM)
-
-
-def _discard(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------- outputs

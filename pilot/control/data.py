@@ -18,7 +18,7 @@ from pilot.control.context import PilotContext
 from pilot.info.jobdata import JobData, JobPhase
 from pilot.util import constants as c
 from pilot.util.auxiliary import random_uuid
-from pilot.util.filehandling import calculate_checksum
+from pilot.util.filehandling import calculate_checksum, remove_file
 from pilot.util.processes import run_command
 
 logger = logging.getLogger(__name__)
@@ -265,19 +265,12 @@ def create_log_tarball(job: JobData, queue: str, timeout: float = LOG_CREATION_T
     cmd = ["tar", "-czhf", tmp, "-C", job.workdir, f"--transform=s,^,{top}/,", "--"] + names
     result = run_command(cmd, timeout=timeout)
     if result.timed_out:
-        _discard(tmp)
+        remove_file(tmp)
         raise PilotException(f"log tarball not created within {int(timeout)} s",
                              code=ErrorCodes.LOGCREATIONTIMEOUT)
     if result.exit_code not in (0, 1):  # 1: a file changed while being read, the tarball is still usable
-        _discard(tmp)
+        remove_file(tmp)
         raise PilotException(f"tar failed ({result.exit_code}): {result.stderr.strip()[-200:]}",
                              code=ErrorCodes.LOGFILECREATIONFAILURE)
     os.replace(tmp, path)
     return path
-
-
-def _discard(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -31,7 +31,7 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import (cancelled_error, is_local_url, local_file_path, mark_failed, tool_setting,
                                    transfer_error, url_to_path)
-from pilot.util.filehandling import calculate_checksum, safe_join
+from pilot.util.filehandling import calculate_checksum, remove_file, safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -192,14 +192,6 @@ def _copy_data(src: str, dst: str, stop: Any = None, is_stagein: bool = True) ->
     shutil.copymode(src, dst)
 
 
-def _discard(path: str) -> None:
-    """Remove a partial copy (nothing when it is not there)."""
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 def _place(src: str, dst: str, mode: str, makedirs: bool = False, stop: Any = None) -> None:
     """Copy, symlink or move ``src`` to ``dst`` (replacing ``dst``); OS errors become coded exceptions."""
     is_stagein = not makedirs
@@ -218,9 +210,9 @@ def _place(src: str, dst: str, mode: str, makedirs: bool = False, stop: Any = No
             _copy_data(src, tmp, stop, is_stagein)
         os.replace(tmp, dst)
     except PilotException:
-        _discard(f"{dst}.part{os.getpid()}")
+        remove_file(f"{dst}.part{os.getpid()}")
         raise
     except OSError as exc:
-        _discard(f"{dst}.part{os.getpid()}")
+        remove_file(f"{dst}.part{os.getpid()}")
         raise transfer_error(f"{exc.strerror or exc}: {exc.filename or src}", is_stagein) from None
     logger.info("%s %s -> %s", mode, src, dst)

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import cancelled_error, get_timeout, local_file_path, mark_failed, transfer_error
+from pilot.util.filehandling import remove_file
 
 logger = logging.getLogger(__name__)
 
@@ -203,10 +204,10 @@ def download(client: Any, bucket: str, key: str, dst: str, url: str, stop: Any =
             raise _Cancelled()
         os.replace(dst + ".part", dst)
     except _Cancelled:
-        _discard(dst + ".part")
+        remove_file(dst + ".part")
         raise cancelled_error(f"download of {url} stopped", True) from None
     except Exception as exc:
-        _discard(dst + ".part")
+        remove_file(dst + ".part")
         raise s3_error(exc, url, True) from None
 
 
@@ -222,10 +223,3 @@ def upload(client: Any, bucket: str, key: str, source: Any, url: str, metadata: 
         raise cancelled_error(f"upload to {url} stopped", False) from None
     except Exception as exc:
         raise s3_error(exc, url, False) from None
-
-
-def _discard(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

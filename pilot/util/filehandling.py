@@ -60,6 +60,15 @@ def write_file_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def remove_file(path: str) -> bool:
+    """Remove a file (a partial copy, a spent request); False when it was not there or could not go."""
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+
+
 def read_json(path: str) -> Any:
     """Read a JSON file; raise FileHandlingFailure with the reason when it cannot be read."""
     try:

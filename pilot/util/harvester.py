@@ -41,7 +41,10 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl
 
 from pilot.util.config import config
-from pilot.util.filehandling import open_temp
+from pilot.util.filehandling import open_temp, remove_file
+
+#: ``hv.remove(path)``: True when the file was there and is gone (the shared helper)
+remove = remove_file
 
 logger = logging.getLogger(__name__)
 
@@ -386,15 +389,6 @@ def consume(path: str) -> str:
     target = path + READ_SUFFIX
     os.replace(path, target)
     return target
-
-
-def remove(path: str) -> bool:
-    """Remove a file; False when it was not there."""
-    try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
 
 
 def merge_json_list_map(path: str, additions: Mapping[str, list]) -> dict:
