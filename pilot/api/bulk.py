@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 from pilot.common.exception import PilotException
-from pilot.copytool.common import CHECKSUM
+from pilot.copytool.common import CHECKSUM, transfers_in_threads
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +105,14 @@ def bulk_stage_in(client: Any, module: Any, name: str, files: list, kwargs: dict
         client.finish_trace(trace, fspec, "DONE", "", kwargs.get("trace_batch"))
         return True
 
-    # checksums (when the tool reported none) and trace POSTs must not add up file after file
+    # checksums (when the tool reported none) and trace POSTs (without a batch) must not add up file after
+    # file; one file, or a tool whose files need no such work, is checked in this thread (cheaper than a pool)
     workers = min(len(arrived), max(1, int(getattr(client, "max_workers", 8)))) or 1
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bulk-{name}") as pool:
-        results = list(pool.map(check, arrived))
+    if workers == 1 or not transfers_in_threads(module, kwargs, True):
+        results = [check(fspec) for fspec in arrived]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bulk-{name}") as pool:
+            results = list(pool.map(check, arrived))
     left.extend(f for f, ok in zip(arrived, results) if not ok)
     finished = [f for f, ok in zip(arrived, results) if ok]
     done = len(finished)

@@ -30,7 +30,7 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
 from pilot.common.pluginfactory import PluginFactory
 from pilot.copytool.common import (CHECKSUM, CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error,
-                                   local_file_path)
+                                   local_file_path, transfers_in_threads)
 from pilot.info.filespec import FileSpec
 from pilot.util.tracereport import TraceBatch, TraceReport
 
@@ -216,7 +216,11 @@ class StagingClient:
             raise self.failure(f"{self.mode} failed: {diag}"[:2048], code=code)
 
     def transfer_files(self, module: Any, name: str, files: list, activities: list, options: dict) -> list:
-        """Prepare ``files`` for ``module`` and transfer them concurrently (bounded pool)."""
+        """Prepare ``files`` for ``module`` and transfer them concurrently (bounded pool).
+
+        The files go one after the other in the calling thread when there is one, or when the tool says
+        its transfers are metadata operations (``parallel_transfers``, e.g. ``mv`` linking inputs).
+        """
         for fspec in files:
             fspec.status, fspec.status_code, fspec.transfer_error = None, 0, ""
             try:
@@ -234,6 +238,9 @@ class StagingClient:
                 left, corrupt = bulk_stage_in(self, module, name, small, tool_kwargs)
                 todo = left + large
         workers = min(self.max_workers, len(todo)) or 1
+        if workers > 1 and not transfers_in_threads(module, tool_kwargs, self.mode == "stage-in"):
+            self.logger.debug("%s transfers of %d file(s) are metadata operations: no pool", name, len(todo))
+            workers = 1
         if workers == 1:
             for fspec in todo:
                 self.transfer_one(module, name, fspec, tool_kwargs, corrupt.get(id(fspec)))
@@ -372,8 +379,7 @@ class StageInClient(StagingClient):
                       kwargs: dict) -> None:
         """Replicas (Rucio or storage protocols), direct access decision, space check."""
         workdir = options.get("workdir") or ""
-        for fspec in files:
-            target = fspec.workdir or workdir
+        for target in dict.fromkeys(fspec.workdir or workdir for fspec in files):  # each work dir once
             if target:
                 os.makedirs(target, exist_ok=True)
         schemas = self.allowed_schemas(module, name, activities)

@@ -275,6 +275,18 @@ def local_file_path(fspec: Any, workdir: str = "") -> str:
     return safe_join(base, fspec.lfn)
 
 
+def transfers_in_threads(module: Any, kwargs: dict, is_stagein: bool) -> bool:
+    """Whether the Data API should give ``module``'s transfers (with these keyword arguments) pool threads.
+
+    A tool whose transfers are mere metadata operations (``mv`` linking inputs) defines
+    ``parallel_transfers(kwargs, is_stagein) -> bool`` and returns False: starting threads and passing
+    the GIL between them costs more than a link, so the Data API then runs the files one after the
+    other in its own thread. Tools without the function get threads.
+    """
+    hint = getattr(module, "parallel_transfers", None)
+    return True if hint is None else bool(hint(kwargs, is_stagein))
+
+
 def get_copysetup(copytools: Optional[dict], name: str) -> str:
     """The ``setup`` of a tool in the queue's ``copytools`` dict ('' when none)."""
     entry = (copytools or {}).get(name) or {}

@@ -66,6 +66,20 @@ def get_mode(kwargs: dict) -> str:
     return mode
 
 
+def parallel_transfers(kwargs: dict, is_stagein: bool = True) -> bool:
+    """Whether transfers in the configured mode are worth a pool thread each (see the Data API).
+
+    Not in symlink mode: a link is one metadata operation in the work dir (whose directory lock
+    serialises such operations anyway), and the Data API checks a linked input by size only. A copy
+    moves bytes; a moved file is then checksummed (and a move may cross file systems, which copies),
+    so both keep their threads. A bad ``copy_type`` keeps them too: each transfer reports it.
+    """
+    try:
+        return get_mode(kwargs) != "symlink"
+    except PilotException:
+        return True
+
+
 def copy_in(files: list, **kwargs: Any) -> list:
     """Bring each input file into its work dir; raise PilotException on the first failure."""
     mode = get_mode(kwargs)
