@@ -15,7 +15,10 @@ Mode: ``copy_type`` = ``copy`` (default), ``symlink`` or ``move``, taken from th
 containers that do not see the source's path; symlink is for shared read-only input areas; move is
 for aCT where the pilot owns the source. A copy goes to a temporary name and is renamed into place,
 so an existing destination is replaced atomically; it keeps the source's mode bits (as ``cp`` does)
-and moves the bytes in-kernel in 64 MB steps, looking at the transfer's stop event between steps.
+and moves the bytes in-kernel in 64 MB steps, looking at the transfer's stop event between steps. A
+link to a free name, or a move within one file system, is one system call; a link that must replace
+something goes through a temporary name too. In symlink mode the Data API runs the files in its own
+thread rather than a pool (``parallel_transfers``): a link costs less than handing it to a thread.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import logging
 import os
 import re
 import shutil
-from typing import Any
+from typing import Any, Iterator
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -126,20 +129,23 @@ def copy_out(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _find_source(fspec: Any, dst: str, kwargs: dict) -> str:
-    """The first existing source path of an input file."""
-    candidates = []
+def _source_candidates(fspec: Any, dst: str, kwargs: dict) -> Iterator[str]:
+    """Where an input file may be, in order (made one at a time: the first usually exists)."""
     if is_local_url(fspec.turl):
-        candidates.append(url_to_path(fspec.turl))
+        yield url_to_path(fspec.turl)
     if kwargs.get("input_dir"):
-        candidates.append(safe_join(kwargs["input_dir"], fspec.lfn))
+        yield safe_join(kwargs["input_dir"], fspec.lfn)
     parent = os.path.dirname(os.path.dirname(dst))
     if parent:
-        candidates.append(safe_join(parent, fspec.lfn))
-    for path in candidates:
-        if os.path.isfile(path) and os.path.abspath(path) != os.path.abspath(dst):
+        yield safe_join(parent, fspec.lfn)
+
+
+def _find_source(fspec: Any, dst: str, kwargs: dict) -> str:
+    """The first existing source path of an input file (``dst`` is absolute)."""
+    for path in _source_candidates(fspec, dst, kwargs):
+        if os.path.abspath(path) != dst and os.path.isfile(path):
             return path
-    tried = ", ".join(candidates) or "no location"
+    tried = ", ".join(_source_candidates(fspec, dst, kwargs)) or "no location"
     raise transfer_error(f"No such file or directory: {fspec.lfn} (tried {tried})", is_stagein=True)
 
 
@@ -206,23 +212,41 @@ def _copy_data(src: str, dst: str, stop: Any = None, is_stagein: bool = True) ->
     shutil.copymode(src, dst)
 
 
+def _in_one_step(src: str, dst: str, mode: str) -> bool:
+    """Symlink ``src`` to a free ``dst``, or rename it there, in one system call; False when that fails.
+
+    A failure changes nothing (the name is taken by a link or a directory, the file systems differ, the
+    directory is missing, ...): the caller then goes through a temporary name, which replaces what is
+    there, moves across file systems and reports the error.
+    """
+    try:
+        if mode == "symlink":
+            os.symlink(os.path.abspath(src), dst)
+        else:
+            os.rename(src, dst)
+    except OSError:
+        return False
+    return True
+
+
 def _place(src: str, dst: str, mode: str, makedirs: bool = False, stop: Any = None) -> None:
     """Copy, symlink or move ``src`` to ``dst`` (replacing ``dst``); OS errors become coded exceptions."""
     is_stagein = not makedirs
     try:
         if makedirs:
             os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-        elif not os.path.isdir(os.path.dirname(dst)):
-            raise PilotException(f"work dir does not exist: {os.path.dirname(dst)}", code=ErrorCodes.MKDIR,
-                                 state="COPY_ERROR")
-        tmp = f"{dst}.part{os.getpid()}"
-        if mode == "symlink":
-            os.symlink(os.path.abspath(src), tmp)
-        elif mode == "move":
-            shutil.move(src, tmp)
-        else:
-            _copy_data(src, tmp, stop, is_stagein)
-        os.replace(tmp, dst)
+        if mode == "copy" or not _in_one_step(src, dst, mode):
+            if not makedirs and not os.path.isdir(os.path.dirname(dst)):
+                raise PilotException(f"work dir does not exist: {os.path.dirname(dst)}", code=ErrorCodes.MKDIR,
+                                     state="COPY_ERROR")
+            tmp = f"{dst}.part{os.getpid()}"
+            if mode == "symlink":
+                os.symlink(os.path.abspath(src), tmp)
+            elif mode == "move":
+                shutil.move(src, tmp)
+            else:
+                _copy_data(src, tmp, stop, is_stagein)
+            os.replace(tmp, dst)
     except PilotException:
         remove_file(f"{dst}.part{os.getpid()}")
         raise

@@ -108,3 +108,59 @@ def test_contract_attributes():
     assert mv.require_replicas is False and mv.require_input_protocols is True
     assert mv.is_valid_for_copy_in([FileSpec(lfn="x")]) and not mv.is_valid_for_copy_out([FileSpec()])
     assert os.path.basename(mv.__file__) == "mv.py"
+
+
+def test_link_to_a_free_name_is_one_call(dirs, monkeypatch):
+    src, work = dirs
+    calls = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda *a: (calls.append(a), real_replace(*a)))
+    f = FileSpec(lfn="a.dat", workdir=str(work), turl=f"file://{src}/a.dat")
+    mv.copy_in([f], copy_type="symlink")
+    assert os.readlink(work / "a.dat") == str(src / "a.dat") and not calls
+
+
+@pytest.mark.parametrize("mode", ["symlink", "move"])
+@pytest.mark.parametrize("existing", ["file", "link"])
+def test_link_or_move_replaces_what_is_there(dirs, mode, existing):
+    src, work = dirs
+    if existing == "file":
+        (work / "a.dat").write_text("stale")
+    else:
+        os.symlink("/nonexistent/elsewhere", work / "a.dat")
+    f = FileSpec(lfn="a.dat", workdir=str(work), turl=f"file://{src}/a.dat")
+    mv.copy_in([f], copy_type=mode)
+    assert (work / "a.dat").read_bytes() == b"A" * 10 and (work / "a.dat").is_symlink() == (mode == "symlink")
+    assert sorted(os.listdir(work)) == ["a.dat"]  # no temporary name left behind
+
+
+def test_move_across_file_systems_copies(dirs, monkeypatch):
+    import errno
+
+    src, work = dirs
+
+    def cross_device(a, b):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", a)
+
+    monkeypatch.setattr(os, "rename", cross_device)  # shutil.move then copies and removes the source
+    f = FileSpec(lfn="a.dat", workdir=str(work), turl=f"file://{src}/a.dat")
+    mv.copy_in([f], copy_type="move")
+    assert (work / "a.dat").read_bytes() == b"A" * 10 and not (src / "a.dat").exists()
+    assert sorted(os.listdir(work)) == ["a.dat"]
+
+
+@pytest.mark.parametrize("mode", ["copy", "symlink", "move"])
+def test_missing_work_dir_is_a_mkdir_error(dirs, mode):
+    src, work = dirs
+    f = FileSpec(lfn="a.dat", workdir=str(work / "gone"), turl=f"file://{src}/a.dat")
+    with pytest.raises(PilotException) as err:
+        mv.copy_in([f], copy_type=mode)
+    assert err.value.get_error_code() == ErrorCodes.MKDIR and (src / "a.dat").exists()
+
+
+def test_missing_input_names_every_place_tried(dirs):
+    src, work = dirs
+    f = FileSpec(lfn="nope.dat", workdir=str(work), turl=f"file://{src}/nope.dat")
+    with pytest.raises(PilotException) as err:
+        mv.copy_in([f], input_dir=str(src / "in"))
+    assert f"tried {src}/nope.dat, {src}/in/nope.dat, {work.parent}/nope.dat" in err.value.diag
