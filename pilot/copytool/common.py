@@ -272,7 +272,13 @@ def deterministic_path(scope: str, lfn: str) -> str:
 def local_file_path(fspec: Any, workdir: str = "") -> str:
     """The file's path in the job work dir (``fspec.workdir``, else ``workdir``); refuses unsafe LFNs."""
     base = fspec.workdir or workdir or os.getcwd()
-    return safe_join(base, fspec.lfn)
+    lfn = fspec.lfn
+    # a plain name under an absolute dir cannot leave it: the result safe_join would give, without its
+    # checks (the Data API and the tools ask for each file's path several times)
+    if lfn and len(lfn) <= 255 and "/" not in lfn and "\x00" not in lfn and lfn not in (".", "..") \
+            and isinstance(base, str) and base[:1] == "/" and base[1:2] != "/":
+        return os.path.join(os.path.normpath(base), lfn)
+    return safe_join(base, lfn)
 
 
 def transfers_in_threads(module: Any, kwargs: dict, is_stagein: bool) -> bool:

@@ -3,8 +3,12 @@
 import pytest
 
 from pilot.common.errorcodes import ErrorCodes as E
-from pilot.copytool.common import (classify_error, deterministic_path, get_timeout, join_url, merge_destinations,
-                                   resolve_common_transfer_errors, tool_setting, transfer_error, url_to_path)
+from pilot.common.exception import PilotException
+from pilot.copytool.common import (classify_error, deterministic_path, get_timeout, join_url, local_file_path,
+                                   merge_destinations, resolve_common_transfer_errors, tool_setting, transfer_error,
+                                   url_to_path)
+from pilot.info.filespec import FileSpec
+from pilot.util.filehandling import safe_join
 
 CASES = [
     # output, stage-in (code, state), stage-out (code, state)
@@ -81,3 +85,21 @@ def test_merge_destinations(tmp_path):
     grouped = merge_destinations(items)
     assert grouped[str(tmp_path)]["lfns"] == {"s:a"}
     assert items[1]["errno"] == 1 and items[1]["status"] == "failed" and items[0]["errno"] == 2
+
+
+@pytest.mark.parametrize("base", ["/w/job", "/w/job/", "/w//job", "/w/./job/../job2", "//w/job", "/", "rel/job",
+                                  "rel/../up", ""])
+@pytest.mark.parametrize("lfn", ["a.dat", "EVNT.1234._000001.pool.root.1", ".hidden", "..x", "a b", "x" * 255,
+                                 "x" * 256, "sub/a.dat", "../a", "..", ".", "/etc/passwd", "", "a\x00b", "dir/"])
+def test_local_file_path_is_safe_join(base, lfn, tmp_path, monkeypatch):
+    """The shortcut for plain names gives what safe_join gives, and refuses what it refuses."""
+    monkeypatch.chdir(tmp_path)
+    try:
+        expected = safe_join(base or str(tmp_path), lfn)
+    except PilotException as exc:
+        with pytest.raises(PilotException) as err:
+            local_file_path(FileSpec(lfn=lfn, workdir=base))
+        assert err.value.get_error_code() == exc.get_error_code()
+    else:
+        assert local_file_path(FileSpec(lfn=lfn, workdir=base)) == expected
+        assert local_file_path(FileSpec(lfn=lfn), base) == expected
