@@ -238,6 +238,8 @@ def is_local_url(url: str) -> bool:
 
 def url_to_path(url: str) -> str:
     """The local path of a file:// URL (or of a plain path)."""
+    if url.startswith("file:///") and not any(c in url for c in "?#;\t\r\n"):
+        return url[7:]  # what urlparse gives for the usual form, at a fraction of its cost
     if url.startswith("file://"):
         parsed = urlparse(url)
         return parsed.path if parsed.netloc in ("", "localhost") else f"/{parsed.netloc}{parsed.path}"

@@ -103,3 +103,17 @@ def test_local_file_path_is_safe_join(base, lfn, tmp_path, monkeypatch):
     else:
         assert local_file_path(FileSpec(lfn=lfn, workdir=base)) == expected
         assert local_file_path(FileSpec(lfn=lfn), base) == expected
+
+
+@pytest.mark.parametrize("url", ["file:///data/a.dat", "file:////data//a.dat", "file:///", "file:///d/a.dat?x=1",
+                                 "file:///d/a;b.dat", "file:///d/a#b", "file:///d/a\tb", "file://localhost/d/a",
+                                 "file://host/d/a", "file:///d/%20a", "/plain/path"])
+def test_url_to_path_shortcut_matches_urlparse(url):
+    from urllib.parse import urlparse
+
+    if url.startswith("file://"):
+        parsed = urlparse(url)
+        expected = parsed.path if parsed.netloc in ("", "localhost") else f"/{parsed.netloc}{parsed.path}"
+    else:
+        expected = url
+    assert url_to_path(url) == expected
