@@ -4,11 +4,13 @@ Everything the bench fetches or produces at run time lives in ``bench/work/`` (g
 it generates goes to ``bench/results/``. See ``bench/README.md`` for the one command.
 """
 
+import os
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 REPO = BENCH_DIR.parent
-WORK = BENCH_DIR / "work"
+#: $PILOTBENCH_WORK lets a second bench run beside another (its own venvs, server and runs)
+WORK = Path(os.environ.get("PILOTBENCH_WORK") or BENCH_DIR / "work").resolve()
 RESULTS = BENCH_DIR / "results"
 
 PILOT2_VERSION = "2.12.8.1"

@@ -1,6 +1,6 @@
 """``python -m bench.pilotbench``: install the references, run the scenarios, write the report.
 
-    python -m bench.pilotbench [--runs 3] [--runs-long 1] [--scenarios a,b,c,d] [--python39 PATH]
+    python -m bench.pilotbench [--runs 3] [--runs-long 1] [--scenarios a,b,c,x,d] [--python39 PATH]
     python -m bench.pilotbench --report-only bench/work/results/<stamp>.json
 """
 
@@ -14,39 +14,58 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from . import RESULTS, WORK
 from .install import install
 from .report import machine_info, write_report
 from .scenarios import SCENARIOS, run_scenario
+from .xrdstorage import XrdStorage
 
 logger = logging.getLogger("pilotbench")
 LONG = ("b", "d")
 
 
 def expand(selected: list) -> list:
-    """Scenario keys to run, in order ('c' is its sub-scenarios; its one-input baseline is 'a' when run)."""
+    """Scenario keys to run, in order ('c' and 'x' are their sub-scenarios; c's one-input baseline is 'a' when
+    run)."""
     keys = []
     for key in selected:
-        if key == "c":
-            keys += ["c-base", "c-small", "c-large"]
+        if key in ("c", "x"):
+            keys += [f"{key}-base", f"{key}-small", f"{key}-large"]
         elif key in SCENARIOS:
             keys.append(key)
         else:
-            raise SystemExit(f"unknown scenario {key!r} (use a, b, c, d)")
+            raise SystemExit(f"unknown scenario {key!r} (use a, b, c, x, d)")
     return keys
 
 
 def run_all(args: argparse.Namespace, raw: Path) -> dict:
     """Run the selected scenarios against one dev server; returns the raw results document."""
+    keys = expand(args.scenarios.split(","))
+    xrd = XrdStorage() if any(SCENARIOS[k].storage == "xrd" for k in keys) else None
+    installed = install(args.python39, rucio=xrd is not None)
+    document = {"started": time.time(), "machine": machine_info(), "install": installed,
+                "runs": args.runs, "runs_long": args.runs_long, "scenarios": keys, "results": []}
+    if xrd is not None:
+        xrd.start()
+    try:
+        run_scenarios(args, keys, document, raw, xrd)
+    finally:
+        if xrd is not None:
+            xrd.stop()
+    document["finished"] = time.time()
+    save(document, raw)
+    return document
+
+
+def run_scenarios(args: argparse.Namespace, keys: list, document: dict, raw: Path, xrd: Optional[XrdStorage]
+                  ) -> None:
+    """Every selected scenario against one dev server; results go into ``document`` (saved as they come)."""
     from pilot.devserver.control import DevServer
 
     from .jobs import Storage
 
-    installed = install(args.python39)
-    keys = expand(args.scenarios.split(","))
-    document = {"started": time.time(), "machine": machine_info(), "install": installed,
-                "runs": args.runs, "runs_long": args.runs_long, "scenarios": keys, "results": []}
     with DevServer(WORK / "server", https=True) as server:
         storage = Storage(server.storage_dir)
         for key in keys:
@@ -58,11 +77,8 @@ def run_all(args: argparse.Namespace, raw: Path) -> dict:
                 pilots = tuple(p for p in pilots if p in args.pilots.split(","))
             runs = args.runs_long if key in LONG else args.runs
             logger.info("scenario %s (%s): %d run(s)", key, scenario.title, runs)
-            document["results"] += run_scenario(server, storage, scenario, runs, pilots)
+            document["results"] += run_scenario(server, storage, scenario, runs, pilots, xrd)
             save(document, raw)  # partial results survive an interrupted bench
-    document["finished"] = time.time()
-    save(document, raw)
-    return document
 
 
 def save(document: dict, path: Path) -> None:
@@ -73,9 +89,9 @@ def save(document: dict, path: Path) -> None:
 
 def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs of scenarios a and c (default 3)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of scenarios a, c and x (default 3)")
     parser.add_argument("--runs-long", type=int, default=1, help="runs of scenarios b and d (default 1)")
-    parser.add_argument("--scenarios", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    parser.add_argument("--scenarios", default="a,b,c,x,d", help="comma-separated subset of a,b,c,x,d")
     parser.add_argument("--pilots", help="only these pilots (pilot2,pilot3,ours,ours-link; default all)")
     parser.add_argument("--python39", help="Python 3.9 for Pilot 2 (default: find or fetch one)")
     parser.add_argument("--install-only", action="store_true", help="only install the reference pilots")

@@ -45,6 +45,8 @@ PY39_DEBS = ("python3.9-minimal", "libpython3.9-minimal", "libpython3.9-stdlib",
 #: extension modules linked against libraries that Debian 12 does not have
 NEEDS_RPATH = ("_ssl", "_hashlib", "_ctypes", "_decimal")
 READY = ".bench-ready"
+#: the version of ci/storage's Rucio server (STORAGE_RUCIO_VERSION)
+RUCIO_CLIENTS = "41.5.1"
 
 
 def run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
@@ -226,13 +228,29 @@ def base_python() -> Path:
     return Path(getattr(sys, "_base_executable", sys.executable)).resolve()
 
 
-def install(python39: Optional[str] = None) -> dict:
-    """Install both references (idempotent); returns a description for the report."""
+def install_rucio_clients(venv: Path) -> None:
+    """rucio-clients (the version of the project's test Rucio server) into a pilot's venv, once.
+
+    The references ask Rucio for input replicas before any copytool but ``mv`` can run; ours needs it only
+    when an input's storage path is unknown, but gets the same package.
+    """
+    py = venv / "bin/python"
+    if subprocess.run([py, "-c", f"import rucio.client, rucio.version; assert rucio.version.version_string() == "
+                       f"'{RUCIO_CLIENTS}'"], capture_output=True).returncode == 0:
+        return
+    run([py, "-m", "pip", "install", "-q", f"rucio-clients=={RUCIO_CLIENTS}"])
+
+
+def install(python39: Optional[str] = None, rucio: bool = False) -> dict:
+    """Install both references and ours (idempotent); returns a description for the report."""
     WORK.mkdir(parents=True, exist_ok=True)
     py39, how = find_python39(python39)
     install_pilot2(py39)
     install_pilot3(base_python())
     install_ours(base_python())
+    if rucio:
+        for venv in (VENV2, VENV3, VENV_OURS):
+            install_rucio_clients(venv)
     version = run([py39, "-c", "import sys; print(sys.version.split()[0])"]).stdout.strip()
     info = {"python39": str(py39), "python39_how": how, "python39_version": version,
             "pilot2_python": str(VENV2 / "bin/python"), "pilot3_python": str(VENV3 / "bin/python"),

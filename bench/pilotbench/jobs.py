@@ -98,15 +98,23 @@ class Storage:
         return [self._put(f"bench.{label}.{i:03d}.dat", size) for i in range(count)]
 
 
-def job_definition(inputs: list[InputFile], stamp: Path, seconds: float, via_bash: bool) -> dict:
+def job_definition(inputs: list[InputFile], stamp: Path, seconds: float, via_bash: bool,
+                   endpoint_in: str = "LOCAL_DISK") -> dict:
     """A generic job running the payload script for ``seconds``; unique output and log names.
 
     ``via_bash``: transformation ``/bin/bash`` with the script as first argument (for a pilot that
     copies inputs without their mode bits), else ``./bench-payload.sh`` (what the references need).
+    ``endpoint_in``: the storage the inputs are read from. Inputs copied with ``xrdcp`` (``PILOT_XRD``)
+    arrive without their mode bits in every pilot, and the references' generic plug-in only runs
+    ``./<transformation> <jobPars>``; so there the parameters begin with ``2>/dev/null || bash
+    ./bench-payload.sh``: the shell line first fails to execute the script (exit 126, nothing run) and
+    then runs it with bash, the same line in all three pilots.
     """
     tag = uuid.uuid4().hex[:10]
     out, log = f"bench.out.{tag}.txt", f"bench.log.{tag}.tgz"
     args = f"{stamp} {seconds:g} {out}"
+    if endpoint_in != "LOCAL_DISK" and not via_bash:
+        args = f"2>/dev/null || bash ./{SCRIPT_LFN} {args}"
     n = len(inputs)
 
     def rep(value: str) -> str:
@@ -123,7 +131,7 @@ def job_definition(inputs: list[InputFile], stamp: Path, seconds: float, via_bas
         "fsize": ",".join(str(f.size) for f in inputs), "checksum": ",".join(f"ad:{f.adler32}" for f in inputs),
         "scopeIn": rep(SCOPE), "realDatasetsIn": rep("bench:bench.inputs"), "prodDBlocks": rep("bench:bench.inputs"),
         "prodDBlockToken": rep("NULL"), "dispatchDblock": rep("NULL"), "dispatchDBlockToken": rep("NULL"),
-        "ddmEndPointIn": rep("LOCAL_DISK"),
+        "ddmEndPointIn": rep(endpoint_in),
         "outFiles": f"{out},{log}", "scopeOut": SCOPE, "scopeLog": SCOPE, "logFile": log,
         "logGUID": str(uuid.uuid4()), "realDatasets": "bench:bench.out,bench:bench.log",
         "destinationDblock": "bench:bench.out,bench:bench.log", "destinationDBlockToken": "NULL,NULL",

@@ -22,6 +22,7 @@ from . import WORK
 from .jobs import SCOPE, InputFile, Storage, job_definition, read_stamps, rucio_path
 from .measure import ProcessResult, launch
 from .pilots import PILOTS, QUEUE, Pilot, command, config_text
+from .xrdstorage import RSE, XrdStorage
 
 logger = logging.getLogger("pilotbench")
 
@@ -40,6 +41,7 @@ class Scenario:
     timefloor: int = 0          # minutes
     pilots: tuple = ("pilot2", "pilot3", "ours")
     timeout: float = 600
+    storage: str = "local"      # local (LOCAL_DISK, mv) | xrd (PILOT_XRD through Rucio, xrdcp)
 
 
 SCENARIOS = {
@@ -51,6 +53,12 @@ SCENARIOS = {
                         pilots=("pilot2", "pilot3", "ours", "ours-link")),
     "c-large": Scenario("c-large", "stage-in of 5 x 200 MB", 1, inputs="large", timeout=900,
                         pilots=("pilot2", "pilot3", "ours", "ours-link")),
+    "x-base": Scenario("x-base", "xrdcp stage-in baseline: one input, 1 s payload", 1, timeout=300,
+                       storage="xrd"),
+    "x-small": Scenario("x-small", "xrdcp stage-in of 200 x 10 kB", 1, inputs="small", timeout=600,
+                        storage="xrd"),
+    "x-large": Scenario("x-large", "xrdcp stage-in of 5 x 200 MB", 1, inputs="large", timeout=900,
+                        storage="xrd"),
     "d": Scenario("d", "20 short jobs (1 s payload) in one multi-job pilot", 1, njobs=20, timefloor=60,
                   timeout=1500),
 }
@@ -67,10 +75,14 @@ def _inputs(storage: Storage, kind: str) -> list[InputFile]:
     return files
 
 
-def _prepare_server(server: Any, scenario: Scenario, pilot: Pilot) -> None:
+def _prepare_server(server: Any, scenario: Scenario, pilot: Pilot, xrd: Optional[XrdStorage]) -> None:
     """Empty the server's records and give the queue this run's settings."""
     server.reset("all")
     settings: dict = {}
+    if scenario.storage == "xrd":
+        assert xrd is not None
+        server.set_storagedata(RSE, xrd.storage_entry(), merge=False)
+        settings.update(xrd.queue_settings())
     if scenario.timefloor:
         settings["timefloor"] = scenario.timefloor
     if pilot.mv_mode:
@@ -155,10 +167,16 @@ def _clean_launch_dir(launch_dir: Path, keep: Path) -> None:
     shutil.rmtree(launch_dir, ignore_errors=True)
 
 
-def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, rundir: Path) -> dict:
+def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, rundir: Path,
+             xrd: Optional[XrdStorage] = None) -> dict:
     """One pilot run of a scenario; returns its measurements."""
-    _prepare_server(server, scenario, pilot)
+    _prepare_server(server, scenario, pilot, xrd)
     inputs = _inputs(storage, scenario.inputs)
+    endpoint_in = "LOCAL_DISK"
+    if scenario.storage == "xrd":
+        assert xrd is not None
+        xrd.publish(inputs)
+        endpoint_in = RSE
     launch_dir = rundir / "launch"
     stamps = rundir / "stamps"
     shutil.rmtree(rundir, ignore_errors=True)
@@ -168,15 +186,19 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
         os.link(f.path, launch_dir / f.lfn)
     jobs = {}
     for i in range(scenario.njobs):
-        job = job_definition(inputs, stamps / f"job{i:02d}.txt", scenario.seconds, pilot.via_bash)
+        job = job_definition(inputs, stamps / f"job{i:02d}.txt", scenario.seconds, pilot.via_bash, endpoint_in)
         jobs[server.submit(job)] = (job, stamps / f"job{i:02d}.txt")
     cfg = rundir / "pilot.cfg"
     cfg.write_text(config_text(pilot, server.url, server.https_url))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     env.update(HARVESTER_PILOT_CONFIG=str(cfg), X509_USER_PROXY=server.info["proxy"],
                X509_CERT_DIR=server.info["certdir"])
+    if scenario.storage == "xrd":
+        assert xrd is not None
+        env.update(xrd.pilot_env())
     cmd = command(pilot, server.https_url, scenario.njobs if scenario.njobs > 1 else None)
     logger.info("%s %s: %s", scenario.key, pilot.key, " ".join(map(str, cmd)))
+    os.sync()  # the previous run's (or file set-up's) writes must not be flushed during this one
     load = os.getloadavg()[0]
     proc = launch(cmd, launch_dir, env, launch_dir / "pilot.stdout", scenario.timeout)
     requests = server.requests()
@@ -242,6 +264,7 @@ def plain_copy_seconds(files: list[InputFile], target: Path) -> float:
     """Time of ``cp`` of the same files (the raw byte-copy cost a real-copy stage-in cannot avoid)."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
+    os.sync()
     start = time.monotonic()
     subprocess.run(["cp", *[f.path for f in files], str(target)], check=True)
     elapsed = time.monotonic() - start
@@ -249,8 +272,8 @@ def plain_copy_seconds(files: list[InputFile], target: Path) -> float:
     return elapsed
 
 
-def run_scenario(server: Any, storage: Storage, scenario: Scenario, runs: int, pilots: Optional[tuple] = None
-                 ) -> list:
+def run_scenario(server: Any, storage: Storage, scenario: Scenario, runs: int, pilots: Optional[tuple] = None,
+                 xrd: Optional[XrdStorage] = None) -> list:
     """``runs`` rounds of the scenario, every pilot once per round (order rotated each round)."""
     keys = list(pilots or scenario.pilots)
     results = []
@@ -259,9 +282,14 @@ def run_scenario(server: Any, storage: Storage, scenario: Scenario, runs: int, p
         for key in order:
             rundir = WORK / "runs" / scenario.key / f"{key}-{i}"
             started = time.monotonic()
-            result = run_once(server, storage, scenario, PILOTS[key], rundir)
+            result = run_once(server, storage, scenario, PILOTS[key], rundir, xrd)
             result["run"] = i
-            if scenario.inputs != "script" and key == "ours":
+            if scenario.storage == "xrd" and scenario.inputs != "script":
+                # every pilot copies here: the raw xrdcp time of the same files, right after its run
+                assert xrd is not None
+                result["plain_copy"] = xrd.plain_copy_seconds(_inputs(storage, scenario.inputs),
+                                                              WORK / "cp-baseline")
+            elif scenario.inputs != "script" and key == "ours":
                 result["plain_copy"] = plain_copy_seconds(_inputs(storage, scenario.inputs), WORK / "cp-baseline")
             logger.info("%s %s run %d: %.1f s wall, %d/%d jobs finished (%.0f s)", scenario.key, key, i,
                         result["wall"], result["finished"], result["jobs"], time.monotonic() - started)
