@@ -1,0 +1,116 @@
+"""The bench's own logic: scenario selection, job definitions, the stage-in overhead and the targets.
+
+No measured number is asserted here (the bench is run by hand); these tests pin down how the numbers are
+computed from a results document, and that the payload line of scenario x runs a script that arrived
+without its mode bits.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.pilotbench.__main__ import expand
+from bench.pilotbench.jobs import SCRIPT, SCRIPT_LFN, InputFile, job_definition, read_stamps, rucio_path
+from bench.pilotbench.report import _scenario_x, _stagein_overheads, _targets
+from bench.pilotbench.xrdstorage import RSE, XrdStorage
+
+
+def _inputs(count: int) -> list:
+    return [InputFile(SCRIPT_LFN, len(SCRIPT), "00000001", "/s")] + \
+        [InputFile(f"f{i}", 10, "00000001", f"/f{i}") for i in range(count - 1)]
+
+
+def test_expand_keeps_order_and_splits_c_and_x():
+    assert expand(["a", "x", "d"]) == ["a", "x-base", "x-small", "x-large", "d"]
+    assert expand(["c"]) == ["c-base", "c-small", "c-large"]
+    with pytest.raises(SystemExit):
+        expand(["z"])
+
+
+def test_local_job_runs_the_script_directly(tmp_path):
+    job = job_definition(_inputs(3), tmp_path / "stamp", 1, via_bash=False)
+    assert job["transformation"] == f"./{SCRIPT_LFN}"
+    assert not job["jobPars"].startswith("2>")
+    assert job["ddmEndPointIn"] == "LOCAL_DISK,LOCAL_DISK,LOCAL_DISK"
+
+
+def test_xrd_job_line_runs_a_script_without_mode_bits(tmp_path):
+    """The references run ``./<transformation> <jobPars>`` through a shell; xrdcp drops the exec bit."""
+    stamp = tmp_path / "stamp.txt"
+    job = job_definition(_inputs(2), stamp, 0, via_bash=False, endpoint_in=RSE)
+    assert job["ddmEndPointIn"] == f"{RSE},{RSE}"
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / SCRIPT_LFN).write_bytes(SCRIPT)
+    os.chmod(work / SCRIPT_LFN, 0o644)
+    line = f"{job['transformation']} {job['jobPars']}"
+    result = subprocess.run(["bash", "-c", line], cwd=work, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    stamps = read_stamps(stamp)
+    assert stamps["start"] is not None and stamps["end"] is not None
+    assert SCRIPT_LFN in stamps["ctimes"]
+    out = job["outFiles"].split(",")[0]
+    assert (work / out).read_text().strip() == str(len(SCRIPT))
+
+
+def _result(scenario: str, pilot: str, run: int, last: float, inputs: int, plain=None) -> dict:
+    result = {"scenario": scenario, "pilot": pilot, "run": run, "getjob_to_last_input": last, "inputs": inputs,
+              "stagein": last + 0.01}
+    if plain is not None:
+        result["plain_copy"] = plain
+    return result
+
+
+def test_x_overhead_uses_x_base_and_subtracts_plain_xrdcp_for_every_pilot():
+    results = [_result("x-base", "pilot3", 0, 0.2, 1), _result("x-base", "ours", 0, 0.02, 1),
+               # 6 inputs: 5 extra files; plain copy of all 6 takes 0.6 s -> 0.1 s per file
+               _result("x-large", "pilot3", 0, 2.2, 6, plain=0.6), _result("x-large", "ours", 0, 0.77, 6, plain=0.6),
+               _result("a", "ours", 0, 5.0, 1)]  # scenario a is not x's baseline
+    assert _stagein_overheads(results, "x-large", "pilot3")[0] == pytest.approx(0.4 - 0.1)
+    assert _stagein_overheads(results, "x-large", "ours")[0] == pytest.approx(0.15 - 0.1)
+
+
+def test_c_overhead_subtracts_cp_only_where_recorded():
+    results = [_result("a", "pilot2", 0, 0.1, 1), _result("c-small", "pilot2", 0, 2.1, 201),
+               _result("a", "ours", 0, 0.02, 1), _result("c-small", "ours", 0, 0.22, 201, plain=0.201)]
+    assert _stagein_overheads(results, "c-small", "pilot2")[0] == pytest.approx(0.01)
+    assert _stagein_overheads(results, "c-small", "ours")[0] == pytest.approx(0.001 - 0.001)
+
+
+def test_x_table_and_targets_compare_copies_with_copies():
+    results = []
+    for run in range(3):
+        for pilot, base, large in (("pilot2", 0.3, 3.3), ("pilot3", 0.2, 2.7), ("ours", 0.02, 0.57)):
+            results += [_result("x-base", pilot, run, base, 1), _result("x-large", pilot, run, large, 6, plain=0.3)]
+    markdown, ratios = _scenario_x(results)
+    key = "5 × 200 MB: stage-in overhead per extra input file (ms)"
+    # per file: pilot2 0.6-0.05, pilot3 0.5-0.05, ours 0.11-0.05 -> ours / best (pilot3) = 0.06/0.45
+    assert ratios[key] == pytest.approx([0.06 / 0.45] * 3)
+    assert "plain `xrdcp`" in markdown
+    c_ratios = {"5 × 200 MB: stage-in overhead per extra input file (ms)": {"ours": [35.0], "ours-link": [0.05]}}
+    table = _targets({}, c_ratios, {}, ratios)
+    assert "5 × 200 MB, xrdcp copies through Rucio | met (0.133)" in table
+    assert "5 × 200 MB, mv links (ours in symlink mode) | met (0.050)" in table
+    assert "35" not in table  # ours' copies against the references' links are no target
+
+
+def test_xrd_storage_describes_the_rse(monkeypatch, tmp_path):
+    monkeypatch.setattr("bench.pilotbench.xrdstorage.storage_environment", lambda: {
+        "STORAGE_DATA": str(tmp_path), "STORAGE_HOST": "127.0.0.1", "STORAGE_XROOTD_PORT": "1094",
+        "RUCIO_CONFIG": "/x/rucio-client.cfg", "STORAGE_RUCIO_VENV": "/x/venv"})
+    xrd = XrdStorage()
+    f = InputFile("bench.large.000.dat", 1, "00000001", "/src")
+    assert xrd.pfn(f) == f"root://127.0.0.1:1094//rucio/xrd/{rucio_path('bench', f.lfn)}"
+    entry = xrd.storage_entry()
+    protocol = entry["arprotocols"]["read_lan"][0]
+    assert entry["is_deterministic"] and entry["name"] == RSE
+    assert protocol["endpoint"] + protocol["path"] + rucio_path("bench", f.lfn) == xrd.pfn(f)
+    settings = xrd.queue_settings()
+    assert settings["acopytools"]["pr"] == ["xrdcp"] and settings["astorages"]["pr"] == [RSE]
+    assert settings["acopytools"]["pw"] == ["mv"] and settings["astorages"]["pw"] == ["LOCAL_DISK"]
+    assert xrd.pilot_env() == {"RUCIO_CONFIG": "/x/rucio-client.cfg"}
+    assert Path(xrd.rse_dir) == tmp_path / "rucio" / "xrd"
