@@ -20,20 +20,25 @@ before exec (``/`` made recursively private first, so nothing propagates to the 
 gid, so the payload keeps its ids and cannot undo the mounts. ``--isolation`` says what a failure
 means: ``auto`` runs the payload anyway, ``required`` does not start it (exit 126), ``off`` masks
 nothing. The status file's ``credentials`` record says what happened.
+
+The guard is started for every job and its CPU is the pilot's own cost per job, so it loads only
+``os``, ``sys``, ``ctypes`` and ``resource``: no ``subprocess`` (it forks and execs itself), no
+threads (it waits for its signals and for SIGCHLD with ``sigwaitinfo``), no ``json`` (it writes its
+small status record itself) and the C ``_signal`` module rather than ``signal`` (whose enums pull in
+``enum`` and ``re``). :mod:`pilot.util.proctree` is loaded only when something has to be killed.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import resource
-import signal
-import subprocess
 import sys
-import threading
 
-from pilot.util.proctree import descendants, kill_process_tree  # stdlib-only: a cheap start per job
+try:  # the C module behind ``signal``: the same calls and numbers without the enum wrappers
+    import _signal as signal
+except ImportError:  # pragma: no cover - another Python implementation
+    import signal  # type: ignore[no-redef]
 
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNS = 0x00020000
@@ -118,17 +123,17 @@ def _masking_preexec(paths: list, mode: str, report_fd: int):
         try:
             masked = mask_credentials(paths)
         except Exception as exc:  # whatever stops the masking is reported; 'auto' runs the payload anyway
-            os.write(report_fd, json.dumps({"error": str(exc)[:1000]}).encode())
+            os.write(report_fd, b"error\0" + str(exc)[:1000].encode(errors="replace"))
             if mode == "required":
                 raise
             return
-        os.write(report_fd, json.dumps({"masked": masked}).encode())
+        os.write(report_fd, b"\0".join([b"masked"] + [os.fsencode(path) for path in masked]))
 
     return preexec
 
 
-def _read_report(read_fd: int) -> str:
-    """What the child wrote to the report pipe ('' when it wrote nothing)."""
+def _read_report(read_fd: int) -> bytes:
+    """What the child wrote to the report pipe (b'' when it wrote nothing); closes ``read_fd``."""
     chunks = []
     while True:
         chunk = os.read(read_fd, 4096)
@@ -136,13 +141,59 @@ def _read_report(read_fd: int) -> str:
             break
         chunks.append(chunk)
     os.close(read_fd)
-    return b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks)
+
+
+#: the characters json.dumps escapes with a letter
+SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _json_string(text: str) -> str:
+    """``text`` as a JSON string, escaped as ``json.dumps`` does (non-ASCII as ``\\uXXXX``)."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in SHORT_ESCAPES:
+            out.append(SHORT_ESCAPES[char])
+        elif 0x20 <= code < 0x7f:
+            out.append(char)
+        elif code > 0xffff:
+            code -= 0x10000
+            out.append(f"\\u{0xd800 | (code >> 10):04x}\\u{0xdc00 | (code & 0x3ff):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return '"' + "".join(out) + '"'
+
+
+def json_text(value) -> str:
+    """The JSON text of the status record's values (None, bool, int, float, str, list, dict).
+
+    The guard's own small encoder: ``import json`` alone (with the ``re`` it loads) would cost more
+    than half of the rest of the guard's start-up.
+    """
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[repr(value)]
+        return float.__repr__(value)
+    if isinstance(value, str):
+        return _json_string(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_json_string(str(key))}: {json_text(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(json_text(item) for item in value) + "]"
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _write_status(path: str, status: dict) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as handle:
-        json.dump(status, handle)
+        handle.write(json_text(status))
     os.replace(tmp, path)
 
 
@@ -209,23 +260,20 @@ def main(argv: list | None = None) -> int:
     line = " ".join(args.command[1:] if args.command[:1] == ["--"] else args.command)
     subreaper = _become_subreaper()
 
-    stop = threading.Event()
-    received: list = []
+    # The stop signals and SIGCHLD are blocked and taken with sigwaitinfo: no handler, no thread,
+    # nothing lost between two waits. The payload's shell gets the mask the guard started with.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an inherited SIG_IGN would reap the children for us
+    watched = {signal.SIGCHLD, *STOP_SIGNALS}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
 
-    def on_signal(signum, _frame):
-        received.append(signum)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
-        signal.signal(sig, on_signal)
-
-    proc, credentials, error = _start_payload(args, line)
-    if proc is None:
+    pid, credentials, error = _start_payload(args, line, old_mask)
+    if pid is None:
         code = MASK_REFUSED if credentials["error"] and args.isolation == "required" else 127
         _write_status(args.status, {"exit_code": code, "signal": None, "error": error, "cpu": 0.0,
                                     "subreaper": subreaper, "credentials": credentials})
         return code
-    status = _supervise(proc.pid, stop, args.grace)
+    received: list = []
+    status = _supervise(pid, watched, received, args.grace)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     status.update({"cpu": usage.ru_utime + usage.ru_stime, "cpu_user": usage.ru_utime,
                    "cpu_system": usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "subreaper": subreaper,
@@ -236,73 +284,171 @@ def main(argv: list | None = None) -> int:
     return status["exit_code"]
 
 
-def _start_payload(args: GuardOptions, line: str) -> tuple:
-    """Start ``bash -c line``, masked as asked: (process or None, credentials record, start error)."""
+#: the signals on which the guard stops the whole payload tree
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+#: signals Python ignores at start-up; the payload gets them back at their default (as subprocess does)
+RESTORED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
+
+
+def _start_payload(args: GuardOptions, line: str, child_mask=()) -> tuple:
+    """Start ``bash -c line``, masked as asked: (PID or None, credentials record, start error).
+
+    ``child_mask``: the signal mask the payload's shell starts with.
+    """
     paths = list(args.mask) if args.isolation != "off" else []
     credentials = {"mode": args.isolation, "masked": False, "paths": [], "error": ""}
     preexec, read_fd, write_fd = None, None, None
     if paths:
         read_fd, write_fd = os.pipe()
         preexec = _masking_preexec(paths, args.isolation, write_fd)
-    out = open(args.stdout, "ab") if args.stdout else None
-    err = open(args.stderr, "ab") if args.stderr else None
-    proc, error = None, ""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    out = os.open(args.stdout, flags, 0o666) if args.stdout else None
+    err = os.open(args.stderr, flags, 0o666) if args.stderr else None
+    pid, error = None, ""
     try:
-        proc = subprocess.Popen(["/bin/bash", "-c", line], cwd=args.cwd, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, preexec_fn=preexec)
-    except (OSError, subprocess.SubprocessError) as exc:
+        pid, error = _spawn(["/bin/bash", "-c", line], args.cwd, out, err, preexec, child_mask)
+    except OSError as exc:  # no fork (process limit, memory)
         error = str(exc)
     finally:
-        for handle in (out, err):
-            if handle:
-                handle.close()
-        if write_fd is not None:
-            os.close(write_fd)
+        for fd in (out, err, write_fd):
+            if fd is not None:
+                os.close(fd)
     if read_fd is not None:
         credentials.update(_mask_report(_read_report(read_fd)))
-        if proc is None and credentials["error"]:
+        if pid is None and credentials["error"]:
             error = f"credentials not masked: {credentials['error']}"
-    return proc, credentials, error
+    return pid, credentials, error
 
 
-def _mask_report(text: str) -> dict:
-    """The child's report ('{"masked": [...]}' or '{"error": "..."}') as credentials record fields."""
-    try:
-        report = json.loads(text) if text else {"error": "the payload process ended before masking"}
-    except ValueError:
-        report = {"error": f"unreadable masking report: {text[:200]}"}
-    if "error" in report:
-        return {"masked": False, "paths": [], "error": str(report["error"])}
-    return {"masked": True, "paths": list(report.get("masked", [])), "error": ""}
+def _spawn(argv: list, cwd, out, err, preexec, child_mask) -> tuple:
+    """Fork and exec ``argv`` (stdin /dev/null, stdout/stderr on the given fds): (PID, '') or (None, error).
 
-
-def _supervise(payload: int, stop: threading.Event, grace: float) -> dict:
-    """Reap children until the payload is gone and nothing of its tree is left."""
-    exit_code, term_signal = None, None
-    killer = threading.Thread(target=_stop_on_request, args=(stop, grace), daemon=True)
-    killer.start()
-    while True:
+    What ``subprocess.Popen`` does for the guard, without loading it: the child reports a failure
+    before exec (cwd, preexec, exec itself) through a close-on-exec pipe, and the parent reaps it.
+    """
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (measured by the guard tests, not by coverage)
         try:
-            pid, wstatus, _ = os.wait4(-1, 0)
+            _child(argv, cwd, out, err, preexec, child_mask, report_w)
+        finally:
+            os._exit(127)
+    os.close(report_w)
+    failure = _read_report(report_r)
+    if not failure:
+        return pid, ""
+    os.waitpid(pid, 0)
+    where, _, detail = failure.decode(errors="replace").partition(":")
+    if where == "preexec":
+        return None, "Exception occurred in preexec_fn."
+    errno, _, filename = detail.partition(":")
+    code = int(errno) if errno.isdigit() else 0
+    return None, str(OSError(code, os.strerror(code), filename))
+
+
+def _child(argv: list, cwd, out, err, preexec, child_mask, report_w: int) -> None:  # pragma: no cover
+    """The forked child up to exec; on failure writes ``where:errno:filename`` to ``report_w``."""
+    step, filename = "exec", argv[0]
+    try:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        for fd, target in ((out, 1), (err, 2)):
+            if fd is not None:
+                os.dup2(fd, target)
+        if cwd:
+            step, filename = "cwd", cwd
+            os.chdir(cwd)
+        for sig in RESTORED_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, child_mask)
+        if preexec is not None:
+            step = "preexec"
+            preexec()
+        step, filename = "exec", argv[0]
+        os.closerange(3, report_w)
+        os.closerange(report_w + 1, _max_fd())
+        os.execv(argv[0], argv)
+    except OSError as exc:
+        os.write(report_w, f"{step}:{exc.errno or 0}:{filename}".encode(errors="replace"))
+    except BaseException:
+        os.write(report_w, f"{step}:0:{filename}".encode(errors="replace"))
+
+
+def _max_fd() -> int:
+    try:
+        return max(256, os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 256
+
+
+def _mask_report(data: bytes) -> dict:
+    """The child's report (``masked\\0path...`` or ``error\\0message``) as credentials record fields."""
+    if not data:
+        return {"masked": False, "paths": [], "error": "the payload process ended before masking"}
+    kind, *rest = data.split(b"\0")
+    if kind == b"masked":
+        return {"masked": True, "paths": [os.fsdecode(path) for path in rest], "error": ""}
+    if kind == b"error":
+        return {"masked": False, "paths": [], "error": b"\0".join(rest).decode(errors="replace")}
+    return {"masked": False, "paths": [], "error": f"unreadable masking report: {data[:200]!r}"}
+
+
+def _has_children() -> bool:
+    """True while the guard has a child left (live or not yet reaped).
+
+    As a subreaper the guard is the parent of every orphan of the payload, so this is "anything of
+    the tree left". Reads only the guard's own ``/proc`` entry, not the whole process table.
+    """
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return bool(handle.read().split())
+    except OSError:
+        from pilot.util.proctree import descendants
+
+        return bool(descendants(pid))
+
+
+def _supervise(payload: int, watched: set, received: list, grace: float) -> dict:
+    """Reap children until the payload is gone and nothing of its tree is left.
+
+    Stops the tree once (SIGTERM, ``grace``, SIGKILL) when a stop signal arrives or when the
+    payload's main process ends and leaves something running. Signals are appended to ``received``.
+    """
+    exit_code, term_signal = None, None
+    stop, stopped = False, False
+    while True:
+        try:  # reap whatever has ended
+            while True:
+                pid, wstatus, _ = os.wait4(-1, os.WNOHANG)
+                if pid == 0:
+                    break
+                if pid == payload:
+                    if os.WIFSIGNALED(wstatus):
+                        term_signal = os.WTERMSIG(wstatus)
+                        exit_code = 128 + term_signal
+                    else:
+                        exit_code = os.WEXITSTATUS(wstatus)
+                    # the payload's main process is done: whatever it left behind goes too
+                    if _has_children():
+                        stop = True
         except ChildProcessError:
             break
-        except InterruptedError:  # pragma: no cover - PEP 475 retries this
+        if stop and not stopped:
+            stopped = True
+            _stop_tree(grace)  # blocks for the grace period at most; the ended ones are reaped next round
             continue
-        if pid == payload:
-            if os.WIFSIGNALED(wstatus):
-                term_signal = os.WTERMSIG(wstatus)
-                exit_code = 128 + term_signal
-            else:
-                exit_code = os.WEXITSTATUS(wstatus)
-            # the payload's main process is done: whatever it left behind goes too
-            if descendants(os.getpid()):
-                stop.set()
+        info = signal.sigwaitinfo(watched)
+        if info.si_signo != signal.SIGCHLD:
+            received.append(info.si_signo)
+            stop = True
     return {"exit_code": exit_code if exit_code is not None else -1,
             "signal": term_signal}
 
 
-def _stop_on_request(stop: threading.Event, grace: float) -> None:
-    stop.wait()
+def _stop_tree(grace: float) -> None:
+    from pilot.util.proctree import kill_process_tree
+
     # the guard is the root of the tree; kill_process_tree never signals the calling process
     kill_process_tree(os.getpid(), grace=grace)
 
