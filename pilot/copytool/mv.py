@@ -17,8 +17,10 @@ for aCT where the pilot owns the source. A copy goes to a temporary name and is 
 so an existing destination is replaced atomically; it keeps the source's mode bits (as ``cp`` does)
 and moves the bytes in-kernel in 64 MB steps, looking at the transfer's stop event between steps. A
 link to a free name, or a move within one file system, is one system call; a link that must replace
-something goes through a temporary name too. In symlink mode the Data API runs the files in its own
-thread rather than a pool (``parallel_transfers``): a link costs less than handing it to a thread.
+something goes through a temporary name too, and so does a move that cannot be one rename (across file
+systems): it copies, and removes the source only once the copy is in place, so a failed move leaves
+the source where it was. In symlink mode the Data API runs the files in its own thread rather than a
+pool (``parallel_transfers``): a link costs less than handing it to a thread.
 """
 
 from __future__ import annotations
@@ -230,8 +232,14 @@ def _in_one_step(src: str, dst: str, mode: str) -> bool:
 
 
 def _place(src: str, dst: str, mode: str, makedirs: bool = False, stop: Any = None) -> None:
-    """Copy, symlink or move ``src`` to ``dst`` (replacing ``dst``); OS errors become coded exceptions."""
+    """Copy, symlink or move ``src`` to ``dst`` (replacing ``dst``); OS errors become coded exceptions.
+
+    A move that cannot be one rename (another file system, a name held by a directory) copies to the
+    temporary name, puts the copy in place and only then removes the source: until the file sits at
+    ``dst`` the source is untouched, so a failure never costs the job its file.
+    """
     is_stagein = not makedirs
+    tmp = f"{dst}.part{os.getpid()}"
     try:
         if makedirs:
             os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
@@ -239,18 +247,51 @@ def _place(src: str, dst: str, mode: str, makedirs: bool = False, stop: Any = No
             if not makedirs and not os.path.isdir(os.path.dirname(dst)):
                 raise PilotException(f"work dir does not exist: {os.path.dirname(dst)}", code=ErrorCodes.MKDIR,
                                      state="COPY_ERROR")
-            tmp = f"{dst}.part{os.getpid()}"
             if mode == "symlink":
                 os.symlink(os.path.abspath(src), tmp)
-            elif mode == "move":
-                shutil.move(src, tmp)
             else:
                 _copy_data(src, tmp, stop, is_stagein)
+                if mode == "move":
+                    shutil.copystat(src, tmp)  # a move keeps the times, as mv does
             os.replace(tmp, dst)
-    except PilotException:
-        remove_file(f"{dst}.part{os.getpid()}")
+            if mode == "move":
+                _drop_source(src, dst)
+    except PilotException as exc:
+        note = _clear_temporary(tmp, src, mode)
+        if note:
+            exc.diag = f"{exc.diag}; {note}"
         raise
     except OSError as exc:
-        remove_file(f"{dst}.part{os.getpid()}")
-        raise transfer_error(f"{exc.strerror or exc}: {exc.filename or src}", is_stagein) from None
+        note = _clear_temporary(tmp, src, mode)
+        msg = f"{exc.strerror or exc}: {exc.filename2 or exc.filename or src}"
+        raise transfer_error(f"{msg}; {note}" if note else msg, is_stagein) from None
     logger.info("%s %s -> %s", mode, src, dst)
+
+
+def _drop_source(src: str, dst: str) -> None:
+    """The last step of a move done as a copy: remove the source (the file is already at ``dst``)."""
+    try:
+        os.unlink(src)
+    except OSError as exc:
+        logger.warning("moved %s to %s as a copy but could not remove the source: %s", src, dst, exc)
+
+
+def _clear_temporary(tmp: str, src: str, mode: str) -> str:
+    """Remove what a failed placement left at ``tmp``; return a note for the error when it cannot go.
+
+    A copy or a link at ``tmp`` is expendable. In move mode it is expendable only while the source is
+    still there: a file at ``tmp`` without its source is the job's only copy, so it goes back to the
+    source's path, or stays where it is when even that fails (the note then says where it is).
+    """
+    if not os.path.lexists(tmp):
+        return ""
+    if mode != "move" or os.path.lexists(src):
+        remove_file(tmp)
+        return ""
+    try:
+        os.rename(tmp, src)
+    except OSError as exc:
+        logger.error("cannot put %s back at %s (%s): the file is kept at %s", tmp, src, exc, tmp)
+        return f"the file is kept at {tmp} (it could not be put back at {src}: {exc.strerror or exc})"
+    logger.warning("placement failed: %s is back at %s", os.path.basename(src), src)
+    return ""

@@ -142,7 +142,7 @@ def test_move_across_file_systems_copies(dirs, monkeypatch):
     def cross_device(a, b):
         raise OSError(errno.EXDEV, "Invalid cross-device link", a)
 
-    monkeypatch.setattr(os, "rename", cross_device)  # shutil.move then copies and removes the source
+    monkeypatch.setattr(os, "rename", cross_device)  # the move then copies and removes the source
     f = FileSpec(lfn="a.dat", workdir=str(work), turl=f"file://{src}/a.dat")
     mv.copy_in([f], copy_type="move")
     assert (work / "a.dat").read_bytes() == b"A" * 10 and not (src / "a.dat").exists()
