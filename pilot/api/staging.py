@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import shutil
+import stat
 import threading
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -124,21 +125,27 @@ def verify_input(fspec: Any, workdir: str) -> None:
     symlinked input (no bytes moved) is checked by size only.
     """
     path = local_file_path(fspec, workdir)
-    if not os.path.exists(path):
+    try:
+        info = os.lstat(path)  # one system call for a plain file; a link needs its target's too
+        is_link = stat.S_ISLNK(info.st_mode)
+        if is_link:
+            info = os.stat(path)
+    except (OSError, ValueError):  # what os.path.exists takes for "not there" (a dangling link included)
         raise PilotException(f"{fspec.lfn} reported transferred but {path} does not exist",
-                             code=ErrorCodes.MISSINGINPUTFILE, state="MISSING_INPUT", kind=MISSING)
-    size = os.path.getsize(path)
+                             code=ErrorCodes.MISSINGINPUTFILE, state="MISSING_INPUT", kind=MISSING) from None
+    size = info.st_size
     if fspec.filesize and size != int(fspec.filesize):
         remove_file(path)
         raise PilotException(f"size mismatch for {fspec.lfn}: {size} B != expected {fspec.filesize} B",
                              code=ErrorCodes.STAGEINFAILED, state="FS_MISMATCH", kind=CHECKSUM)
     if not fspec.filesize:
         fspec.filesize = size
-    if os.path.islink(path):
+    if is_link:
         # a symlink (mv in symlink mode: a shared input area, an ARC cache) moved no bytes: reading the
         # whole source to checksum it would double the payload's I/O on a shared file system; the size
         # was checked above, the payload reads the bytes itself (Pilot 2 does not check them either)
-        logger.debug("%s is a link to %s: size checked, checksum not recomputed", fspec.lfn, os.readlink(path))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s is a link to %s: size checked, checksum not recomputed", fspec.lfn, os.readlink(path))
         return
     expected, kind = fspec.get_checksum()
     if not expected:
