@@ -112,6 +112,7 @@ def copy_out(files: list, **kwargs: Any) -> list:
             if not os.path.isfile(src):
                 raise PilotException(f"output file does not exist: {src}", code=ErrorCodes.NOSUCHFILE, state="NO_FILE",
                                      kind="missing")
+            act_line = ""
             if output_dir:
                 dst = safe_join(output_dir, fspec.lfn)
                 fspec.turl = f"file://{dst}"
@@ -119,8 +120,10 @@ def copy_out(files: list, **kwargs: Any) -> list:
                 dst = url_to_path(fspec.surl)
                 fspec.turl = fspec.surl
             else:
-                dst = _act_destination(fspec, src, kwargs.get("ddmconf") or {})
+                dst, act_line = _act_destination(fspec, src, kwargs.get("ddmconf") or {})
             _place(src, dst, mode, makedirs=True, stop=kwargs.get("stop_event"))
+            if act_line:  # listed for ARC only once the file is there
+                _append_output_list(os.path.dirname(dst), act_line)
             if os.path.isfile(dst) and not os.path.islink(dst):
                 fspec.remote_checksum = {"adler32": calculate_checksum(dst, "adler32")}
             fspec.status_code = 0
@@ -151,8 +154,8 @@ def _find_source(fspec: Any, dst: str, kwargs: dict) -> str:
     raise transfer_error(f"No such file or directory: {fspec.lfn} (tried {tried})", is_stagein=True)
 
 
-def _act_destination(fspec: Any, src: str, ddmconf: dict) -> str:
-    """aCT mode: destination next to the work dir, plus an ``output.list`` line for ARC.
+def _act_destination(fspec: Any, src: str, ddmconf: dict) -> tuple:
+    """aCT mode: ``(destination next to the work dir, its output.list line for ARC)``.
 
     The line is ``<lfn> <ARC URL>``: the SURL with ARC's options as Pilot 2 writes them (the space
     token after the port, ``:checksumtype=<type>:checksumvalue=<value>`` at the end); the SURL stays
@@ -160,14 +163,17 @@ def _act_destination(fspec: Any, src: str, ddmconf: dict) -> str:
     """
     parent = os.path.dirname(os.path.dirname(src))
     dst = safe_join(parent, fspec.lfn)
-    line = f"{fspec.lfn} {arc_url(fspec, ddmconf)}".rstrip()
+    fspec.turl = fspec.surl or f"file://{dst}"
+    return dst, f"{fspec.lfn} {arc_url(fspec, ddmconf)}".rstrip()
+
+
+def _append_output_list(directory: str, line: str) -> None:
+    """Add one line to ARC's ``output.list`` in ``directory``."""
     try:
-        with open(os.path.join(parent, "output.list"), "a") as handle:
+        with open(os.path.join(directory, "output.list"), "a") as handle:
             handle.write(line + "\n")
     except OSError as exc:
         raise transfer_error(str(exc), is_stagein=False) from None
-    fspec.turl = fspec.surl or f"file://{dst}"
-    return dst
 
 
 def arc_url(fspec: Any, ddmconf: dict) -> str:

@@ -83,6 +83,7 @@ def test_act_output_blocked_by_a_directory_keeps_the_output(dirs):
     assert err.value.get_error_code() == ErrorCodes.STAGEOUTFAILED
     assert (work / "o.dat").read_bytes() == DATA and os.listdir(work) == ["o.dat"]
     assert not [n for n in os.listdir(work.parent) if ".part" in n]
+    assert not (work.parent / "output.list").exists()  # ARC is not told about a file that is not there
 
 
 @pytest.mark.parametrize("mode", ["move", "copy"])
