@@ -143,12 +143,18 @@ def _stagein_overheads(results: list, scenario: str, pilot: str) -> dict:
     base = _median(results, base_key, pilot, lambda r: r.get("getjob_to_last_input"))
     if base is None:
         return {}
+    # x: the plain copy of the one-input set (the script alone) is measured too, so the raw cost of the extra
+    # files is the difference, as for the pilot; c: cp's time spread over all files
+    plain_base = _median(results, base_key, pilot, lambda r: r.get("plain_copy")) if base_key == "x-base" else None
     out = {}
     for i, r in _runs(results, scenario, pilot).items():
         if r.get("getjob_to_last_input") is None:
             continue
         extra = r["inputs"] - 1
-        raw = (r.get("plain_copy") or 0.0) / r["inputs"]
+        if plain_base is not None and r.get("plain_copy") is not None:
+            raw = (r["plain_copy"] - plain_base) / extra
+        else:
+            raw = (r.get("plain_copy") or 0.0) / r["inputs"]
         out[i] = (r["getjob_to_last_input"] - base) / extra - raw
     return out
 
@@ -411,10 +417,12 @@ ours' copies against their links are shown, not judged: (x) compares copies with
 
 X_NOTE = """All three pilots copy their inputs with `xrdcp` from the loopback XRootD server (RSE `PILOT_XRD`):
 the references after a Rucio `list_replicas` (they always ask), ours without one (the inputs lie on a
-deterministic LAN storage of the queue, with size and adler32 in the job). Overhead per extra file:
-(getJob → last input in place with N inputs − the same in the one-input run x-base) / (N − 1), minus the
-raw copy time per file: the faster of one plain `xrdcp` per file and one `xrdcp --parallel --infiles`, timed
-right after each pilot's run."""
+deterministic LAN storage of the queue, with size and adler32 in the job). The job's work dir is on tmpfs
+(`/dev/shm`), so that the disk's write-back, whose speed varies by a factor of two between identical copies
+on this machine, does not drown the pilots' own cost. Overhead per extra file: [(getJob → last input in place
+with N inputs − the same in the one-input run x-base) − (plain copy of the N files − plain copy of the one)]
+/ (N − 1). The plain copy is the faster of one `xrdcp` per file and one `xrdcp --parallel --infiles`, timed
+right after each pilot's run into the same tmpfs."""
 
 METHOD = """## How this was measured
 

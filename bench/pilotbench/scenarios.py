@@ -22,7 +22,7 @@ from . import WORK
 from .jobs import SCOPE, InputFile, Storage, job_definition, read_stamps, rucio_path
 from .measure import ProcessResult, launch
 from .pilots import PILOTS, QUEUE, Pilot, command, config_text
-from .xrdstorage import RSE, XrdStorage
+from .xrdstorage import RSE, XrdStorage, scratch_dir
 
 logger = logging.getLogger("pilotbench")
 
@@ -177,12 +177,16 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
         assert xrd is not None
         xrd.publish(inputs)
         endpoint_in = RSE
-    launch_dir = rundir / "launch"
+    # x: the job's work dir (where the copies land) on tmpfs, so that the disk's write-back, which varies by
+    # a factor of two between identical copies on this kind of machine, does not drown the pilots' overhead
+    launch_dir = (scratch_dir() / f"{scenario.key}-{pilot.key}" if scenario.storage == "xrd" else rundir) / "launch"
+    shutil.rmtree(launch_dir, ignore_errors=True)
     stamps = rundir / "stamps"
     shutil.rmtree(rundir, ignore_errors=True)
     launch_dir.mkdir(parents=True)
     stamps.mkdir()
-    for f in inputs:  # what the references' mv tool links from: inputs placed next to the pilot (aCT model)
+    for f in inputs if scenario.storage == "local" else ():
+        # what the references' mv tool links from: inputs placed next to the pilot (aCT model)
         os.link(f.path, launch_dir / f.lfn)
     jobs = {}
     for i in range(scenario.njobs):
@@ -284,11 +288,12 @@ def run_scenario(server: Any, storage: Storage, scenario: Scenario, runs: int, p
             started = time.monotonic()
             result = run_once(server, storage, scenario, PILOTS[key], rundir, xrd)
             result["run"] = i
-            if scenario.storage == "xrd" and scenario.inputs != "script":
-                # every pilot copies here: the raw xrdcp time of the same files, right after its run
+            if scenario.storage == "xrd":
+                # every pilot copies here: the raw xrdcp time of the same files (x-base: the script alone),
+                # right after its run
                 assert xrd is not None
                 result["plain_copy"] = xrd.plain_copy_seconds(_inputs(storage, scenario.inputs),
-                                                              WORK / "cp-baseline")
+                                                              scratch_dir() / "xrdcp-baseline")
             elif scenario.inputs != "script" and key == "ours":
                 result["plain_copy"] = plain_copy_seconds(_inputs(storage, scenario.inputs), WORK / "cp-baseline")
             logger.info("%s %s run %d: %.1f s wall, %d/%d jobs finished (%.0f s)", scenario.key, key, i,

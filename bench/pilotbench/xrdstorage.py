@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 from . import REPO, WORK
 from .jobs import SCOPE, InputFile, rucio_path
@@ -147,6 +146,13 @@ class XrdStorage:
         return min(serial, bulk)
 
 
-def optional(enabled: bool) -> Optional[XrdStorage]:
-    """An XrdStorage when the x-* scenarios are selected, else None."""
-    return XrdStorage() if enabled else None
+def scratch_dir() -> Path:
+    """Where scenario x's copies land: a tmpfs (``/dev/shm``) with room for them, else ``bench/work``."""
+    shm = Path("/dev/shm")
+    try:
+        stat = os.statvfs(shm)
+        if stat.f_bavail * stat.f_frsize > 4 * 2 ** 30:
+            return shm / "pilotbench"
+    except OSError:
+        pass
+    return WORK / "scratch"
