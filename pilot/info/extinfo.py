@@ -263,7 +263,7 @@ class ExtInfoProvider:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             tmp = f"{path}.tmp{os.getpid()}"
             with open(tmp, "w") as handle:
-                json.dump(data, handle)
+                handle.write(json.dumps(data))  # the C encoder (json.dump encodes in Python)
             os.replace(tmp, path)
             with open(path + ".source", "w") as handle:
                 handle.write(source.location)

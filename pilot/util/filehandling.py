@@ -38,7 +38,8 @@ def write_json_atomic(path: str, obj: Any, indent: Optional[int] = None) -> None
     fd, tmp = open_temp(directory, ".json")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=indent, default=str)
+            # dumps, not dump: only dumps uses the C encoder (dump encodes piece by piece in Python)
+            handle.write(json.dumps(obj, indent=indent, default=str))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
