@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import json
 import logging
 import os
@@ -68,7 +67,15 @@ class CredentialLifetime:
         return min(ends) - (time.time() if now is None else now)
 
 
+def _timegm(parts: time.struct_time) -> int:
+    """``calendar.timegm``, loaded when a certificate time is read (not at every pilot start)."""
+    import calendar
+
+    return calendar.timegm(parts)
+
+
 # ------------------------------------------------------------------------------ X.509
+
 def default_proxy_path(environ: Optional[dict] = None) -> str:
     """``X509_USER_PROXY``, else ``/tmp/x509up_u<uid>`` (whether or not it exists)."""
     env = os.environ if environ is None else environ
@@ -118,7 +125,7 @@ def parse_openssl_enddate(text: str) -> Optional[float]:
     value = " ".join(match.group(1).split())
     for fmt in ("%b %d %H:%M:%S %Y %Z", "%Y-%m-%d %H:%M:%SZ"):
         try:
-            return float(calendar.timegm(time.strptime(value, fmt)))
+            return float(_timegm(time.strptime(value, fmt)))
         except ValueError:
             continue
     return None
@@ -176,7 +183,7 @@ def _generalized_time(raw: bytes) -> Optional[float]:
     text = raw.decode("ascii", errors="replace").rstrip("Z")
     text = text.split(".")[0]
     try:
-        return float(calendar.timegm(time.strptime(text[:14], "%Y%m%d%H%M%S")))
+        return float(_timegm(time.strptime(text[:14], "%Y%m%d%H%M%S")))
     except ValueError:
         return None
 

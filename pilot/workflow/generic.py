@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from typing import Any, Optional
 
 from pilot.api.communicator import create_communicator
@@ -18,7 +19,6 @@ from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.https import HttpClient
 from pilot.util.prometheus import start_metrics
-from pilot.util.realtimelog import active_handler
 from pilot.util.workernode import collect
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,12 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
     return ctx
 
 
+def _realtime_handler() -> Any:
+    """The real-time log handler, when ``main`` started one (the module is loaded only then)."""
+    realtimelog = sys.modules.get("pilot.util.realtimelog")
+    return realtimelog.active_handler() if realtimelog is not None else None
+
+
 def install_signal_handlers(ctx: PilotContext, wake: Any) -> None:
     """Record a signal and wake the main thread (no I/O in the handler)."""
 
@@ -111,8 +117,9 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     mainworkdir = mainworkdir or os.getcwd()
     ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
     ctx.metrics = start_metrics(ctx, timing=pilot_timing)  # the pilot's metrics file (pilot.util.prometheus)
-    if active_handler() is not None:  # real-time logging: records carry the current PandaID
-        ctx.reporter.listeners.append(active_handler().note_update)
+    live_log = _realtime_handler()
+    if live_log is not None:  # real-time logging: records carry the current PandaID
+        ctx.reporter.listeners.append(live_log.note_update)
     delivered = ctx.reporter.flush_outbox()
     if delivered:
         logger.info("delivered %d stored final update(s) from an earlier pilot", delivered)
