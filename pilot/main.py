@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -56,8 +57,30 @@ def init_infosys(args) -> object:
     return infosys
 
 
+def end_of_startup() -> None:
+    """Freeze what start-up created and turn the garbage collector (back) on.
+
+    Start-up (imports, configuration, info service, workflow modules) creates ~30 000 objects
+    that live as long as the pilot. With the collector on they were traversed again and again
+    (~10 ms of CPU per pilot); frozen, no later collection looks at them. The few hundred objects
+    in reference cycles that start-up leaves behind stay too (a full collection to free them
+    would cost as much as the rest). ``pilot.py`` and :func:`main` keep the collector off until then.
+    """
+    gc.freeze()
+    gc.enable()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the pilot; return the process exit status (compat §6.3)."""
+    gc.disable()  # until end_of_startup(), once the workflow is loaded
+    try:
+        return _main(argv)
+    finally:
+        if not gc.isenabled():  # start-up ended early (usage error, bad work dir, queue not usable)
+            end_of_startup()
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     args = parse_args(argv)
     if args.config:
         config.load_file(args.config)
@@ -92,6 +115,7 @@ def _run_workflow(args, mainworkdir: str) -> int:
         logger.error("cannot start: %s", exc)
         return shell_exit_code(exc.get_error_code())
     workflow = importlib.import_module(f"pilot.workflow.{args.workflow}")
+    end_of_startup()
     code = workflow.run(args, mainworkdir=mainworkdir, infosys=infosys)
     status = shell_exit_code(code)
     logger.info("pilot done: error code %s, exit status %s", code, status)
