@@ -4,8 +4,9 @@ The rule it enforces: only a process the pilot started, or a descendant of one, 
 never PID 1, never the calling process, never a tree that contains it. Linux only (``/proc``).
 
 It needs nothing beyond ``os``, ``select``, ``signal`` and ``time``: the payload guard, a separate
-small interpreter started for every job, imports it, and its start-up is part of the pilot's own
-cost on every slot. ``logging`` is loaded only when there is something to kill.
+small interpreter started for every job, imports it when it has a tree to stop, and that start-up
+is part of the pilot's own cost on every slot. ``logging`` is loaded only when there is something
+to kill.
 :mod:`pilot.util.processes` re-exports every name for the rest of the pilot.
 """
 
