@@ -184,7 +184,7 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
     stamps = rundir / "stamps"
     shutil.rmtree(rundir, ignore_errors=True)
     launch_dir.mkdir(parents=True)
-    stamps.mkdir()
+    stamps.mkdir(parents=True)
     for f in inputs if scenario.storage == "local" else ():
         # what the references' mv tool links from: inputs placed next to the pilot (aCT model)
         os.link(f.path, launch_dir / f.lfn)
