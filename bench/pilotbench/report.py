@@ -422,7 +422,8 @@ deterministic LAN storage of the queue, with size and adler32 in the job). The j
 on this machine, does not drown the pilots' own cost. Overhead per extra file: [(getJob → last input in place
 with N inputs − the same in the one-input run x-base) − (plain copy of the N files − plain copy of the one)]
 / (N − 1). The plain copy is the faster of one `xrdcp` per file and one `xrdcp --parallel --infiles`, timed
-right after each pilot's run into the same tmpfs."""
+into the same tmpfs right before and right after each pilot's run (the mean of the two). x-large has at least
+5 runs: its copies take 2-3 s and vary by ±0.4 s between identical runs."""
 
 METHOD = """## How this was measured
 
