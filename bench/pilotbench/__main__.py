@@ -44,7 +44,7 @@ def run_all(args: argparse.Namespace, raw: Path) -> dict:
     """Run the selected scenarios against one dev server; returns the raw results document."""
     keys = expand(args.scenarios.split(","))
     xrd = XrdStorage() if any(SCENARIOS[k].storage == "xrd" for k in keys) else None
-    installed = install(args.python39, rucio=xrd is not None)
+    installed = install(args.python39)
     document = {"started": time.time(), "machine": machine_info(), "install": installed,
                 "runs": args.runs, "runs_long": args.runs_long, "scenarios": keys, "results": []}
     if xrd is not None:
