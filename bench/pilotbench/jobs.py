@@ -99,7 +99,7 @@ class Storage:
 
 
 def job_definition(inputs: list[InputFile], stamp: Path, seconds: float, via_bash: bool,
-                   endpoint_in: str = "LOCAL_DISK") -> dict:
+                   endpoint_in: str = "LOCAL_DISK", scope_in: str = SCOPE) -> dict:
     """A generic job running the payload script for ``seconds``; unique output and log names.
 
     ``via_bash``: transformation ``/bin/bash`` with the script as first argument (for a pilot that
@@ -129,7 +129,7 @@ def job_definition(inputs: list[InputFile], stamp: Path, seconds: float, via_bas
         "transferType": "NULL", "currentPriority": "1000", "destinationSE": "LOCAL_DISK",
         "inFiles": ",".join(f.lfn for f in inputs), "GUID": ",".join(str(uuid.uuid4()) for _ in inputs),
         "fsize": ",".join(str(f.size) for f in inputs), "checksum": ",".join(f"ad:{f.adler32}" for f in inputs),
-        "scopeIn": rep(SCOPE), "realDatasetsIn": rep("bench:bench.inputs"), "prodDBlocks": rep("bench:bench.inputs"),
+        "scopeIn": rep(scope_in), "realDatasetsIn": rep("bench:bench.inputs"), "prodDBlocks": rep("bench:bench.inputs"),
         "prodDBlockToken": rep("NULL"), "dispatchDblock": rep("NULL"), "dispatchDBlockToken": rep("NULL"),
         "ddmEndPointIn": rep(endpoint_in),
         "outFiles": f"{out},{log}", "scopeOut": SCOPE, "scopeLog": SCOPE, "logFile": log,

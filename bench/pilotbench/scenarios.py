@@ -174,10 +174,11 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
     """One pilot run of a scenario; returns its measurements."""
     _prepare_server(server, scenario, pilot, xrd)
     inputs = _inputs(storage, scenario.inputs)
-    endpoint_in = "LOCAL_DISK"
+    endpoint_in, scope_in = "LOCAL_DISK", SCOPE
     if scenario.storage == "xrd":
         assert xrd is not None
-        xrd.publish(inputs)
+        scope_in = xrd.scope_for(inputs)
+        xrd.publish(inputs, scope_in)
         endpoint_in = RSE
     # x: the job's work dir (where the copies land) on tmpfs, so that the disk's write-back, which varies by
     # a factor of two between identical copies on this kind of machine, does not drown the pilots' overhead
@@ -192,7 +193,8 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
         os.link(f.path, launch_dir / f.lfn)
     jobs = {}
     for i in range(scenario.njobs):
-        job = job_definition(inputs, stamps / f"job{i:02d}.txt", scenario.seconds, pilot.via_bash, endpoint_in)
+        job = job_definition(inputs, stamps / f"job{i:02d}.txt", scenario.seconds, pilot.via_bash, endpoint_in,
+                             scope_in)
         jobs[server.submit(job)] = (job, stamps / f"job{i:02d}.txt")
     cfg = rundir / "pilot.cfg"
     cfg.write_text(config_text(pilot, server.url, server.https_url))

@@ -105,11 +105,16 @@ def test_xrd_storage_describes_the_rse(monkeypatch, tmp_path):
         "RUCIO_CONFIG": "/x/rucio-client.cfg", "STORAGE_RUCIO_VENV": "/x/venv"})
     xrd = XrdStorage()
     f = InputFile("bench.large.000.dat", 1, "00000001", "/src")
-    assert xrd.pfn(f) == f"root://127.0.0.1:1094//rucio/xrd/{rucio_path('bench', f.lfn)}"
+    scope = xrd.scope_for([f])
+    assert xrd.pfn(f, scope) == f"root://127.0.0.1:1094//rucio/xrd/{rucio_path(scope, f.lfn)}"
     entry = xrd.storage_entry()
     protocol = entry["arprotocols"]["read_lan"][0]
     assert entry["is_deterministic"] and entry["name"] == RSE
-    assert protocol["endpoint"] + protocol["path"] + rucio_path("bench", f.lfn) == xrd.pfn(f)
+    assert protocol["endpoint"] + protocol["path"] + rucio_path(scope, f.lfn) == xrd.pfn(f, scope)
+    # files of another bench work dir under the same names (other contents) get another scope
+    other = InputFile("bench.large.000.dat", 1, "00000002", "/elsewhere")
+    assert xrd.scope_for([other]) != scope and xrd.scope_for([f]) == scope
+    assert len(scope) <= 25 and scope.isalnum()
     settings = xrd.queue_settings()
     assert settings["acopytools"]["pr"] == ["xrdcp"] and settings["astorages"]["pr"] == [RSE]
     assert settings["acopytools"]["pw"] == ["mv"] and settings["astorages"]["pw"] == ["LOCAL_DISK"]
