@@ -1,7 +1,7 @@
 """``python -m bench.pilotbench``: install the references, run the scenarios, write the report.
 
     python -m bench.pilotbench [--runs 3] [--runs-long 1] [--scenarios a,b,c,x,d] [--python39 PATH]
-    python -m bench.pilotbench --report-only bench/work/results/<stamp>.json
+    python -m bench.pilotbench --report-only bench/work/results/<stamp>.json [<later stamp>.json ...]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Optional
 
 from . import RESULTS, WORK
 from .install import install
-from .report import machine_info, write_report
+from .report import machine_info, merge_documents, write_report
 from .scenarios import SCENARIOS, run_scenario
 from .xrdstorage import XrdStorage
 
@@ -95,7 +95,9 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--pilots", help="only these pilots (pilot2,pilot3,ours,ours-link; default all)")
     parser.add_argument("--python39", help="Python 3.9 for Pilot 2 (default: find or fetch one)")
     parser.add_argument("--install-only", action="store_true", help="only install the reference pilots")
-    parser.add_argument("--report-only", metavar="JSON", help="regenerate the report from a results file")
+    parser.add_argument("--report-only", metavar="JSON", nargs="+",
+                        help="regenerate the report from a results file, or from the parts of one bench run "
+                             "(a later file's scenarios replace the earlier files' results for them)")
     parser.add_argument("--out", help="report base name (default bench/results/<date>-<machine>)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -103,7 +105,7 @@ def main(argv: list | None = None) -> int:
         print(json.dumps(install(args.python39), indent=1))
         return 0
     if args.report_only:
-        document = json.loads(Path(args.report_only).read_text())
+        document = merge_documents([json.loads(Path(name).read_text()) for name in args.report_only])
     else:
         raw = WORK / "results" / f"{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
         document = run_all(args, raw)

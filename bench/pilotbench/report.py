@@ -47,6 +47,47 @@ def machine_info() -> dict:
             "commit": commit + ("+local changes" if dirty else "")}
 
 
+def merge_documents(documents: list) -> dict:
+    """One report from a bench run done in parts (``--report-only A.json B.json``): a later part's scenarios
+    replace the earlier parts' results for the same scenarios. Parts must come from the same machine kind
+    and reference pilots; each keeps its commit and times under ``parts``."""
+    if len(documents) == 1:
+        return documents[0]
+    first = documents[0]
+    keys = ("cores", "cpu", "arch", "python")
+    for other in documents[1:]:
+        if any(other["machine"].get(k) != first["machine"].get(k) for k in keys) or \
+                other["install"].get("python39_version") != first["install"].get("python39_version"):
+            raise ValueError("the parts were measured on different machines or interpreters: not merged")
+    merged = dict(first, results=[], scenarios=[], parts=[])
+    for document in documents:
+        redone = set(document["scenarios"])
+        merged["results"] = [r for r in merged["results"] if r["scenario"] not in redone] + document["results"]
+        merged["scenarios"] = [k for k in merged["scenarios"] if k not in redone] + document["scenarios"]
+        merged["parts"].append({"started": document["started"], "finished": document.get("finished"),
+                                "commit": document["machine"]["commit"], "scenarios": document["scenarios"]})
+    merged["started"] = min(d["started"] for d in documents)
+    merged["finished"] = max(d.get("finished", d["started"]) for d in documents)
+    merged["runs"] = max(d["runs"] for d in documents)
+    merged["runs_long"] = max(d["runs_long"] for d in documents)
+    return merged
+
+
+def _parts_line(document: dict) -> str:
+    """How a merged report was put together, part by part."""
+    parts = document.get("parts")
+    if not parts:
+        return ""
+    described = []
+    for part in parts:
+        start = datetime.datetime.fromtimestamp(part["started"])
+        minutes = ((part["finished"] or part["started"]) - part["started"]) / 60
+        described.append(f"{', '.join(part['scenarios'])} at commit {part['commit']} ({start:%H:%M}, "
+                         f"{minutes:.0f} min)")
+    return (f" Run in {len(parts)} parts on the same machine, a later part's scenarios replacing the earlier "
+            f"ones': {'; '.join(described)}.")
+
+
 # ----------------------------------------------------------------------------- numbers
 
 def _runs(results: list, scenario: str, pilot: str) -> dict:
@@ -382,7 +423,8 @@ def write_report(document: dict, base: Path) -> tuple[Path, Path]:
              f"{machine['kernel']}. Ours at commit {machine['commit']}, Python {machine['python']} (clean venv, "
              f"pip-installed); Pilot 3 on the same Python; Pilot 2 on Python {inst['python39_version']} "
              f"({inst['python39_how']}). Runs: {document['runs']} of a, c and x, {document['runs_long']} of b and d, "
-             f"interleaved (each round runs every pilot once, order rotated); {minutes:.0f} minutes in all.",
+             f"interleaved (each round runs every pilot once, order rotated); {minutes:.0f} minutes in all."
+             + _parts_line(document),
              "", f"![where the time goes]({png.name})", ""]
     a_md, a_ratios = _scenario_a(results) if _runs(results, "a", "ours") else ("not run", {})
     c_md, c_ratios = _scenario_c(results)

@@ -15,7 +15,7 @@ import pytest
 
 from bench.pilotbench.__main__ import expand
 from bench.pilotbench.jobs import SCRIPT, SCRIPT_LFN, InputFile, job_definition, read_stamps, rucio_path
-from bench.pilotbench.report import _scenario_x, _stagein_overheads, _targets
+from bench.pilotbench.report import _parts_line, _scenario_x, _stagein_overheads, _targets, merge_documents
 from bench.pilotbench.xrdstorage import RSE, XrdStorage
 
 
@@ -120,3 +120,27 @@ def test_xrd_storage_describes_the_rse(monkeypatch, tmp_path):
     assert settings["acopytools"]["pw"] == ["mv"] and settings["astorages"]["pw"] == ["LOCAL_DISK"]
     assert xrd.pilot_env() == {"RUCIO_CONFIG": "/x/rucio-client.cfg"}
     assert Path(xrd.rse_dir) == tmp_path / "rucio" / "xrd"
+
+
+def _document(started: float, commit: str, scenarios: list, results: list, cores: int = 2) -> dict:
+    return {"started": started, "finished": started + 600, "runs": 3, "runs_long": 1, "scenarios": scenarios,
+            "results": results, "install": {"python39_version": "3.9.18"},
+            "machine": {"cores": cores, "cpu": "X", "arch": "x86_64", "python": "3.11.7", "commit": commit}}
+
+
+def test_merge_replaces_the_scenarios_a_later_part_redid():
+    first = _document(1000.0, "aaa", ["a", "x-base"], [{"scenario": "a", "n": 1}, {"scenario": "x-base", "n": 1}])
+    second = _document(5000.0, "bbb", ["x-base", "d"], [{"scenario": "x-base", "n": 2}, {"scenario": "d", "n": 2}])
+    merged = merge_documents([first, second])
+    assert merged["scenarios"] == ["a", "x-base", "d"]
+    assert merged["results"] == [{"scenario": "a", "n": 1}, {"scenario": "x-base", "n": 2}, {"scenario": "d", "n": 2}]
+    assert (merged["started"], merged["finished"]) == (1000.0, 5600.0)
+    assert [part["commit"] for part in merged["parts"]] == ["aaa", "bbb"]
+    line = _parts_line(merged)
+    assert "2 parts" in line and "a, x-base at commit aaa" in line and "x-base, d at commit bbb" in line
+    assert merge_documents([first]) is first and _parts_line(first) == ""
+
+
+def test_merge_refuses_parts_from_different_machines():
+    with pytest.raises(ValueError):
+        merge_documents([_document(1.0, "a", ["a"], []), _document(2.0, "b", ["d"], [], cores=8)])
