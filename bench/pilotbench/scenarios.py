@@ -268,6 +268,13 @@ def summarize(scenario: Scenario, pilot: Pilot, proc: ProcessResult, timelines: 
     return result
 
 
+def _plain_xrdcp(xrd: XrdStorage, storage: Storage, scenario: Scenario) -> tuple:
+    """(bare xrdcp, xrdcp --cksum adler32:print) of the scenario's inputs into the scratch tmpfs, in seconds."""
+    files = _inputs(storage, scenario.inputs)
+    return (xrd.plain_copy_seconds(files, scratch_dir() / "plain", checksum=False),
+            xrd.plain_copy_seconds(files, scratch_dir() / "plain", checksum=True))
+
+
 def plain_copy_seconds(files: list[InputFile], target: Path) -> float:
     """Time of ``cp`` of the same files (the raw byte-copy cost a real-copy stage-in cannot avoid)."""
     shutil.rmtree(target, ignore_errors=True)
@@ -290,18 +297,20 @@ def run_scenario(server: Any, storage: Storage, scenario: Scenario, runs: int, p
         for key in order:
             rundir = WORK / "runs" / scenario.key / f"{key}-{i}"
             started = time.monotonic()
-            plain = []
+            plain: list = []
             if scenario.storage == "xrd":
                 # every pilot copies here: the raw xrdcp time of the same files (x-base: the script alone),
-                # right before and right after its run
+                # right before and right after its run, without and with the checksum the pilots ask for
                 assert xrd is not None
-                plain.append(xrd.plain_copy_seconds(_inputs(storage, scenario.inputs), scratch_dir() / "plain"))
+                plain.append(_plain_xrdcp(xrd, storage, scenario))
             result = run_once(server, storage, scenario, PILOTS[key], rundir, xrd)
             result["run"] = i
             if xrd is not None and plain:
-                plain.append(xrd.plain_copy_seconds(_inputs(storage, scenario.inputs), scratch_dir() / "plain"))
-                result["plain_copies"] = plain
-                result["plain_copy"] = statistics.mean(plain)
+                plain.append(_plain_xrdcp(xrd, storage, scenario))
+                result["plain_copies"] = [bare for bare, _ in plain]
+                result["plain_copy"] = statistics.mean(bare for bare, _ in plain)
+                result["plain_copies_cksum"] = [checked for _, checked in plain]
+                result["plain_copy_cksum"] = statistics.mean(checked for _, checked in plain)
             elif scenario.inputs != "script" and key == "ours":
                 result["plain_copy"] = plain_copy_seconds(_inputs(storage, scenario.inputs), WORK / "cp-baseline")
             logger.info("%s %s run %d: %.1f s wall, %d/%d jobs finished (%.0f s)", scenario.key, key, i,
