@@ -70,6 +70,8 @@ class Storage:
         known = self._index.get(lfn)
         same = content is None or (path.exists() and path.read_bytes() == content)
         if known and path.exists() and path.stat().st_size == known["size"] and same:
+            if path.stat().st_mode & 0o777 != mode:
+                os.chmod(path, mode)  # e.g. a results tree from a bench that had it changed
             return InputFile(lfn, known["size"], known["adler32"], str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")

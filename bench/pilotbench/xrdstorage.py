@@ -89,10 +89,12 @@ class XrdStorage:
                 tmp = target.with_name(target.name + ".part")
                 tmp.unlink(missing_ok=True)
                 try:
+                    # the same inode as the file:// storage's file, whose mode (0o644, the script 0o755) the
+                    # other scenarios rely on: never chmod a link (it made the script non-executable for d)
                     os.link(f.path, tmp)
                 except OSError:
                     shutil.copyfile(f.path, tmp)
-                os.chmod(tmp, 0o644)
+                    os.chmod(tmp, 0o644)
                 os.replace(tmp, target)
             if (scope, f.lfn) not in self._registered:
                 todo.append({"scope": scope, "name": f.lfn, "bytes": f.size, "adler32": f.adler32})

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bench.pilotbench.__main__ import expand
-from bench.pilotbench.jobs import SCRIPT, SCRIPT_LFN, InputFile, job_definition, read_stamps, rucio_path
+from bench.pilotbench.jobs import (SCRIPT, SCRIPT_LFN, InputFile, Storage, job_definition, read_stamps,
+                                   rucio_path)
 from bench.pilotbench.report import _parts_line, _scenario_x, _stagein_overheads, _targets, merge_documents
 from bench.pilotbench.xrdstorage import RSE, XrdStorage
 
@@ -137,6 +138,23 @@ def test_xrd_storage_describes_the_rse(monkeypatch, tmp_path):
     assert settings["acopytools"]["pw"] == ["mv"] and settings["astorages"]["pw"] == ["LOCAL_DISK"]
     assert xrd.pilot_env() == {"RUCIO_CONFIG": "/x/rucio-client.cfg"}
     assert Path(xrd.rse_dir) == tmp_path / "rucio" / "xrd"
+
+
+def test_publishing_the_script_on_the_rse_keeps_it_executable_for_the_other_scenarios(monkeypatch, tmp_path):
+    monkeypatch.setattr("bench.pilotbench.xrdstorage.storage_environment", lambda: {
+        "STORAGE_DATA": str(tmp_path / "xrd"), "STORAGE_HOST": "127.0.0.1", "STORAGE_XROOTD_PORT": "1094",
+        "RUCIO_CONFIG": "/x/rucio-client.cfg", "STORAGE_RUCIO_VENV": "/x/venv"})
+    storage = Storage(str(tmp_path / "file-storage"))
+    script = storage.script()
+    xrd = XrdStorage()
+    scope = xrd.scope_for([script])
+    xrd._registered.add((scope, script.lfn))  # no Rucio server here: only the placement is under test
+    xrd.publish([script], scope)
+    placed = xrd.rse_dir / rucio_path(scope, script.lfn)
+    assert placed.read_bytes() == SCRIPT
+    assert os.stat(script.path).st_mode & 0o777 == 0o755  # the link shares the inode: its mode is untouched
+    os.chmod(script.path, 0o644)  # as a bench before the fix left it
+    assert os.stat(storage.script().path).st_mode & 0o777 == 0o755
 
 
 def _document(started: float, commit: str, scenarios: list, results: list, cores: int = 2) -> dict:
