@@ -155,19 +155,25 @@ class XrdStorage:
             fresh()
             start = time.monotonic()
             for f in files:
-                subprocess.run(["xrdcp", "-s", "-f", *cksum, self.pfn(f, scope), str(target / f.lfn)], check=True,
-                               stdout=subprocess.DEVNULL)
+                _xrdcp(["-s", "-f", *cksum, self.pfn(f, scope), str(target / f.lfn)])
             serial = time.monotonic() - start
         fresh()
         listing = target.parent / "xrdcp-infiles.txt"
         listing.write_text("".join(self.pfn(f, scope) + "\n" for f in files))
         start = time.monotonic()
-        subprocess.run(["xrdcp", "-s", "-f", *cksum, "--parallel", str(min(len(files), 8)), "--infiles",
-                        str(listing), str(target) + "/"], check=True, stdout=subprocess.DEVNULL)
+        _xrdcp(["-s", "-f", *cksum, "--parallel", str(min(len(files), 8)), "--infiles", str(listing),
+                str(target) + "/"])
         bulk = time.monotonic() - start
         shutil.rmtree(target, ignore_errors=True)
         listing.unlink()
         return min(serial, bulk)
+
+
+def _xrdcp(args: list) -> None:
+    """One plain xrdcp; its output (the checksum lines, even with ``-s``) is kept out of the bench log."""
+    done = subprocess.run(["xrdcp", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"xrdcp {' '.join(args)}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
 
 
 def scratch_dir() -> Path:
