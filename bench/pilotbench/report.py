@@ -64,13 +64,22 @@ def merge_documents(documents: list) -> dict:
         redone = set(document["scenarios"])
         merged["results"] = [r for r in merged["results"] if r["scenario"] not in redone] + document["results"]
         merged["scenarios"] = [k for k in merged["scenarios"] if k not in redone] + document["scenarios"]
+        ran = [k for k in document["scenarios"] if any(r["scenario"] == k for r in document["results"])]
         merged["parts"].append({"started": document["started"], "finished": document.get("finished"),
-                                "commit": document["machine"]["commit"], "scenarios": document["scenarios"]})
+                                "commit": document["machine"]["commit"], "scenarios": ran})
     merged["started"] = min(d["started"] for d in documents)
     merged["finished"] = max(d.get("finished", d["started"]) for d in documents)
     merged["runs"] = max(d["runs"] for d in documents)
     merged["runs_long"] = max(d["runs_long"] for d in documents)
     return merged
+
+
+def _commits(document: dict) -> str:
+    """"commit X", or for a report merged from parts "commits X, Y (by part, below)"."""
+    parts = document.get("parts")
+    if not parts:
+        return f"commit {document['machine']['commit']}"
+    return f"commits {', '.join(dict.fromkeys(p['commit'] for p in parts))} (by part, below)"
 
 
 def _parts_line(document: dict) -> str:
@@ -81,9 +90,8 @@ def _parts_line(document: dict) -> str:
     described = []
     for part in parts:
         start = datetime.datetime.fromtimestamp(part["started"])
-        minutes = ((part["finished"] or part["started"]) - part["started"]) / 60
-        described.append(f"{', '.join(part['scenarios'])} at commit {part['commit']} ({start:%H:%M}, "
-                         f"{minutes:.0f} min)")
+        took = f"{(part['finished'] - part['started']) / 60:.0f} min" if part["finished"] else "interrupted"
+        described.append(f"{', '.join(part['scenarios'])} at commit {part['commit']} ({start:%H:%M}, {took})")
     return (f" Run in {len(parts)} parts on the same machine, a later part's scenarios replacing the earlier "
             f"ones': {'; '.join(described)}.")
 
@@ -437,11 +445,11 @@ def write_report(document: dict, base: Path) -> tuple[Path, Path]:
     parts = [f"# Pilot benchmark, {started:%Y-%m-%d %H:%M}, {machine['cores']} cores {machine['arch']}",
              "",
              f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['mem_gb']} GB, Linux "
-             f"{machine['kernel']}. Ours at commit {machine['commit']}, Python {machine['python']} (clean venv, "
+             f"{machine['kernel']}. Ours at {_commits(document)}, Python {machine['python']} (clean venv, "
              f"pip-installed); Pilot 3 on the same Python; Pilot 2 on Python {inst['python39_version']} "
              f"({inst['python39_how']}). Runs: {document['runs']} of a, c and x, {document['runs_long']} of b and d, "
-             f"interleaved (each round runs every pilot once, order rotated); {minutes:.0f} minutes in all."
-             + _parts_line(document),
+             f"interleaved (each round runs every pilot once, order rotated)"
+             + (f"; {minutes:.0f} minutes in all." if "parts" not in document else "." + _parts_line(document)),
              "", f"![where the time goes]({png.name})", ""]
     a_md, a_ratios = _scenario_a(results) if _runs(results, "a", "ours") else ("not run", {})
     c_md, c_ratios = _scenario_c(results)

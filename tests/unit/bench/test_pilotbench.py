@@ -172,7 +172,12 @@ def test_merge_replaces_the_scenarios_a_later_part_redid():
     assert (merged["started"], merged["finished"]) == (1000.0, 5600.0)
     assert [part["commit"] for part in merged["parts"]] == ["aaa", "bbb"]
     line = _parts_line(merged)
-    assert "2 parts" in line and "a, x-base at commit aaa" in line and "x-base, d at commit bbb" in line
+    assert "2 parts" in line and "a, x-base at commit aaa (" in line and "x-base, d at commit bbb" in line
+    # a part cut short (no "finished") names only the scenarios it has results for
+    first["scenarios"].append("d")
+    del first["finished"]
+    line = _parts_line(merge_documents([first, second]))
+    assert "a, x-base at commit aaa" in line and "interrupted" in line
     assert merge_documents([first]) is first and _parts_line(first) == ""
 
 
