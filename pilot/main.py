@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.util.auxiliary import shell_exit_code
 from pilot.util.config import config
@@ -52,9 +53,25 @@ def init_infosys(args) -> object:
         settings["queuedata_url"] = args.queuedata_url
     if getattr(args, "storagedata_url", ""):
         settings["storagedata_url"] = args.storagedata_url
-    infosys.init(args.queue, **settings)
+    from pilot.util.https import shared_client
+
+    infosys.init(args.queue, http=shared_client(), **settings)
     infosys.check_queue()
     return infosys
+
+
+def _start_http_client(args) -> object:
+    """Build the pilot's one HTTP client and register it; None (after one line on stderr) when the
+    options name a missing file or the proxy variables are unusable."""
+    from pilot.util.https import HttpSetupError, client_from_args, set_shared_client
+
+    try:
+        http = client_from_args(args)
+    except HttpSetupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return None
+    set_shared_client(http)
+    return http
 
 
 def end_of_startup() -> None:
@@ -85,6 +102,9 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if args.config:
         config.load_file(args.config)
     os.environ["PILOT_USER"] = args.pilot_user
+    http = _start_http_client(args)  # --cacert/--capath resolved before the chdir below
+    if http is None:
+        return shell_exit_code(ErrorCodes.NOSUCHFILE)
     try:
         mainworkdir = create_main_workdir(args.workdir)
     except OSError as exc:
@@ -97,7 +117,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if getattr(args, "use_realtime_logging", False):  # stream the log as well (the local log is unchanged)
         from pilot.util import realtimelog
 
-        live_log = realtimelog.start(args)
+        live_log = realtimelog.start(args, http=http)
     logger.info("PanDA pilot %s starting on queue %s (workflow %s, experiment %s)", PILOT_VERSION, args.queue,
                 args.workflow, args.pilot_user)
     try:
