@@ -258,6 +258,8 @@ def read_body(resp: http.client.HTTPResponse, max_size: int, max_decoded: int,
                 sink(data)
             else:
                 parts.append(data)
+        if resp.length:  # http.client returns what came when the connection ends early: not enough
+            raise TruncatedReply(f"the reply was cut short after {wire} bytes ({resp.length} missing)")
         if decoder:
             tail = decoder.finish()
             if sink is not None:
@@ -302,6 +304,8 @@ class _Decoder:
             raise DecodedTooLarge(f"the {self.name}-decoded reply is larger than {self.limit} bytes")
         if not self._obj.eof:
             raise BadContentEncoding(f"the {self.name} body is cut short")
+        if self._obj.unused_data:
+            raise BadContentEncoding(f"data after the end of the {self.name} stream")
         return tail
 
 

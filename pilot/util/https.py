@@ -360,8 +360,9 @@ class HttpClient:
                 logger.warning("%s %s: %s (attempt %d/%d)", method, _short(url), exc, attempt, attempts)
         kind = last.kind if isinstance(last, (RequestFailure, HttpError)) else (
             _failure(last, method, url).kind if isinstance(last, OSError) else "network")
+        written = bool(getattr(last, "written", False) or getattr(last, "pilot_written", False))
         raise RequestFailure(f"{method} {_short(url)} failed after {tried} attempt(s): {last}", kind,
-                             written=bool(getattr(last, "written", False)))
+                             written=written) from last
 
     def _wait_backoff(self, n: int) -> bool:
         """Wait a jittered exponential back-off; False when the stop event is (or gets) set."""
@@ -458,7 +459,7 @@ class HttpClient:
     def _note_failure(self, parts: urllib.parse.SplitResult, exc: BaseException) -> None:
         with self._lock:
             state = self._hosts.setdefault(_short(parts.geturl()), _HostState())
-            state.last_failure, state.when = str(exc), time.monotonic()
+            state.last_failure, state.when = getattr(exc, "diag", "") or str(exc), time.monotonic()
 
     # ------------------------------------------------------------------ connections
     def _checkout(self, key: tuple, proxy: Optional[hc.ProxyURL], deadline: hc.Deadline, fresh: bool) -> tuple:
