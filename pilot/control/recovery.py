@@ -201,8 +201,14 @@ def restore(record: RecoveryRecord) -> JobData:
 def resume_orphans(ctx: Any) -> list:
     """Hand the jobs left by pilots that are gone to this pilot's stage-out; return their ids."""
     area = ctx.recovery
+    outbox = getattr(ctx.reporter, "outbox", None)
     resumed = []
     for record in area.orphans():
+        if outbox is not None and os.path.lexists(outbox.path(record.jobid)):
+            # its final update was made and stored: the outbox delivers it, nothing is staged out again
+            logger.info("job %s: its final update is in the outbox: not recovered again", record.jobid)
+            area.remove(record.jobid)
+            continue
         try:
             job = restore(record)
         except Exception as exc:  # a record we cannot use must not block the pilot
