@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import CommunicationFailure, PilotException
+from pilot.control import preflight
 from pilot.control.context import PilotContext
 from pilot.info.jobdata import JobData, JobPhase, job_workdir
 from pilot.util import constants as c
@@ -157,6 +158,8 @@ class JobRetriever:
         while self.proceed():
             if ctx.jobs_processed:
                 ctx.reporter.flush_outbox()  # final updates an earlier job of this pilot could not deliver
+            if not self._may_request():
+                break
             pre = time.time()
             definition = self.fetch()
             job = self._make_job(definition)
@@ -179,6 +182,14 @@ class JobRetriever:
             if self.max_requests is not None:
                 self.requests = 0  # a polled backend (Harvester) has its budget per job, as in Pilot 2
         ctx.stop("no more jobs")
+
+    def _may_request(self) -> bool:
+        """The pre-getJob checks (plug-in, credential, free space: pilot.control.preflight)."""
+        refused = preflight.refusal(self.ctx)
+        if refused is None:
+            return True
+        self.ctx.pilot_error = self.ctx.pilot_error or refused.code
+        return False
 
     def _make_job(self, definition: Optional[dict]) -> Optional[JobData]:
         if not definition:
