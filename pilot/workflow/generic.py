@@ -115,6 +115,8 @@ def handle_signal(ctx: PilotContext) -> None:
 def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None) -> int:
     """Run the generic workflow; return the pilot-level error code (0 on success)."""
     mainworkdir = mainworkdir or os.getcwd()
+    if getattr(args, "baseurls", ""):  # -g: where transformations may be downloaded from (plug-in setup)
+        os.environ["PILOT_BASEURLS"] = args.baseurls
     ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
     ctx.metrics = start_metrics(ctx, timing=pilot_timing)  # the pilot's metrics file (pilot.util.prometheus)
     live_log = _realtime_handler()
