@@ -491,9 +491,12 @@ class StageOutClient(StagingClient):
     def prepare_files(self, module: Any, name: str, files: list, activities: list, options: dict,
                       kwargs: dict) -> None:
         """Local size/adler32 (before upload); a file without ddmendpoint gets the activity's first storage."""
+        # in the pilot's job flow (a job is given) the work dir is the payload's: links must stay inside it
+        root = (options.get("workdir") or None) if options.get("job") is not None else None
         for fspec in files:
             try:
-                staging.prepare_output(fspec, options.get("workdir") or "")
+                staging.prepare_output(fspec, options.get("workdir") or "",
+                                       root=(fspec.workdir or root) if root else None)
             except PilotException as exc:
                 fspec.status, fspec.status_code, fspec.transfer_error = "failed", exc.get_error_code(), exc.diag
                 continue
