@@ -6,10 +6,12 @@ Contract (the site provides the commands; they are not part of any package)::
     lsm-put [-t <space token>] [--size <bytes>] [--checksum adler32:<value>] [--guid <guid>] <source> <destination>
 
 Exit 0 means the file arrived with the given size and checksum; anything else is a failure whose
-output is classified like every other tool's. Storage is never overwritten by the pilot: a local (``file://``)
-destination that exists is settled before ``lsm-put`` runs (same adler32: success, else 1221 FILEEXISTS);
-for a remote one the site's ``lsm-put`` must refuse an existing file (its "File exists" output is 1221). The source of a stage-in is the replica chosen by the
+output is classified like every other tool's. The source of a stage-in is the replica chosen by the
 Data API (storage read protocol or ``--input-dir``); the destination of a stage-out is the SURL.
+
+Storage is never overwritten by the pilot: a local (``file://``) destination that exists is settled
+before ``lsm-put`` runs (same adler32: success, else 1221 FILEEXISTS); for a remote one the site's
+``lsm-put`` must refuse an existing file (its "File exists" output is classified 1221).
 """
 
 from __future__ import annotations
