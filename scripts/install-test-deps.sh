@@ -4,6 +4,12 @@
 # Usage: bash scripts/install-test-deps.sh
 set -euo pipefail
 
+# the unprivileged account the security tests run a pilot as (tests/security/harness.py creates it too)
+if [ "$(id -u)" -eq 0 ] && ! id pilottest >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin --user-group pilottest
+  echo "== test user pilottest created"
+fi
+
 if command -v bwrap >/dev/null 2>&1; then
   echo "== bubblewrap present: $(bwrap --version 2>/dev/null || echo bwrap)"
   exit 0

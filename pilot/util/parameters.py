@@ -12,6 +12,8 @@ import re
 from typing import Any, List, Optional, Sequence
 from urllib.parse import urlsplit
 
+from pilot.util.constants import PILOT_VERSION
+
 WORKFLOWS = ("generic", "generic_hpc", "production", "production_hpc", "analysis", "analysis_hpc",
              "eventservice_hpc", "stagein", "stager", "payload_stageout")
 SUBMIT_MODES = ("PULL", "PUSH")
@@ -79,8 +81,12 @@ def _add_general(parser: argparse.ArgumentParser) -> None:
     add("-w", "--workflow", dest="workflow", default="generic", choices=WORKFLOWS,
         help="workflow module under pilot/workflow (default: generic; stager is the Pilot 3 name of stagein)")
     add("-a", "--workdir", dest="workdir", default="",
-        help="create the main work dir PanDA_Pilot2_<pid>_<time> here (default: use the launch directory)")
-    add("-d", "--debug", dest="debug", action="store_true", default=False, help="debug logging")
+        help="create the main work dir PanDA_Pilot2_<pid>_<time> here (default: in the launch directory; "
+             "in Harvester and -z modes without -a the launch directory itself is the main work dir)")
+    add("-d", "--debug", dest="debug", action="store_true", default=False,
+        help="debug logging: server calls, transfer commands, payload start/stop, monitor decisions")
+    add("--version", action="version", version=f"PanDA pilot {PILOT_VERSION}",
+        help="print the pilot version (release.version.revision.build, the PILOTVERSION file) and exit")
     add("--no-pilot-log", dest="nopilotlog", action="store_true", default=False, help="do not write the pilot log file")
     add("-l", "--lifetime", dest="lifetime", default=324000, type=non_negative_int,
         help="pilot lifetime in seconds, used when the queue maxtime is 0 (default: 324000)")
@@ -101,7 +107,8 @@ def _add_general(parser: argparse.ArgumentParser) -> None:
     add("--pod", dest="pod", action="store_true", default=False,
         help="Pilot 3 flag: running in a Kubernetes pod (accepted, no effect)")
     add("--cleanup", dest="cleanup", type=str2bool, default=True,
-        help="remove the main work dir at the end, boolean (default: true)")
+        help="remove the main work dir PanDA_Pilot2_<pid>_<time> at the end, boolean (default: true; "
+             "kept while a job in it waits for recovery)")
 
 
 def _add_server(parser: argparse.ArgumentParser) -> None:
@@ -124,9 +131,11 @@ def _add_server(parser: argparse.ArgumentParser) -> None:
     add("-x", "--getjobfailures", dest="getjob_failures", default=5, type=non_negative_int,
         help="tolerated empty or failed job requests (default: 5)")
     add("--cacert", dest="cacert", default=None, metavar="FILE",
-        help="client certificate/proxy for HTTPS (default: $X509_USER_PROXY or /tmp/x509up_u<uid>)")
+        help="CA certificate file (PEM) that the server's certificate is checked against (default: $PILOT_CACERT, "
+             "else --capath); the client certificate is the proxy ($X509_USER_PROXY or /tmp/x509up_u<uid>)")
     add("--capath", dest="capath", default=None, metavar="DIR",
-        help="CA certificates directory (default: $X509_CERT_DIR or /etc/grid-security/certificates)")
+        help="CA certificates directory used when there is no --cacert "
+             "(default: $X509_CERT_DIR or /etc/grid-security/certificates)")
     add("--use-https", dest="use_https", type=str2bool, default=True,
         help="use HTTPS for the server, boolean (default: true)")
     add("--queuedata-url", dest="queuedata_url", default="", help="queue data URL, overrides the config")

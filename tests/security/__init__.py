@@ -1,0 +1,1 @@
+"""Security tests: hostile payloads under a real pilot, each pilot inside its own PID namespace."""
