@@ -19,6 +19,7 @@ from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.https import HttpClient
 from pilot.util.prometheus import start_metrics
+from pilot.util.statefile import OUTBOX_DIR, Ledger, StateLayout
 from pilot.util.workernode import collect
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,21 @@ def pilot_id(args: Any, node: Any) -> str:
     return "|".join(parts)
 
 
+def state_layout(args: Any) -> StateLayout:
+    """The pilot tree's state directories (``-a`` dir, else the launch dir), made private (0700) now.
+
+    They exist before any payload starts, so the payload guard can mask them (see
+    :meth:`StateLayout.masks`); their contents are checked whenever read back (:mod:`pilot.util.statefile`).
+    """
+    root = os.path.abspath(args.workdir or os.getcwd())
+    layout = StateLayout(root, outbox_name=str(getattr(config.Pilot, "outbox_dir", "") or OUTBOX_DIR))
+    try:
+        layout.create()
+    except OSError as exc:  # a full or read-only disk: the updates are still sent from memory
+        logger.error("cannot create the pilot's state directories under %s: %s", root, exc)
+    return layout
+
+
 def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator: Any = None) -> PilotContext:
     """Create the shared context: server client, reporter with outbox, plug-ins."""
     ctx = PilotContext(args=args, mainworkdir=mainworkdir, infosys=infosys)
@@ -60,7 +76,7 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
                       timeout=float(config.Pilot.http_maxtime),
                       retries=3,
                       backoff=float(getattr(config.Pilot, "http_backoff", 1) or 1),
-                      stop_event=None)
+                      stop_event=ctx.events.graceful_stop)  # a stop request ends every back-off wait
     ctx.http = http
     reporting = args.update_server
     if communicator is None:  # the backend of this mode: PanDA server, Harvester files or aCT file
@@ -73,9 +89,10 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
                     pilot_id=pilot_id(args, node), batch_id=node.batch_job_id,
                     scheduler_id=os.environ.get("PANDA_JSID", ""),
                     cpu_consumption_unit=node.cpu_consumption_unit)
-    outbox_root = args.workdir or os.getcwd()
-    outbox = Outbox(os.path.join(outbox_root, str(getattr(config.Pilot, "outbox_dir", "pilot_outbox"))))
-    ctx.recovery = RecoveryArea(os.path.join(outbox_root, "pilot_recovery"))
+    layout = state_layout(args)
+    ledger = Ledger(layout.ledger)
+    outbox = Outbox(layout.outbox, ledger=ledger)
+    ctx.recovery = RecoveryArea(layout.recovery, layout=layout, ledger=ledger)
     ctx.user = UserPlugins(args.pilot_user)
     ctx.reporter = Reporter(communicator, site, outbox, ctx.start_time, enabled=reporting,
                             metrics=lambda job: ctx.user.module("jobmetrics").get_job_metrics(job))
@@ -112,9 +129,15 @@ def handle_signal(ctx: PilotContext) -> None:
     ctx.abort(code, f"the pilot received {name}")
 
 
-def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None) -> int:
-    """Run the generic workflow; return the pilot-level error code (0 on success)."""
+def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None,
+        summary: Any = None) -> int:
+    """Run the generic workflow; return the pilot-level error code (0 on success).
+
+    ``summary`` (a :class:`pilot.util.summary.RunSummary`) receives the counts for the exit summary.
+    """
     mainworkdir = mainworkdir or os.getcwd()
+    if getattr(args, "baseurls", ""):  # -g: where transformations may be downloaded from (plug-in setup)
+        os.environ["PILOT_BASEURLS"] = args.baseurls
     ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
     ctx.metrics = start_metrics(ctx, timing=pilot_timing)  # the pilot's metrics file (pilot.util.prometheus)
     live_log = _realtime_handler()
@@ -133,9 +156,13 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     job_monitor = monitor.JobMonitor(ctx)
     for name, period, check in getattr(ctx.communicator, "checks", list)():  # e.g. Harvester's worker heartbeat
         job_monitor.add_check(name, period, check)
+    if summary is not None:
+        ctx.reporter.listeners.append(summary.listener(ctx))
     recovered = resume_orphans(ctx)
     if recovered:
         logger.info("recovering %d job(s) left by earlier pilots: %s", len(recovered), ", ".join(recovered))
+        if summary is not None:
+            summary.recovered = len(recovered)
     sup.start("retrieve", retriever.run)
     sup.start("validate", job.validate, ctx)
     sup.start("stage_in", data.stage_in, ctx)
@@ -156,10 +183,15 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
         if not workers:
             break
     ctx.stop("all components finished")
+    if ctx.reporter.retry_unsaved():  # the disk was full when a final update was made
+        logger.error("final update(s) of job(s) %s neither delivered nor stored: the disk is full",
+                     ", ".join(ctx.reporter.unsaved))
     ctx.http.close()
     sup.join(timeout=5)
     getattr(ctx.communicator, "close", lambda: None)()  # e.g. Harvester's kill_worker marker
     ctx.metrics.close()
+    if summary is not None:
+        summary.requests, summary.signal = retriever.requests, ctx.signal_name
     return exit_code(ctx)
 
 

@@ -69,7 +69,7 @@ def pilot_command(server, workdir: Path, config_path: Path, extra: Optional[list
             "--url", base[0], "-p", base[1], "-a", str(workdir), "--config", str(config_path),
             "--queuedata-url", f"{server.url}/queuedata/{{pandaqueue}}.json",
             "--storagedata-url", f"{server.url}/storagedata.json",
-            "-x", "1", "-d"] + (extra or [])
+            "-x", "1", "-d", "--cleanup", "false"] + (extra or [])  # the tests read the main dir afterwards
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ __all__ = ["EventServiceExecutor", "EventServiceMergeExecutor", "executor_for", 
 
 #: seconds the payload may take to exit after "No more events" (compat §12: 30 min)
 DEFAULT_EXIT_WAIT = 1800
+#: seconds the payload may take to send its first "Ready for events" (AthenaMP initialises first)
+DEFAULT_READY_WAIT = 3600
 
 
 class _GuardLauncher:
@@ -108,8 +110,9 @@ class EventServiceExecutor(PayloadExecutor):
         self.manager = CommunicationManager(communicator=communicator)
         self.manager.start()
         work = WorkExecutor(args={"executor_type": self.es_type}, **self._options())
+        ready_wait = float(config.Payload.get("es_ready_timeout", DEFAULT_READY_WAIT) or 0)
         work.set_payload({"executable": line, "workdir": self.job.workdir, "job": self.job,
-                          "launcher": _GuardLauncher(self, record_pid)})
+                          "launcher": _GuardLauncher(self, record_pid), "ready_timeout": ready_wait})
         self.work = work
         try:
             work.start()
@@ -151,6 +154,9 @@ class EventServiceExecutor(PayloadExecutor):
             self.job.fail(proc.failure.get_error_code(), proc.failure.get_detail().splitlines()[0])
         elif proc.timed_out:
             self.job.fail(ErrorCodes.ESRECOVERABLE, "the payload did not exit in time after 'No more events'")
+        elif proc.never_ready:
+            self.job.fail(ErrorCodes.ESRECOVERABLE, "the payload did not ask for event ranges in time "
+                          f"({proc.ready_timeout_text()})")
         elif plugin.error:
             self.job.fail(ErrorCodes.PAYLOADEXECUTIONFAILURE, f"ES executor failed: {plugin.error}")
         elif proc.ranges_sent == 0 and int(self.guard_status.get("exit_code", 0) or 0) == 0:

@@ -133,7 +133,9 @@ class PayloadExecutor:
         if credential_isolation_mode() == "off":
             return []
         environs = [dict(os.environ)] + ([self.env] if self.env is not None else [])
-        return masked_credential_paths(payload_env, self.job.workdir, environs)
+        masks = masked_credential_paths(payload_env, self.job.workdir, environs)
+        # the pilot's own state (outbox, recovery records, ledger, log, caches): set by control.payload
+        return masks + [path for path in getattr(self, "state_masks", ()) if path not in masks]
 
     def start(self, line: str, record_pid: bool = True) -> int:
         """Start the payload under the guard; return the guard's PID."""
