@@ -99,7 +99,7 @@ def _add_general(parser: argparse.ArgumentParser) -> None:
     add("-r", "--resource", dest="resource", default=None, help="obsolete resource name (accepted, ignored)")
     add("-s", "--site", dest="site", default=None, help="obsolete site name (accepted, ignored)")
     add("-g", "--baseurls", dest="baseurls", default="",
-        help="Pilot 3 comma-separated base URLs for transform download checks (accepted, no effect)")
+        help="comma-separated base URLs a transformation may be downloaded from (Pilot 3)")
     add("--config", dest="config", default="", metavar="FILE",
         help="extra configuration file, read after /etc/panda/pilot.cfg and ./pilot.cfg")
     add("--redirect-stdout", dest="redirectstdout", default="",

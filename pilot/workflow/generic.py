@@ -132,6 +132,8 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     ``summary`` (a :class:`pilot.util.summary.RunSummary`) receives the counts for the exit summary.
     """
     mainworkdir = mainworkdir or os.getcwd()
+    if getattr(args, "baseurls", ""):  # -g: where transformations may be downloaded from (plug-in setup)
+        os.environ["PILOT_BASEURLS"] = args.baseurls
     ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
     ctx.metrics = start_metrics(ctx, timing=pilot_timing)  # the pilot's metrics file (pilot.util.prometheus)
     live_log = _realtime_handler()
