@@ -49,6 +49,7 @@ class HostileServer:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.counts: Counter = Counter()
+        self.headers: dict = {}  # path -> the headers of its last request (lower-case names)
         self._lock = threading.Lock()
         self._conns: list = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -131,11 +132,13 @@ class HostileServer:
         if "://" in target:  # through a forwarding proxy: the absolute form
             target = urllib.parse.urlsplit(target).path or "/"
         length = 0
+        seen = {}
         while True:
             header = reader.readline(65537)
             if header in (b"\r\n", b"\n", b""):
                 break
             name, _, value = header.decode("latin-1").partition(":")
+            seen[name.strip().lower()] = value.strip()
             if name.strip().lower() == "content-length":
                 length = int(value.strip())
         if length:
@@ -143,6 +146,7 @@ class HostileServer:
         path = target.split("?", 1)[0]
         with self._lock:
             self.counts[path] += 1
+            self.headers[path] = seen
         return path
 
     def _answer(self, conn: socket.socket, path: str) -> bool:
