@@ -212,6 +212,8 @@ class HttpClient:
             self._checkin(key, conn)
         failed = resp.status >= 400
         self._count(method, path, body, data, start, failed)
+        logger.debug("%s %s: HTTP %s, %d bytes sent, %d received, %.3f s%s", method, _short(url), resp.status,
+                     len(body or b""), len(data), time.monotonic() - start, " (kept-alive)" if reused else "")
         if failed:
             raise HttpError(f"HTTP {resp.status} {resp.reason} from {_short(url)}", resp.status, data)
         return data
