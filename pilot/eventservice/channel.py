@@ -101,6 +101,8 @@ def open_router(name: str, backend: Optional[str] = None) -> Any:
     if len(path.encode()) > MAX_PATH:
         raise OSError(f"channel socket path too long: {path}")
     wanted = requested_backend(backend)
+    if wanted == "pyzmq" and not pyzmq_available():
+        raise ImportError("pyzmq was asked for (es_channel) but cannot be imported")
     if wanted == "pyzmq" or (wanted == "auto" and pyzmq_available()):
         from .zmqrouter import PyZmqRouter
 

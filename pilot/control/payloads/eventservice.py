@@ -71,8 +71,27 @@ class EventServiceExecutor(PayloadExecutor):
         self.stopped_by_pilot = ""  # reason of a kill from outside (signal, monitor, server); '' if none
 
     def command(self) -> str:
-        """The experiment's payload command; like Pilot 2, an ES payload does not run in a container."""
+        """The experiment's payload command; the container comes later (:meth:`containerise`), as in Pilot 2."""
         return self.user.module("common").get_payload_command(self.job)
+
+    def containerise(self, line: str, socket_file: str) -> str:
+        """``line`` (with the channel name already in it) in the job's container, when it has one.
+
+        The channel's socket file is bound into the container at the same path, so AthenaMP reaches
+        ``ipc:///tmp/zmq_<name>`` even when the container has a private ``/tmp`` (``--contain``,
+        bubblewrap's tmpfs).
+        """
+        container = self.user.module("container")
+        if not container.do_use_container(job=self.job):
+            return line
+        from pilot.api.container import Bind
+
+        wrapped = container.wrapper(line, job=self.job, workdir=self.job.workdir, env=self.payload_environment(),
+                                    binds=[Bind(socket_file, socket_file)])
+        if not wrapped:
+            raise PilotException("the container plug-in returned no command", code=ErrorCodes.SINGULARITYGENERALFAILURE)
+        logger.info("job %s: ES payload in a container, channel socket %s bound in", self.job.jobid, socket_file)
+        return wrapped
 
     def payload_environment(self) -> dict:
         """The generic payload environment plus the channel variables."""
@@ -112,7 +131,8 @@ class EventServiceExecutor(PayloadExecutor):
         work = WorkExecutor(args={"executor_type": self.es_type}, **self._options())
         ready_wait = float(config.Payload.get("es_ready_timeout", DEFAULT_READY_WAIT) or 0)
         work.set_payload({"executable": line, "workdir": self.job.workdir, "job": self.job,
-                          "launcher": _GuardLauncher(self, record_pid), "ready_timeout": ready_wait})
+                          "launcher": _GuardLauncher(self, record_pid), "ready_timeout": ready_wait,
+                          "wrap": self.containerise})
         self.work = work
         try:
             work.start()

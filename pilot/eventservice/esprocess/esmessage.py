@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pilot.common.exception import MessageFailure
-from pilot.eventservice.channel import ChannelMessage, channel_name, decode, encode, endpoint, open_router
+from pilot.eventservice.channel import (ChannelMessage, channel_name, decode, encode, endpoint, open_router,
+                                        socket_path)
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,11 @@ class MessageThread(threading.Thread):
     @property
     def endpoint(self) -> str:
         return endpoint(self._socket_name)
+
+    @property
+    def socket_file(self) -> str:
+        """The channel's socket file (``/tmp/zmq_<name>``), to be shared with a containerised payload."""
+        return socket_path(self._socket_name)
 
     @property
     def open_peers(self) -> int:

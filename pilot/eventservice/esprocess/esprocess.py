@@ -170,6 +170,10 @@ class ESProcess(threading.Thread):
         if not executable:
             raise SetupFailure("the ES payload has no executable")
         executable = self.init_yampl_socket(executable)
+        wrap = self._payload.get("wrap")
+        if wrap is not None:  # a container, after the channel name is in the command (as in Pilot 2)
+            assert self._message_thread is not None
+            executable = wrap(executable, self._message_thread.socket_file)
         workdir = self._payload.get("workdir") or os.getcwd()
         if os.path.exists(workdir) and not os.path.isdir(workdir):
             raise SetupFailure(f"the ES work dir {workdir} is not a directory")

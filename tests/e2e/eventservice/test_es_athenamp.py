@@ -9,6 +9,7 @@ pyzmq ROUTER and with its standard-library ROUTER (``[Payload] es_channel``).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -102,3 +103,19 @@ def test_athenamp_that_never_asks_is_stopped(backend, devserver, start_pilot):
     assert "Ready for events" in final["pilotErrorDiag"]
     assert all(r["n_updates"] == 0 for r in devserver.event_ranges(pandaid))
     assert not devserver.requests("getEventRanges") and not devserver.requests("acquire_event_ranges")
+
+
+@pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_athenamp_in_a_container_with_a_private_tmp(backend, devserver, start_pilot):
+    """bubblewrap gives the payload its own /tmp: the channel's socket file is bound into it."""
+    job, ids = athenamp_job(devserver.storage_dir, 3)
+    job["jobPars"] += " --overwriteQueueData={'container_type':'bwrap:pilot'}"
+    pandaid = devserver.submit(job)
+    run = start_pilot(config_text=config(backend, "es_ready_timeout: 30\n"))
+    assert run.wait(180) == 0, run.log_text()[-4000:]
+    record = devserver.wait_final(pandaid, timeout=30)
+    text = run.log_text()
+    assert record["state"] == "finished", text[-4000:]
+    assert "payload runs in bwrap" in text and "channel socket /tmp/zmq_EventService_EventRanges_" in text
+    check_finished_ranges(devserver, devserver.event_ranges(pandaid), prefix="athenamp.out.")

@@ -7,6 +7,7 @@ pyzmq wheels bundle libzmq 4.3 and Debian ships no libzmq 3.2).
 
 import os
 import queue
+import sys
 import socket
 import uuid
 
@@ -301,3 +302,18 @@ def test_backend_choice(monkeypatch, channel):
     with pytest.raises(MessageFailure):
         MessageThread(queue.Queue(), unique("bad"))
     assert endpoint("X") == "ipc:///tmp/zmq_X"
+
+
+def test_without_pyzmq_auto_is_the_stdlib_router(monkeypatch, channel):
+    monkeypatch.setitem(sys.modules, "zmq", None)  # import zmq now fails, as on a node without the extra
+    monkeypatch.setenv("PILOT_ES_CHANNEL", "auto")
+    thread, inbox = channel(None)
+    assert thread.backend == "stdlib"
+    client = DealerClient(thread.endpoint, timeout=10)
+    client.send(READY)
+    thread.send(NO_MORE_EVENTS, inbox.get(timeout=10))
+    assert client.receive() == NO_MORE_EVENTS
+    client.close()
+    monkeypatch.setenv("PILOT_ES_CHANNEL", "pyzmq")
+    with pytest.raises(MessageFailure):
+        MessageThread(queue.Queue(), unique("nozmq"))

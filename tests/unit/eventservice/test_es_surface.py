@@ -91,3 +91,12 @@ def test_inject_channel():
     assert inject_channel(line, name) == 'export PILOT_EVENTRANGECHANNEL="EventService_EventRanges_1"; ' + line
     odd = "Sim_tf.py --preExec=x"  # neither form Pilot 2 knows: left as it is (with a warning)
     assert inject_channel(odd, name) == odd
+
+
+def test_alrb_container_options_get_the_channel_socket_bound():
+    from pilot.api.container import Bind
+    from pilot.user.atlas.container import _with_binds
+
+    socket_file = "/tmp/zmq_EventService_EventRanges_1"
+    assert _with_binds("-C", [Bind(socket_file, socket_file)]) == f"-C -B {socket_file}:{socket_file}"
+    assert _with_binds("--contain -B /cvmfs", None) == "--contain -B /cvmfs"
