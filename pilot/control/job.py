@@ -22,6 +22,7 @@ from pilot.util import constants as c
 from pilot.util.config import config
 from pilot.util.filehandling import append_line, mkdirs, write_json_atomic
 from pilot.util.harvester import HarvesterDirs, iter_existing, read_job_definition
+from pilot.util.https import failure_info
 from pilot.util.parameters import resolve_job_label
 from pilot.util.statefile import RejectedRecord, read_record, set_aside
 from pilot.util.workernode import disk_space_for_getjob
@@ -150,6 +151,8 @@ class JobRetriever:
             return self.ctx.communicator.get_job(fields)
         except (CommunicationFailure, OSError) as exc:
             logger.warning("job request failed: %s", exc)
+            if failure_info(exc)[1]:  # cannot heal (TLS verification, URL scheme, 404): stop asking
+                self.failures = max(self.failures, int(self.ctx.args.getjob_failures))
             return None
 
     def run(self) -> None:
