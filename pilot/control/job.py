@@ -147,6 +147,7 @@ class JobRetriever:
         if config.Pilot.pandajob == "fake":
             return get_fake_job()
         fields = getjob_fields(self.ctx, self.node, self.ctx.jobs_processed, self.last_taskid)
+        logger.debug("job request %d: %s", self.requests, ", ".join(f"{k}={v}" for k, v in fields.items()))
         try:
             return self.ctx.communicator.get_job(fields)
         except (CommunicationFailure, OSError) as exc:
