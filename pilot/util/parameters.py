@@ -76,7 +76,7 @@ def lower_case(value: str) -> str:
 def _add_general(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("-q", "--queue", dest="queue", required=True, help="PanDA queue name (mandatory)")
-    add("--pilot-user", dest="pilot_user", default="generic", type=lower_case,
+    add("--pilot-user", "--pilotuser", dest="pilot_user", default="generic", type=lower_case,
         help="experiment plug-in package under pilot/user (default: generic)")
     add("-w", "--workflow", dest="workflow", default="generic", choices=WORKFLOWS,
         help="workflow module under pilot/workflow (default: generic; stager is the Pilot 3 name of stagein)")
@@ -147,11 +147,11 @@ def _add_server(parser: argparse.ArgumentParser) -> None:
 
 def _add_getjob(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--country-group", dest="country_group", default="", help="countryGroup sent with getJob")
-    add("--working-group", dest="working_group", default="", help="workingGroup sent with getJob")
-    add("--allow-other-country", dest="allow_other_country", type=str2bool, default=False,
+    add("--country-group", "--countrygroup", dest="country_group", default="", help="countryGroup sent with getJob")
+    add("--working-group", "--workinggroup", dest="working_group", default="", help="workingGroup sent with getJob")
+    add("--allow-other-country", "--allowothercountry", dest="allow_other_country", type=str2bool, default=False,
         help="allowOtherCountry sent with getJob, boolean (default: false)")
-    add("--allow-same-user", dest="allow_same_user", type=str2bool, default=True,
+    add("--allow-same-user", "--allowsameuser", dest="allow_same_user", type=str2bool, default=True,
         help="follow-up jobs only from the same task, boolean (default: true)")
     add("--job-type", dest="jobtype", default="", help="jobType sent with getJob (e.g. managed, user)")
     add("--resource-type", dest="resource_type", default="", type=resource_type,
@@ -176,8 +176,9 @@ def _add_harvester(parser: argparse.ArgumentParser) -> None:
         help="send Rucio trace reports, boolean (default: true)")
     add("--stageout-attempts", dest="stageout_attempts", type=non_negative_int, default=1,
         help="Pilot 3 stage-out attempts per file (default: 1, one attempt as in Pilot 2)")
-    add("--use-realtime-logging", dest="use_realtime_logging", action="store_true", default=False,
-        help="stream the pilot log to --realtime-logging-server (else [Pilot] rtlogging)")
+    add("--use-realtime-logging", dest="use_realtime_logging", nargs="?", const=True, type=str2bool, default=False,
+        help="stream the pilot log to --realtime-logging-server (else [Pilot] rtlogging); a flag (Pilot 3) "
+        "or a boolean value (Pilot 2: --use-realtime-logging True)")
     add("--realtime-logging-server", dest="realtime_logging_server", default="",
         help="real-time logging target: host:port (JSON lines over TCP) or an http(s) URL")
     add("--realtime-logname", dest="realtime_logname", default=None,

@@ -125,11 +125,17 @@ def handle_signal(ctx: PilotContext) -> None:
     ctx.abort(code, f"the pilot received {name}")
 
 
+#: the job-flow components after validation, in start order (a split workflow replaces some by name)
+STAGES = {"stage_in": data.stage_in, "execute_payloads": payload.execute_payloads, "stage_out": data.stage_out}
+
+
 def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None,
-        summary: Any = None) -> int:
+        summary: Any = None, stages: Optional[dict] = None) -> int:
     """Run the generic workflow; return the pilot-level error code (0 on success).
 
     ``summary`` (a :class:`pilot.util.summary.RunSummary`) receives the counts for the exit summary.
+    ``stages`` replaces (or with None drops) components of :data:`STAGES` by name (the Harvester split
+    workflows).
     """
     mainworkdir = mainworkdir or os.getcwd()
     if getattr(args, "baseurls", ""):  # -g: where transformations may be downloaded from (plug-in setup)
@@ -161,9 +167,9 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
             summary.recovered = len(recovered)
     sup.start("retrieve", retriever.run)
     sup.start("validate", job.validate, ctx)
-    sup.start("stage_in", data.stage_in, ctx)
-    sup.start("execute_payloads", payload.execute_payloads, ctx)
-    sup.start("stage_out", data.stage_out, ctx)
+    for name, target in {**STAGES, **(stages or {})}.items():
+        if target is not None:
+            sup.start(name, target, ctx)
     sup.start("queue_monitor", job.queue_monitor, ctx)
     sup.start("job_monitor", job_monitor.run, critical=False)
     sup.start("pilot_monitor", pilot_monitor.run, critical=False)
