@@ -43,6 +43,7 @@ setup(
     extras_require={
         "rucio": ["rucio-clients==41.5.1"],
         "monitor": ["psutil>=5.9"],
+        "eventservice": ["pyzmq>=17"],
         "test": ["pytest>=7", "flake8>=6", "sphinx>=7", "psutil>=5.9"],
     },
     entry_points={"console_scripts": ["pilot=pilot.main:main"]},

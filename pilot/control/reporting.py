@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from pilot.common.errorcodes import ErrorCodes
@@ -47,10 +47,42 @@ class SiteInfo:
     cpu_consumption_unit: str = ""
 
 
+#: the format of startTime and endTime: the only one both server generations parse (0.8 drops others
+#: silently, 1.x logs "Invalid startTime"); the server keeps its times in UTC
+SERVER_TIME = "%Y-%m-%d %H:%M:%S"
+
+#: the pilot's job sub-state per phase (the phase a final update ended in is taken from the job's timing)
+_SUBSTATE = {"received": "setup", "validated": "setup", "stagein": "stagein", "payload": "running",
+             "stageout": "stageout"}
+
+
 def timestamp(epoch: Optional[float] = None) -> str:
     """Local ISO-8601 time with the UTC offset, as the server expects."""
     return datetime.fromtimestamp(epoch if epoch is not None else time.time()).astimezone().isoformat(
         timespec="seconds")
+
+
+def server_time(epoch: float) -> str:
+    """``epoch`` as UTC ``%Y-%m-%d %H:%M:%S`` (startTime and endTime)."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime(SERVER_TIME)
+
+
+def job_substate(job: JobData) -> str:
+    """The pilot's sub-state of ``job``: setup, stagein, running or stageout.
+
+    A finished or failed job keeps the sub-state of the last phase it reached.
+    """
+    phase = getattr(job.phase, "value", str(job.phase))
+    if phase in _SUBSTATE:
+        return _SUBSTATE[phase]
+    reached = [p for p in ("stageout", "payload", "stagein") if p in job.timing]
+    return _SUBSTATE[reached[0]] if reached else "setup"
+
+
+def mean_core_count(job: JobData) -> Optional[float]:
+    """The mean of the actual core counts sampled while the payload ran (None before any sample)."""
+    samples = [c for c in getattr(job, "corecounts", None) or [] if isinstance(c, (int, float)) and c > 0]
+    return round(sum(samples) / len(samples), 2) if samples else None
 
 
 def pilot_timing(job: JobData, pilot_start: float) -> str:
@@ -84,8 +116,9 @@ def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float,
         "node": site.node,
         "attemptNr": job.attemptnr,
         "pilotID": site.pilot_id,
-        "startTime": int(job.starttime),  # epoch when the job was received (compat §4.4)
+        "startTime": server_time(job.starttime),  # when the job was received
         "coreCount": job.corecount,
+        "jobSubStatus": job_substate(job),
         "jobMetrics": job_metrics if job_metrics is not None else default_job_metrics(job),
         "cpuConversionFactor": site.cpu_conversion_factor,
     }
@@ -93,6 +126,9 @@ def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float,
         data["schedulerID"] = site.scheduler_id
     if site.batch_id:
         data["batchID"] = site.batch_id
+    mean = mean_core_count(job)
+    if mean is not None:
+        data["meanCoreCount"] = mean
     if job.nevents:
         data["nEvents"] = job.nevents
     if job.cpuconsumptiontime is not None:
@@ -117,7 +153,7 @@ def _final_fields(job: JobData, pilot_start: float) -> dict:
         "exeErrorCode": job.exeerrorcode,
         "exeErrorDiag": job.exeerrordiag,
         "pilotTiming": pilot_timing(job, pilot_start),
-        "endTime": timestamp(job.endtime or time.time()),
+        "endTime": server_time(job.endtime or time.time()),
     }
     if job.log_extracts:
         fields["pilotLog"] = job.log_extracts[-MAX_PILOTLOG:]

@@ -188,6 +188,13 @@ class AdminClient:
         return str(self.info.get("storage_dir", ""))
 
     @property
+    def files_dir(self) -> str:
+        """Directory whose files ``GET /files/<path>`` serves (created on first use)."""
+        path = os.path.join(str(self.info.get("state_dir", "")), "files")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    @property
     def db(self) -> str:
         """SQLite database path."""
         return str(self.info.get("db", ""))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, NoReturn, Optional, Sequence
 from urllib.parse import urlsplit
 
 from pilot.util.constants import PILOT_VERSION
@@ -99,7 +99,7 @@ def _add_general(parser: argparse.ArgumentParser) -> None:
     add("-r", "--resource", dest="resource", default=None, help="obsolete resource name (accepted, ignored)")
     add("-s", "--site", dest="site", default=None, help="obsolete site name (accepted, ignored)")
     add("-g", "--baseurls", dest="baseurls", default="",
-        help="Pilot 3 comma-separated base URLs for transform download checks (accepted, no effect)")
+        help="comma-separated base URLs a transformation may be downloaded from (Pilot 3)")
     add("--config", dest="config", default="", metavar="FILE",
         help="extra configuration file, read after /etc/panda/pilot.cfg and ./pilot.cfg")
     add("--redirect-stdout", dest="redirectstdout", default="",
@@ -194,9 +194,16 @@ def _add_hpc(parser: argparse.ArgumentParser) -> None:
         help="event service executor plug-in (default: generic)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An option mistake is one line naming the option (no usage dump), exit status 2."""
+
+    def error(self, message: str) -> "NoReturn":
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of pilot.py."""
-    parser = argparse.ArgumentParser(prog="pilot.py", description="PanDA pilot: fetch, run and report grid jobs.")
+    parser = _Parser(prog="pilot.py", description="PanDA pilot: fetch, run and report grid jobs.")
     _add_general(parser)
     _add_server(parser)
     _add_getjob(parser)

@@ -129,9 +129,15 @@ def handle_signal(ctx: PilotContext) -> None:
     ctx.abort(code, f"the pilot received {name}")
 
 
-def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None) -> int:
-    """Run the generic workflow; return the pilot-level error code (0 on success)."""
+def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None,
+        summary: Any = None) -> int:
+    """Run the generic workflow; return the pilot-level error code (0 on success).
+
+    ``summary`` (a :class:`pilot.util.summary.RunSummary`) receives the counts for the exit summary.
+    """
     mainworkdir = mainworkdir or os.getcwd()
+    if getattr(args, "baseurls", ""):  # -g: where transformations may be downloaded from (plug-in setup)
+        os.environ["PILOT_BASEURLS"] = args.baseurls
     ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
     ctx.metrics = start_metrics(ctx, timing=pilot_timing)  # the pilot's metrics file (pilot.util.prometheus)
     live_log = _realtime_handler()
@@ -150,9 +156,13 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     job_monitor = monitor.JobMonitor(ctx)
     for name, period, check in getattr(ctx.communicator, "checks", list)():  # e.g. Harvester's worker heartbeat
         job_monitor.add_check(name, period, check)
+    if summary is not None:
+        ctx.reporter.listeners.append(summary.listener(ctx))
     recovered = resume_orphans(ctx)
     if recovered:
         logger.info("recovering %d job(s) left by earlier pilots: %s", len(recovered), ", ".join(recovered))
+        if summary is not None:
+            summary.recovered = len(recovered)
     sup.start("retrieve", retriever.run)
     sup.start("validate", job.validate, ctx)
     sup.start("stage_in", data.stage_in, ctx)
@@ -180,6 +190,8 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     sup.join(timeout=5)
     getattr(ctx.communicator, "close", lambda: None)()  # e.g. Harvester's kill_worker marker
     ctx.metrics.close()
+    if summary is not None:
+        summary.requests, summary.signal = retriever.requests, ctx.signal_name
     return exit_code(ctx)
 
 

@@ -89,12 +89,13 @@ class PandaServerCommunicator:
                           worker_id, harvester_id, status, node_id)
 
     def get_proxy(self, role: str) -> dict:
-        """getProxy: the user's proxy for an analysis job (legacy protocol)."""
-        return self._legacy("getProxy", {"role": role})
+        """getProxy / creds/get_proxy: the user's proxy for an analysis job, in the legacy reply shape."""
+        return self._call("proxy request", self._legacy_get_proxy, self._rest_get_proxy, role)
 
     def get_key_pair(self, public_name: str, private_name: str) -> dict:
-        """getKeyPair: object-store keys (legacy protocol)."""
-        return self._legacy("getKeyPair", {"publicKeyName": public_name, "privateKeyName": private_name})
+        """getKeyPair / creds/get_key_pair: object-store keys, in the legacy reply shape."""
+        return self._call("key pair request", self._legacy_get_key_pair, self._rest_get_key_pair,
+                          public_name, private_name)
 
     def checks(self) -> list:
         """No periodic tasks."""
@@ -164,6 +165,12 @@ class PandaServerCommunicator:
     def _legacy_get_status(self, ids: list) -> dict:
         return self._legacy("getStatus", {"ids": ",".join(str(i) for i in ids)})
 
+    def _legacy_get_proxy(self, role: str) -> dict:
+        return self._legacy("getProxy", {"role": role})
+
+    def _legacy_get_key_pair(self, public_name: str, private_name: str) -> dict:
+        return self._legacy("getKeyPair", {"publicKeyName": public_name, "privateKeyName": private_name})
+
     def _legacy_worker_status(self, worker_id: str, harvester_id: str, status: str, node_id: str) -> dict:
         data = {"workerID": worker_id, "harvesterID": harvester_id, "status": status}
         if node_id:
@@ -229,3 +236,12 @@ class PandaServerCommunicator:
             params["node_id"] = node_id
         reply = self._rest(f"{rest.PILOT}/update_worker_status", params)
         return {"StatusCode": 0 if reply.get("success") else 30, "errorDialog": reply.get("message", "")}
+
+    def _rest_get_proxy(self, role: str) -> dict:
+        reply = self._rest(f"{rest.CREDS}/get_proxy", {"role": role} if role else {}, method="GET")
+        return rest.proxy_reply(reply)
+
+    def _rest_get_key_pair(self, public_name: str, private_name: str) -> dict:
+        reply = self._rest(f"{rest.CREDS}/get_key_pair",
+                           {"public_key_name": public_name, "private_key_name": private_name}, method="GET")
+        return rest.key_pair_reply(reply)
