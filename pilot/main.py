@@ -145,9 +145,24 @@ def init_infosys(args) -> object:
         settings["queuedata_url"] = args.queuedata_url
     if getattr(args, "storagedata_url", ""):
         settings["storagedata_url"] = args.storagedata_url
-    infosys.init(args.queue, **settings)
+    from pilot.util.https import shared_client
+
+    infosys.init(args.queue, http=shared_client(), **settings)
     infosys.check_queue()
     return infosys
+
+
+def _start_http_client(args) -> Any:
+    """Build the pilot's one HTTP client (``--cacert``/``--capath`` made absolute, proxy variables,
+    token) and register it; a missing file or an unusable proxy variable is a ConfigurationError."""
+    from pilot.util.https import HttpSetupError, client_from_args, set_shared_client
+
+    try:
+        http = client_from_args(args)
+    except HttpSetupError as exc:
+        raise ConfigurationError(str(exc)) from None
+    set_shared_client(http)
+    return http
 
 
 def end_of_startup() -> None:
@@ -185,6 +200,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     launchdir = os.getcwd()
     load_configuration(args)
     os.environ["PILOT_USER"] = args.pilot_user
+    http = _start_http_client(args)  # --cacert/--capath resolved before the chdir below
     if not args.workdir and not launch_dir_is_main_dir(args):
         args.workdir = launchdir  # the main work dir, the outbox and the recovery area stay out of the launch dir
     try:
@@ -200,7 +216,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if getattr(args, "use_realtime_logging", False):  # stream the log as well (the local log is unchanged)
         from pilot.util import realtimelog
 
-        live_log = realtimelog.start(args)
+        live_log = realtimelog.start(args, http=http)
     logger.info("PanDA pilot %s starting on queue %s (workflow %s, experiment %s)", PILOT_VERSION, args.queue,
                 args.workflow, args.pilot_user)
     logger.debug("launch dir %s, main work dir %s, configuration files %s", launchdir, mainworkdir,

@@ -22,6 +22,7 @@ from pilot.util import constants as c
 from pilot.util.config import config
 from pilot.util.filehandling import append_line, mkdirs, write_json_atomic
 from pilot.util.harvester import HarvesterDirs, iter_existing, read_job_definition
+from pilot.util.https import failure_info
 from pilot.util.parameters import resolve_job_label
 from pilot.util.statefile import RejectedRecord, read_record, set_aside
 from pilot.util.workernode import disk_space_for_getjob
@@ -146,10 +147,13 @@ class JobRetriever:
         if config.Pilot.pandajob == "fake":
             return get_fake_job()
         fields = getjob_fields(self.ctx, self.node, self.ctx.jobs_processed, self.last_taskid)
+        logger.debug("job request %d: %s", self.requests, ", ".join(f"{k}={v}" for k, v in fields.items()))
         try:
             return self.ctx.communicator.get_job(fields)
         except (CommunicationFailure, OSError) as exc:
             logger.warning("job request failed: %s", exc)
+            if failure_info(exc)[1]:  # cannot heal (TLS verification, URL scheme, 404): stop asking
+                self.failures = max(self.failures, int(self.ctx.args.getjob_failures))
             return None
 
     def run(self) -> None:
@@ -259,8 +263,11 @@ def validate(ctx: PilotContext) -> None:
             job.advance(JobPhase.VALIDATED)
             ctx.queues.put("validated_jobs", job)
         else:
+            from pilot.control.data import log_for_failed_job
+
             job.advance(JobPhase.FAILED)
-            ctx.queues.put("failed_jobs", job)
+            # a failed job gets its log too: through stage-out's failed_data_in (log only), when it can have one
+            ctx.queues.put("failed_data_in" if log_for_failed_job(ctx, job) else "failed_jobs", job)
 
 
 def _validate_job(ctx: PilotContext, job: JobData) -> bool:

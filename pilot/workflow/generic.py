@@ -17,7 +17,7 @@ from pilot.control.reporting import Outbox, Reporter, SiteInfo, pilot_timing
 from pilot.control.supervisor import Supervisor
 from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
-from pilot.util.https import HttpClient
+from pilot.util.https import shared_client
 from pilot.util.prometheus import start_metrics
 from pilot.util.statefile import OUTBOX_DIR, Ledger, StateLayout
 from pilot.util.workernode import collect
@@ -71,12 +71,8 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
     ctx = PilotContext(args=args, mainworkdir=mainworkdir, infosys=infosys)
     node = collect()
     ctx.node = node
-    http = HttpClient(cacert=args.cacert, capath=args.capath,
-                      connect_timeout=float(config.Pilot.http_connect_timeout),
-                      timeout=float(config.Pilot.http_maxtime),
-                      retries=3,
-                      backoff=float(getattr(config.Pilot, "http_backoff", 1) or 1),
-                      stop_event=ctx.events.graceful_stop)  # a stop request ends every back-off wait
+    http = shared_client(args)  # the one client pilot.main built from the options (or one from the config)
+    http.stop_event = ctx.events.graceful_stop  # a stop request ends every back-off wait
     ctx.http = http
     reporting = args.update_server
     if communicator is None:  # the backend of this mode: PanDA server, Harvester files or aCT file
@@ -129,11 +125,17 @@ def handle_signal(ctx: PilotContext) -> None:
     ctx.abort(code, f"the pilot received {name}")
 
 
+#: the job-flow components after validation, in start order (a split workflow replaces some by name)
+STAGES = {"stage_in": data.stage_in, "execute_payloads": payload.execute_payloads, "stage_out": data.stage_out}
+
+
 def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None,
-        summary: Any = None) -> int:
+        summary: Any = None, stages: Optional[dict] = None) -> int:
     """Run the generic workflow; return the pilot-level error code (0 on success).
 
     ``summary`` (a :class:`pilot.util.summary.RunSummary`) receives the counts for the exit summary.
+    ``stages`` replaces (or with None drops) components of :data:`STAGES` by name (the Harvester split
+    workflows).
     """
     mainworkdir = mainworkdir or os.getcwd()
     if getattr(args, "baseurls", ""):  # -g: where transformations may be downloaded from (plug-in setup)
@@ -157,6 +159,7 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     for name, period, check in getattr(ctx.communicator, "checks", list)():  # e.g. Harvester's worker heartbeat
         job_monitor.add_check(name, period, check)
     if summary is not None:
+        summary.collected = True
         ctx.reporter.listeners.append(summary.listener(ctx))
     recovered = resume_orphans(ctx)
     if recovered:
@@ -165,9 +168,9 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
             summary.recovered = len(recovered)
     sup.start("retrieve", retriever.run)
     sup.start("validate", job.validate, ctx)
-    sup.start("stage_in", data.stage_in, ctx)
-    sup.start("execute_payloads", payload.execute_payloads, ctx)
-    sup.start("stage_out", data.stage_out, ctx)
+    for name, target in {**STAGES, **(stages or {})}.items():
+        if target is not None:
+            sup.start(name, target, ctx)
     sup.start("queue_monitor", job.queue_monitor, ctx)
     sup.start("job_monitor", job_monitor.run, critical=False)
     sup.start("pilot_monitor", pilot_monitor.run, critical=False)
@@ -199,6 +202,14 @@ def exit_code(ctx: PilotContext) -> int:
     """The pilot-level code: a signal's, a pilot failure's, else the only job's first error."""
     if ctx.pilot_error:
         return ctx.pilot_error
+    if not ctx.jobs_processed and ctx.http is not None:  # the server never answered: say why (issue 17)
+        from pilot.util.parameters import get_server_url
+
+        server = get_server_url(ctx.args)
+        reason = ctx.http.never_answered(f"{server}/server/panda/", f"{server}/api/")
+        if reason:
+            logger.error("no answer from the PanDA server: %s", reason)
+            return ErrorCodes.COMMUNICATIONFAILURE
     if ctx.jobs_processed == 1 and ctx.last_job is not None:
         return ctx.last_job.errors.first()[0]
     return 0

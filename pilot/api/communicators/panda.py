@@ -124,10 +124,10 @@ class PandaServerCommunicator:
         return result
 
     # ------------------------------------------------------------------ legacy
-    def _legacy(self, method: str, data: dict, retries: Optional[int] = None) -> dict:
+    def _legacy(self, method: str, data: dict, retries: Optional[int] = None, resend: bool = True) -> dict:
         url = f"{self.base_url}/server/panda/{method}"
         try:
-            return self.http.post_form(url, data, retries=retries)
+            return self.http.post_form(url, data, retries=retries, resend=resend)
         except HttpError as exc:
             if exc.status in UNSUPPORTED_STATUSES:
                 raise Unsupported(f"{method}: HTTP {exc.status}") from exc
@@ -138,7 +138,7 @@ class PandaServerCommunicator:
             raise
 
     def _legacy_get_job(self, fields: dict) -> Optional[dict]:
-        reply = self._legacy("getJob", fields)
+        reply = self._legacy("getJob", fields, resend=False)  # hands out work: never sent twice
         if rest.is_envelope(reply):
             raise Unsupported("getJob answered in the REST shape")
         status = str(reply.get("StatusCode", ""))
@@ -151,7 +151,7 @@ class PandaServerCommunicator:
         return self._legacy("updateJob", fields, retries=retries)
 
     def _legacy_get_event_ranges(self, fields: dict) -> list:
-        reply = self._legacy("getEventRanges", fields)
+        reply = self._legacy("getEventRanges", fields, resend=False)
         if str(reply.get("StatusCode", "")) != "0":
             raise CommunicationFailure(f"getEventRanges failed: {reply}")
         ranges = reply.get("eventRanges") or []
@@ -178,7 +178,8 @@ class PandaServerCommunicator:
         return self._legacy("updateWorkerPilotStatus", data)
 
     # ------------------------------------------------------------------ REST
-    def _rest(self, path: str, params: dict, retries: Optional[int] = None, method: str = "POST") -> dict:
+    def _rest(self, path: str, params: dict, retries: Optional[int] = None, method: str = "POST",
+              resend: bool = True) -> dict:
         url = f"{self.base_url}/{path}"
         try:
             if method == "GET":
@@ -188,7 +189,7 @@ class PandaServerCommunicator:
                                         headers={"Accept": "application/json"})
                 reply: Any = json.loads(raw) if raw.strip() else None
             else:
-                reply = self.http.post_json(url, params, retries=retries)
+                reply = self.http.post_json(url, params, retries=retries, resend=resend)
         except HttpError as exc:
             if exc.status in UNSUPPORTED_STATUSES:
                 raise Unsupported(f"{path}: HTTP {exc.status}") from exc
@@ -200,7 +201,7 @@ class PandaServerCommunicator:
         return reply
 
     def _rest_get_job(self, fields: dict) -> Optional[dict]:
-        reply = self._rest(f"{rest.PILOT}/acquire_jobs", rest.acquire_jobs_params(fields))
+        reply = self._rest(f"{rest.PILOT}/acquire_jobs", rest.acquire_jobs_params(fields), resend=False)
         job = rest.job_from_reply(reply)
         if job is None:
             logger.info("no job from the server (%s)", reply.get("message") or "no job in the reply")
@@ -213,7 +214,7 @@ class PandaServerCommunicator:
         return rest.update_reply(reply)
 
     def _rest_get_event_ranges(self, fields: dict) -> list:
-        reply = self._rest(f"{rest.EVENT}/acquire_event_ranges", rest.event_range_params(fields))
+        reply = self._rest(f"{rest.EVENT}/acquire_event_ranges", rest.event_range_params(fields), resend=False)
         if not reply.get("success"):
             raise CommunicationFailure(f"acquire_event_ranges failed: {reply.get('message')}")
         data = reply.get("data") or []

@@ -1,15 +1,16 @@
 """ESProcess: run an event-service payload and serve it event ranges over the payload channel.
 
 The thread opens the channel (:class:`MessageThread`), starts the payload with the channel's name in
-its environment, then reacts to what arrives on one queue, in order:
+its arguments (Pilot 2's ``--preExec``) and environment, then reacts to what arrives on one queue:
 
 * ``Ready for events`` -> one range (as a JSON list) from the ``get_event_ranges`` hook, or
   ``No more events`` once the hook has nothing left (or a stop was asked for);
 * an output report or ``ERR_...`` message -> parsed and given to the ``handle_out_message`` hook;
 * the payload's exit -> the remaining messages of its connections are read, then the thread ends.
 
-After ``No more events`` the payload has ``waiting_time`` seconds to exit; then it is stopped. The
-loop blocks on the queue (with a time-out only for that deadline): there is no polling.
+The payload has ``ready_timeout`` seconds (payload key) to send its first ``Ready for events``, and
+``waiting_time`` seconds to exit after ``No more events``; then it is stopped. The loop blocks on the
+queue (with a time-out only for those deadlines): there is no polling.
 """
 
 from __future__ import annotations

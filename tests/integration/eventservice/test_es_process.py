@@ -4,6 +4,7 @@ Ranges come from in-memory hooks or a fake communicator; uploads go to a directo
 stage-out client (the Data API path is covered by the e2e tests).
 """
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -19,6 +20,14 @@ from pilot.eventservice.esprocess import ESHook, ESManager, ESProcess
 from pilot.eventservice.workexecutor import WorkExecutor
 
 PAYLOAD = Path(__file__).resolve().parents[3] / "pilot" / "eventservice" / "testpayload.py"
+BACKENDS = ["stdlib"] + (["pyzmq"] if importlib.util.find_spec("zmq") else [])
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def channel_backend(request, monkeypatch):
+    """Every case with each ROUTER of the payload channel."""
+    monkeypatch.setenv("PILOT_ES_CHANNEL", request.param)
+    return request.param
 
 
 def make_ranges(n, tag="r"):

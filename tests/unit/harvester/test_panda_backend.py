@@ -90,10 +90,10 @@ class FakeHttp:
             raise answer
         return answer(data) if callable(answer) else answer
 
-    def post_form(self, url, data, timeout=None, retries=None):
+    def post_form(self, url, data, timeout=None, retries=None, resend=True):
         return self._answer(url, data)
 
-    def post_json(self, url, obj, timeout=None, retries=None, compress=False):
+    def post_json(self, url, obj, timeout=None, retries=None, compress=False, resend=True):
         return self._answer(url, obj)
 
     def request(self, url, body, method="POST", headers=None, timeout=None, retries=None):
