@@ -143,6 +143,34 @@ def stage_out(ctx: PilotContext) -> None:
         ctx.queues.put("finished_data_out" if ok and not job.errors else "failed_data_out", job)
 
 
+def log_for_failed_job(ctx: PilotContext, job: JobData) -> bool:
+    """Make a job that failed before stage-in (definition, validation) ready for its log; False if it cannot be.
+
+    Every job gets a log tarball whatever moment it failed at: the job's work dir is made when the
+    failure came before it, so the tarball (of an empty work dir, if nothing else) leaves like any other
+    log. Not when the job has no log file or its name is not a plain file name, or when the job id is
+    unusable: such a job goes to its final update without one.
+    """
+    from pilot.info.jobdata import job_workdir
+    from pilot.util.filehandling import mkdirs, safe_join
+
+    if not job.logdata or not job.jobid or not str(job.jobid).isdigit():
+        return False
+    try:
+        safe_join(ctx.mainworkdir, job.logdata[0].lfn)
+        if "/" in job.logdata[0].lfn:
+            return False
+        if not job.workdir:
+            job.workdir = job_workdir(ctx.mainworkdir, job.jobid)
+            mkdirs(job.workdir)
+        for spec in job.indata + job.outdata + job.logdata:
+            spec.workdir = spec.workdir or job.workdir
+    except PilotException as exc:
+        logger.warning("job %s: no log tarball for this job: %s", job.jobid, exc.diag)
+        return False
+    return os.path.isdir(job.workdir)
+
+
 def _leave_for_recovery(ctx: PilotContext, job: JobData) -> bool:
     """After a transient stage-out failure: report the job holding and leave it to a later pilot."""
     from pilot.control.job import hold_job

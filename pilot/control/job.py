@@ -147,6 +147,7 @@ class JobRetriever:
         if config.Pilot.pandajob == "fake":
             return get_fake_job()
         fields = getjob_fields(self.ctx, self.node, self.ctx.jobs_processed, self.last_taskid)
+        logger.debug("job request %d: %s", self.requests, ", ".join(f"{k}={v}" for k, v in fields.items()))
         try:
             return self.ctx.communicator.get_job(fields)
         except (CommunicationFailure, OSError) as exc:
@@ -262,8 +263,11 @@ def validate(ctx: PilotContext) -> None:
             job.advance(JobPhase.VALIDATED)
             ctx.queues.put("validated_jobs", job)
         else:
+            from pilot.control.data import log_for_failed_job
+
             job.advance(JobPhase.FAILED)
-            ctx.queues.put("failed_jobs", job)
+            # a failed job gets its log too: through stage-out's failed_data_in (log only), when it can have one
+            ctx.queues.put("failed_data_in" if log_for_failed_job(ctx, job) else "failed_jobs", job)
 
 
 def _validate_job(ctx: PilotContext, job: JobData) -> bool:

@@ -96,6 +96,8 @@ class JobWatch:
                 logger.exception("job %s: check %s failed: %s", self.watched.job.jobid, check.name, exc)
                 continue
             if verdict is not None:
+                logger.debug("job %s: check %s decided: %s (code %d, kill %s)", self.watched.job.jobid,
+                             getattr(check, "name", check), verdict.diag, verdict.code, verdict.kill)
                 self.verdict = verdict
                 return verdict
         return None

@@ -193,6 +193,11 @@ def run_cancellable(cmd: Any, timeout: float, env: Optional[dict] = None, cwd: O
     ``CANCEL_CHECK`` seconds while the command runs.
     """
     from pilot.util.processes import CommandResult, kill_process_tree
+    if logger.isEnabledFor(logging.DEBUG):  # -d: the command as run, tokens and secrets hidden
+        text = cmd if isinstance(cmd, str) else " ".join(str(word) for word in cmd)
+        logger.debug("transfer command (time-out %.0f s, cwd %s): %s", timeout, cwd or ".",
+                     re.sub(r"((?:authz|access_token|token|password|secret)[=:])[^&\s'\"]+", r"\1***", text,
+                            flags=re.IGNORECASE))
     try:
         proc = subprocess.Popen(cmd, shell=shell, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace")
@@ -204,6 +209,8 @@ def run_cancellable(cmd: Any, timeout: float, env: Optional[dict] = None, cwd: O
         step = remaining if stop_event is None else min(CANCEL_CHECK, remaining)
         try:
             out, err = proc.communicate(timeout=max(step, 0.001))
+            logger.debug("transfer command PID %d ended with %s; stderr: %s", proc.pid, proc.returncode,
+                         (err or "").strip()[-300:] or "(empty)")
             return CommandResult(proc.returncode, out, err), False
         except subprocess.TimeoutExpired:
             cancelled = stop_event is not None and stop_event.is_set()

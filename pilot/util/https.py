@@ -433,6 +433,9 @@ class HttpClient:
         else:
             self._checkin(key, conn)
         self._count(method, parts.path, body, data, start, failed, wire)
+        logger.debug("%s %s: HTTP %s, %d bytes sent, %d received, %.3f s%s", method, _short(parts.geturl()),
+                     resp.status, len(body or b""), len(data), time.monotonic() - start,
+                     " (kept-alive)" if reused else "")
         if failed:
             error = HttpError(f"HTTP {resp.status} {resp.reason} from {_short(parts.geturl())}", resp.status, data)
             self._note_failure(parts, error)

@@ -69,6 +69,10 @@ def test_cleanup_removes_the_main_dir_and_the_summary_says_what_happened(devserv
     assert f"job {good}: finished" in summary
     assert "(removed at exit: --cleanup" in summary and "pilotlog.txt was removed with the work dir" in summary
     assert "exit status 0: success" in summary
+    # -d: a trace of each phase
+    for needle in ("job request 1: siteName=DEV_QUEUE", "/getJob: HTTP 200", "/updateJob: HTTP 200",
+                   "payload started under the guard, PID", "payload guard PID", "--cleanup: removing"):
+        assert needle in result.stderr, needle
 
 
 def test_without_a_the_launch_dir_gets_only_the_pilot_dir_and_a_failed_job_is_summarised(devserver, tmp_path):

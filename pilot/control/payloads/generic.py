@@ -155,6 +155,8 @@ class PayloadExecutor:
             self.proc = subprocess.Popen(cmd, cwd=self.job.workdir, env=env,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
             self.tracker = TreeTracker(self.proc.pid)
+        logger.debug("job %s: payload started under the guard, PID %d, cwd %s, isolation %s, stdout %s",
+                     self.job.jobid, self.proc.pid, self.job.workdir, credential_isolation_mode(), self.stdout_path)
         if record_pid:
             self.job.pid = self.proc.pid
             self.job.pgrp = self.proc.pid
@@ -176,6 +178,8 @@ class PayloadExecutor:
                       "signal": -returncode if returncode < 0 else None, "cpu": None}
             self._sweep()
         self._judge_isolation(status.get("credentials"))
+        logger.debug("job %s: payload guard PID %d ended (status %s): %s", self.job.jobid, self.proc.pid, returncode,
+                     {k: v for k, v in status.items() if k != "credentials"})
         return status
 
     def _judge_isolation(self, record: Any) -> None:
