@@ -36,7 +36,7 @@ from typing import Any, Callable, Optional
 from pilot.common.exception import CommunicationFailure
 from pilot.util import httpconn as hc
 from pilot.util.constants import PILOT_VERSION
-from pilot.util.httpsetup import (  # noqa: F401 (part of this module's interface)
+from pilot.util.httpbuild import (  # noqa: F401 (part of this module's interface)
     DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_REPLY_SIZE, DEFAULT_STOP_MAXTIME, BearerToken, HttpSetupError,
     client_from_args, client_from_config,
 )
@@ -541,3 +541,15 @@ def _form_value(value: Any) -> str:
 
 def _short(url: str) -> str:
     return url.split("?", 1)[0]
+
+
+_PILOT2_NAMES = ("https_setup", "cacert", "capath", "cacert_default_location")
+
+
+def __getattr__(name: str) -> Any:
+    """Pilot 2's set-up names, importable from here (they live in :mod:`pilot.util.httpsetup`)."""
+    if name in _PILOT2_NAMES:
+        from pilot.util import httpsetup
+
+        return getattr(httpsetup, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
