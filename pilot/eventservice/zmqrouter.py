@@ -35,6 +35,7 @@ class PyZmqRouter:
         os.set_blocking(self._wake_w, False)
         try:
             self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a payload reconnecting under its old identity is served
             self._sock.setsockopt(zmq.LINGER, 0)
             self._sock.setsockopt(zmq.MAXMSGSIZE, max_message)
             self._monitor = self._sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)

@@ -121,15 +121,15 @@ def _add_server(parser: argparse.ArgumentParser) -> None:
     add("-k", "--noworkerpilotstatusupdate", dest="workerpilotstatusupdate", action="store_false", default=True,
         help="Pilot 3 flag: no updateWorkerPilotStatus calls (accepted, no effect)")
     add("-t", "--noproxyverification", dest="verify_proxy", action="store_false", default=True,
-        help="skip the proxy checks")
+        help="skip the proxy/token checks (before getJob and while the payload runs)")
     add("-u", "--verifypayloadproxy", dest="verify_payload_proxy", action="store_false", default=True,
-        help="skip payload proxy handling")
+        help="do not fetch the user's proxy (getProxy) for analysis payloads")
     add("-y", "--notokenrenewal", dest="token_renewal", action="store_false", default=True,
         help="Pilot 3 flag: no OIDC token renewal (accepted, no effect)")
     add("-v", "--getjobrequests", dest="getjob_requests", default=2, type=non_negative_int,
-        help="job request attempts (default: 2)")
+        help="job requests per pilot; more than one job needs the queue's timefloor (default: 2)")
     add("-x", "--getjobfailures", dest="getjob_failures", default=5, type=non_negative_int,
-        help="tolerated empty or failed job requests (default: 5)")
+        help="stop after this many empty or failed job requests (default: 5)")
     add("--cacert", dest="cacert", default=None, metavar="FILE",
         help="CA certificate file (PEM) that the server's certificate is checked against (default: $PILOT_CACERT, "
              "else --capath); the client certificate is the proxy ($X509_USER_PROXY or /tmp/x509up_u<uid>)")
@@ -170,7 +170,7 @@ def _add_harvester(parser: argparse.ArgumentParser) -> None:
         help="Harvester submit mode PULL or PUSH (default: PULL)")
     add("--input-dir", dest="input_dir", default="", help="local directory holding the input files")
     add("--input-destination-dir", dest="input_destination_dir", default="",
-        help="Pilot 3 input destination directory (accepted, no effect)")
+        help="where the stager/stagein workflow hands the inputs over (Pilot 3; else the Harvester work dir, else -a)")
     add("--output-dir", dest="output_dir", default="", help="local directory receiving the output files")
     add("--use-rucio-traces", dest="use_rucio_traces", type=str2bool, default=True,
         help="send Rucio trace reports, boolean (default: true)")

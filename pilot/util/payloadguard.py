@@ -191,10 +191,18 @@ def json_text(value) -> str:
 
 
 def _write_status(path: str, status: dict) -> None:
+    """Write the status record; on a full disk (or any write error) leave it out: the exit status says it."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(json_text(status))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(json_text(status))
+        os.replace(tmp, path)
+    except OSError as exc:
+        sys.stderr.write(f"payloadguard: cannot write the status file {path}: {exc}\n")
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 class GuardOptions:

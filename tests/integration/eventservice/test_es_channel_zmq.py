@@ -133,6 +133,17 @@ def test_a_dealer_that_reconnects_is_served_again(backend, channel, ctx):
         sock.close()
         assert isinstance(inbox.get(timeout=10), PeerClosed)
     assert thread.open_peers == 0
+    # a second connection under the same identity while the first is still open takes over
+    first = dealer(ctx, thread, identity=b"athenamp")
+    first.send(b"one")
+    thread.send("to one", inbox.get(timeout=10))
+    assert first.recv() == b"to one"
+    second = dealer(ctx, thread, identity=b"athenamp")
+    second.send(b"two")
+    message = next(item for item in iter(lambda: inbox.get(timeout=10), None) if isinstance(item, str))
+    assert message == "two"
+    thread.send("to two", message)
+    assert second.recv() == b"to two"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

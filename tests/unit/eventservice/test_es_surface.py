@@ -100,3 +100,13 @@ def test_alrb_container_options_get_the_channel_socket_bound():
     socket_file = "/tmp/zmq_EventService_EventRanges_1"
     assert _with_binds("-C", [Bind(socket_file, socket_file)]) == f"-C -B {socket_file}:{socket_file}"
     assert _with_binds("--contain -B /cvmfs", None) == "--contain -B /cvmfs"
+
+
+def test_ranges_athenamp_would_misread_are_named():
+    from pilot.eventservice.esprocess.esprocess import athenamp_unsafe
+
+    good = {"eventRangeID": "1-2-3", "startEvent": 1, "lastEvent": 5, "GUID": "G", "PFN": "root://h:1094//f"}
+    assert athenamp_unsafe(good) == ""  # a ':' in a value is fine: AthenaMP splits at the first one
+    assert "nested" in athenamp_unsafe(dict(good, extra={"a": 1}))
+    assert "LFN" in athenamp_unsafe(dict(good, LFN="a,b"))
+    assert athenamp_unsafe("text") == "not an object"
