@@ -199,25 +199,38 @@ class HttpClient:
             return data
         return self.request(url, None, method="GET", timeout=timeout, retries=retries)
 
-    def download(self, url: str, path: str, timeout: Optional[float] = None, retries: Optional[int] = None) -> int:
-        """GET ``url`` into the file ``path`` (written next to it, then renamed); the number of bytes."""
+    def download(self, url: str, path: str, timeout: Optional[float] = None, retries: Optional[int] = None,
+                 max_size: Optional[int] = None) -> int:
+        """GET ``url`` into the file ``path`` (written next to it, then renamed); the number of bytes.
+
+        ``max_size`` caps the decoded file (below the client's own caps); more is ReplyTooLarge.
+        """
         part = f"{path}.part"
         handles: list = []
+        written = [0]
+        cap = max_size if max_size is not None else self.max_decoded_size
 
-        def restart() -> None:  # each attempt writes the file from its start
+        def restart() -> None:  # each attempt writes the file from its start (never through a link)
             while handles:
                 handles.pop().close()
-            handles.append(open(part, "wb"))  # noqa: SIM115 - closed below
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            handles.append(os.fdopen(fd, "wb"))
+            written[0] = 0
+
+        def sink(data: bytes) -> None:
+            written[0] += len(data)
+            if written[0] > cap:
+                raise hc.ReplyTooLarge(f"{_short(url)} is larger than {cap} bytes")
+            handles[0].write(data)
 
         try:
-            self._request(url, None, "GET", {}, timeout, retries, True,
-                          sink=lambda data: handles[0].write(data), before=restart)
+            self._request(url, None, "GET", {}, timeout, retries, True, sink=sink, before=restart)
             handles.pop().close()
             os.replace(part, path)
         except BaseException:
             while handles:
                 handles.pop().close()
-            if os.path.exists(part):
+            if os.path.lexists(part):
                 os.unlink(part)
             raise
         return os.path.getsize(path)
