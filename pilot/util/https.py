@@ -290,13 +290,14 @@ class HttpClient:
                 if failure.permanent:
                     raise failure from exc
                 if failure.written and not resend:
-                    raise RequestFailure(f"{failure} (not sent again: the server may have acted on it)",
+                    raise RequestFailure(f"{failure.diag} (not sent again: the server may have acted on it)",
                                          failure.kind, written=True) from exc
                 logger.warning("%s %s: %s (attempt %d/%d)", method, _short(url), exc, attempt, attempts)
         kind = last.kind if isinstance(last, (RequestFailure, HttpError)) else (
             _failure(last, method, url).kind if isinstance(last, OSError) else "network")
         written = bool(getattr(last, "written", False) or getattr(last, "pilot_written", False))
-        raise RequestFailure(f"{method} {_short(url)} failed after {tried} attempt(s): {last}", kind,
+        why = getattr(last, "diag", "") or last
+        raise RequestFailure(f"{method} {_short(url)} failed after {tried} attempt(s): {why}", kind,
                              written=written) from last
 
     def _wait_backoff(self, n: int) -> bool:
