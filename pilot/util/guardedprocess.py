@@ -31,7 +31,8 @@ from typing import List, Optional, Tuple
 
 from pilot.util import payloadns
 from pilot.util.config import config
-from pilot.util.processes import TreeTracker, kill_process_tree, tree_cpu_seconds, tree_table, wait_for_exit
+from pilot.util.processes import (TreeTracker, kill_process_tree, processes_with_environ, tree_cpu_seconds, tree_table,
+                                  wait_for_exit)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ ISOLATION_MODES = ("auto", "required", "off")
 MAX_STATUS = 1 << 20
 #: the default ``[Payload] payload_user`` of a pilot that runs as root
 DEFAULT_PAYLOAD_USER = "nobody"
+#: a variable in every guarded payload's environment: the last-resort search after a killed guard
+MARK_VARIABLE = "PILOT_PAYLOAD_MARK"
 
 
 def _mode(key: str) -> str:
@@ -163,6 +166,7 @@ class GuardedProcess:
         self.user_note = ""
         self._status_fd: Optional[int] = None
         self._timer: Optional[threading.Timer] = None
+        self.mark = f"{MARK_VARIABLE}={uuid.uuid4().hex}"
 
     @property
     def pid(self) -> Optional[int]:
@@ -199,11 +203,14 @@ class GuardedProcess:
         if self.user_note:
             logger.warning("%s: %s", self.spec.label, self.user_note)
         if self.spec.cgroup:
-            self.cgroup = payloadns.make_job_cgroup(f"pilot-{self.spec.label}-{uuid.uuid4().hex[:12]}")
+            name = "".join(char if char.isalnum() else "-" for char in self.spec.label)
+            self.cgroup = payloadns.make_job_cgroup(f"pilot-{name}-{uuid.uuid4().hex[:12]}")
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         try:
-            self.proc = subprocess.Popen(self.command(write_fd, user), cwd=self.spec.workdir, env=self.spec.env,
+            env = dict(self.spec.env)
+            env[MARK_VARIABLE] = self.mark.partition("=")[2]
+            self.proc = subprocess.Popen(self.command(write_fd, user), cwd=self.spec.workdir, env=env,
                                          stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(write_fd,))
         except BaseException:
             os.close(read_fd)
@@ -294,11 +301,16 @@ class GuardedProcess:
             kill_process_tree(proc.pid, pgrp=proc.pid, grace=2.0, extra=self.tracker.live() if self.tracker else ())
 
     def _sweep(self) -> None:
-        """After the guard was killed: stop its cgroup, and every tracked process still alive."""
+        """After the guard was killed: stop its cgroup, every tracked process, every process with the job's mark.
+
+        Only possible where the payload shares the guard's PID namespace (``process_isolation`` off or
+        refused); what the payload started in a new session and stripped of its environment before the
+        pilot saw it escapes when there is no cgroup either (see the docs' "what a payload can do").
+        """
         if payloadns.kill_cgroup(self.cgroup):
             logger.warning("%s: the guard was killed; its cgroup was killed", self.spec.label)
         if self.tracker is not None:
-            leftovers = self.tracker.live()
+            leftovers = sorted(set(self.tracker.live()) | set(processes_with_environ(self.mark)))
             if leftovers:
                 logger.warning("%s: %d process(es) left behind by a killed guard; killing them", self.spec.label,
                                len(leftovers))

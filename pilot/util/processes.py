@@ -8,6 +8,7 @@ a descendant of one, is ever signalled; never PID 1, never the pilot itself. Lin
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
@@ -81,3 +82,27 @@ class TreeTracker:
         table = table if table is not None else process_table()
         return [pid for pid, start in self.members.items()
                 if pid in table and table[pid].starttime == start and table[pid].state not in ("Z", "X")]
+
+
+def processes_with_environ(entry: str, table: Optional[dict] = None) -> list:
+    """PIDs of the live processes whose environment holds ``entry`` (``NAME=value``), the caller excluded.
+
+    Only processes whose ``/proc/<pid>/environ`` the caller may read count (its own uid, or all as
+    root). A process can change its environment, so this finds what an escaped payload left only as
+    long as it did not try to hide: the last resort after a killed guard, where neither a PID
+    namespace nor a cgroup holds the payload.
+    """
+    table = table if table is not None else process_table()
+    needle = entry.encode()
+    found = []
+    for pid, info in table.items():
+        if pid in (0, 1, os.getpid()) or info.state in ("Z", "X"):
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                data = handle.read(1 << 20)
+        except OSError:
+            continue
+        if needle in data.split(b"\0"):
+            found.append(pid)
+    return found
