@@ -23,10 +23,11 @@ def _status(pid: str) -> dict:
     return fields
 
 
-def host_pids(ns_pid: int, marker: str, cwd: str = "") -> List[int]:
+def host_pids(ns_pid: int, marker: str = "", cwd: str = "", environ: str = "") -> List[int]:
     """Host PIDs of live processes whose innermost PID is ``ns_pid`` and whose command line holds ``marker``.
 
-    ``cwd``: only processes working in that directory (other tests may run the same payload).
+    ``cwd``: only processes working in that directory; ``environ``: only processes with that
+    ``NAME=value`` in their environment (other tests may run the same payload at the same PID).
     """
     found = []
     for name in os.listdir("/proc"):
@@ -43,6 +44,8 @@ def host_pids(ns_pid: int, marker: str, cwd: str = "") -> List[int]:
                     continue
         except OSError:
             continue
+        if environ and not _has_environ(name, environ):
+            continue
         if cwd:
             try:
                 if os.path.realpath(os.readlink(f"/proc/{name}/cwd")) != os.path.realpath(cwd):
@@ -53,9 +56,17 @@ def host_pids(ns_pid: int, marker: str, cwd: str = "") -> List[int]:
     return found
 
 
-def wait_gone(ns_pid: int, marker: str, cwd: str = "", timeout: float = 10) -> bool:
+def _has_environ(pid: str, entry: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return entry.encode() in handle.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def wait_gone(ns_pid: int, marker: str = "", cwd: str = "", timeout: float = 10, environ: str = "") -> bool:
     """Wait (bounded) until no process matches :func:`host_pids`; True when none is left."""
     deadline = time.monotonic() + timeout
-    while host_pids(ns_pid, marker, cwd) and time.monotonic() < deadline:
+    while host_pids(ns_pid, marker, cwd, environ) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not host_pids(ns_pid, marker, cwd)
+    return not host_pids(ns_pid, marker, cwd, environ)

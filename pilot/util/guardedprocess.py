@@ -31,8 +31,8 @@ from typing import List, Optional, Tuple
 
 from pilot.util import payloadns
 from pilot.util.config import config
-from pilot.util.processes import (TreeTracker, kill_process_tree, processes_with_environ, tree_cpu_seconds, tree_table,
-                                  wait_for_exit)
+from pilot.util.processes import (TreeTracker, children, innermost_pid, kill_process_tree, processes_with_environ,
+                                  tree_cpu_seconds, tree_table, wait_for_exit)
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +264,12 @@ class GuardedProcess:
         except ValueError:
             return None
         return status if isinstance(status, dict) else None
+
+    def guard_pids(self) -> List[int]:
+        """The guard's own processes: the guard, and its namespace's init when the payload has one."""
+        if self.proc is None:
+            return []
+        return [self.proc.pid] + [pid for pid in children(self.proc.pid) or [] if innermost_pid(pid) == 1]
 
     def cpu_seconds(self) -> Optional[float]:
         """CPU seconds of the payload tree so far (None before the start)."""

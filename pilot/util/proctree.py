@@ -165,6 +165,18 @@ def tree_cpu_seconds(root: int, table: Optional[dict] = None) -> float:
     return sum(table[p].cpu_seconds for p in pids if p in table)
 
 
+def innermost_pid(pid: int) -> Optional[int]:
+    """The PID of ``pid`` in its own (innermost) PID namespace, from ``NSpid`` (None when unknown)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def is_alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     info = read_stat(pid)

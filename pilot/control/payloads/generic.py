@@ -210,6 +210,10 @@ class PayloadExecutor:
         """CPU seconds of the payload tree so far (None before the start)."""
         return self.guarded.cpu_seconds() if self.guarded is not None else None
 
+    def guard_pids(self) -> List[int]:
+        """The payload guard's own processes (the guard, and the init of the payload's PID namespace)."""
+        return self.guarded.guard_pids() if self.guarded is not None else []
+
     def kill(self, reason: str = "") -> None:
         """Stop the payload tree: the guard forwards SIGTERM, waits, then SIGKILLs the tree."""
         with self._lock:
