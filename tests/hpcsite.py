@@ -57,7 +57,7 @@ def pilot_args(site: dict, workdir: Path, config_path: Path, resource: str = "ge
     return [sys.executable, str(REPO / "pilot.py"), "-q", QUEUE, "--pilot-user", "generic", "-w", "generic_hpc",
             "--hpc-resource", resource, "--harvester-workdir", str(site["access"]), "-a", str(workdir),
             "--queuedata-url", f"file://{site['queuedata']}", "--storagedata-url", f"file://{site['storagedata']}",
-            "--config", str(config_path), "-z", "-t", "-d"]
+            "--config", str(config_path), "-z", "-t", "-d", "--cleanup", "false"]  # tests read the rank dirs
 
 
 def require(*tools: str, python_module: str = "") -> None:

@@ -214,11 +214,11 @@ def install_ours(python: Path) -> None:
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)
     shutil.copytree(REPO / "pilot", src / "pilot", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("setup.py", "README.md", "pilot.py"):
+    for name in ("setup.py", "README.md", "pilot.py", "PILOTVERSION"):
         shutil.copy(REPO / name, src / name)
     py = VENV_OURS / "bin/python"
     run([py, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", src])
-    shutil.copy(VENV_OURS / "bin/pilot.py", site_packages(VENV_OURS) / "pilot.py")
+    shutil.copy(REPO / "pilot.py", site_packages(VENV_OURS) / "pilot.py")  # the wheel installs no pilot.py
     run([py, "-c", "import pilot.main"], cwd=site_packages(VENV_OURS))
     (VENV_OURS / READY).write_text(marker)
 

@@ -243,11 +243,11 @@ class Benchmark(Services):
             raise ValueError("no URL to post the benchmark results to ([Benchmark] url is empty)")
         client = http or self.http
         if client is None:
-            from pilot.util.https import HttpClient
+            from pilot.util.https import shared_client
 
-            client = HttpClient(timeout=60, retries=3)
+            client = shared_client()
         logger.info("posting the benchmark results to %s", target)
-        return client.post_json(target, self.results)
+        return client.post_json(target, self.results, timeout=60, retries=3)
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -491,9 +491,12 @@ class StageOutClient(StagingClient):
     def prepare_files(self, module: Any, name: str, files: list, activities: list, options: dict,
                       kwargs: dict) -> None:
         """Local size/adler32 (before upload); a file without ddmendpoint gets the activity's first storage."""
+        # in the pilot's job flow (a job is given) the work dir is the payload's: links must stay inside it
+        root = (options.get("workdir") or None) if options.get("job") is not None else None
         for fspec in files:
             try:
-                staging.prepare_output(fspec, options.get("workdir") or "")
+                staging.prepare_output(fspec, options.get("workdir") or "",
+                                       root=(fspec.workdir or root) if root else None)
             except PilotException as exc:
                 fspec.status, fspec.status_code, fspec.transfer_error = "failed", exc.get_error_code(), exc.diag
                 continue
@@ -513,9 +516,18 @@ class StageOutClient(StagingClient):
         """
         fspec.is_altstaged = bool(fspec.ddmendpoint_alt and alternative == fspec.ddmendpoint_alt
                                   and alternative != fspec.ddmendpoint)
-        if not getattr(module, "require_protocols", True) or kwargs.get("output_dir"):
+        if kwargs.get("output_dir"):
             return
-        storage = (kwargs.get("ddmconf") or {}).get(alternative)
+        ddmconf = kwargs.get("ddmconf") or {}
+        storage = ddmconf.get(alternative)
+        if storage is None and (ddmconf or not alternative):
+            # the storage data name every endpoint: one it does not know is no place for an output
+            # (without any storage data, aCT/ARC mode, the file goes to output.list instead)
+            fspec.status, fspec.status_code = "failed", ErrorCodes.NOSTORAGE
+            fspec.transfer_error = f"unknown storage endpoint {alternative!r} for {fspec.lfn}"
+            return
+        if not getattr(module, "require_protocols", True):
+            return
         if storage is None and getattr(module, "protocols_optional", False):
             return  # e.g. mv in aCT mode: the SURL is only written to output.list
         fspec.surl = fspec.turl = ""

@@ -167,14 +167,21 @@ def verify_input(fspec: Any, workdir: str) -> None:
 
 
 # ---------------------------------------------------------------------- outputs
-def prepare_output(fspec: Any, workdir: str) -> None:
-    """Size and adler32 of a local output file, computed before upload (1103 NOSUCHFILE if missing)."""
+def prepare_output(fspec: Any, workdir: str, root: Optional[str] = None) -> None:
+    """Size and adler32 of a local output file, computed on its checked descriptor before upload.
+
+    The file must be a regular file (:func:`pilot.util.safefile.open_checked`); with ``root`` (the job's
+    work dir, given in the pilot's job flow) a symlink must also resolve to a regular file inside it.
+    Missing: 1103 NOSUCHFILE; a link out of the work dir: 1371 BADOUTPUTFILENAME; a directory, FIFO,
+    socket, device or unreadable file: 1303 FILEHANDLINGFAILURE. The size is the one ``fstat`` saw and
+    the checksum reads no more than that.
+    """
+    from pilot.util.safefile import open_checked
+
     path = local_file_path(fspec, workdir)
-    if not os.path.isfile(path):
-        raise PilotException(f"output file {path} does not exist", code=ErrorCodes.NOSUCHFILE, state="NO_FILE",
-                             kind=MISSING)
-    fspec.filesize = os.path.getsize(path)
-    fspec.checksum["adler32"] = calculate_checksum(path, "adler32")
+    with open_checked(path, root) as checked:
+        fspec.filesize = checked.size
+        fspec.checksum["adler32"] = checked.checksum("adler32")
 
 
 def output_storages(fspec: Any, queuedata: Any, activities: list) -> list:

@@ -18,8 +18,7 @@ from pilot.control.context import PilotContext
 from pilot.info.jobdata import JobData, JobPhase
 from pilot.util import constants as c
 from pilot.util.auxiliary import random_uuid
-from pilot.util.filehandling import calculate_checksum, remove_file
-from pilot.util.processes import run_command
+from pilot.util.safefile import UnsafeFile, open_checked
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +143,34 @@ def stage_out(ctx: PilotContext) -> None:
         ctx.queues.put("finished_data_out" if ok and not job.errors else "failed_data_out", job)
 
 
+def log_for_failed_job(ctx: PilotContext, job: JobData) -> bool:
+    """Make a job that failed before stage-in (definition, validation) ready for its log; False if it cannot be.
+
+    Every job gets a log tarball whatever moment it failed at: the job's work dir is made when the
+    failure came before it, so the tarball (of an empty work dir, if nothing else) leaves like any other
+    log. Not when the job has no log file or its name is not a plain file name, or when the job id is
+    unusable: such a job goes to its final update without one.
+    """
+    from pilot.info.jobdata import job_workdir
+    from pilot.util.filehandling import mkdirs, safe_join
+
+    if not job.logdata or not job.jobid or not str(job.jobid).isdigit():
+        return False
+    try:
+        safe_join(ctx.mainworkdir, job.logdata[0].lfn)
+        if "/" in job.logdata[0].lfn:
+            return False
+        if not job.workdir:
+            job.workdir = job_workdir(ctx.mainworkdir, job.jobid)
+            mkdirs(job.workdir)
+        for spec in job.indata + job.outdata + job.logdata:
+            spec.workdir = spec.workdir or job.workdir
+    except PilotException as exc:
+        logger.warning("job %s: no log tarball for this job: %s", job.jobid, exc.diag)
+        return False
+    return os.path.isdir(job.workdir)
+
+
 def _leave_for_recovery(ctx: PilotContext, job: JobData) -> bool:
     """After a transient stage-out failure: report the job holding and leave it to a later pilot."""
     from pilot.control.job import hold_job
@@ -168,7 +195,7 @@ def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any, parti
         if spec.is_transferred:  # a recovered job: already on storage
             continue
         path = os.path.join(job.workdir, spec.lfn)
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             if partial:
                 continue
             if spec.lfn in (job.allownooutput or "").split(","):
@@ -177,18 +204,18 @@ def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any, parti
                 continue
             job.fail(ErrorCodes.MISSINGOUTPUTFILE, f"output file {spec.lfn} was not produced")
             return False
-        _describe_output(spec, path)
+        try:  # what the payload left is checked before any tool reads it (size and checksum: the Data API)
+            open_checked(path, job.workdir).close()
+        except UnsafeFile as exc:
+            logger.warning("job %s: output %s refused: %s", job.jobid, spec.lfn, exc.diag)
+            job.fail(exc.get_error_code(), f"output {exc.diag}")
+            return False
+        if not spec.guid:
+            spec.guid = random_uuid()
         files.append(spec)
     if not files:
         return True
     return _transfer_out(ctx, job, files, OUTPUT_ACTIVITIES, client_class, traces)
-
-
-def _describe_output(spec: Any, path: str) -> None:
-    spec.filesize = os.path.getsize(path)
-    spec.checksum["adler32"] = calculate_checksum(path, "adler32")
-    if not spec.guid:
-        spec.guid = random_uuid()
 
 
 def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list, client_class: Any,
@@ -229,7 +256,7 @@ def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any, traces: A
     except Exception as exc:  # trimming the log is an optimisation: never fail the job over it
         logger.warning("job %s: removing redundant files failed: %s", job.jobid, exc)
     try:
-        path = create_log_tarball(job, ctx.args.queue)
+        create_log_tarball(job, ctx.args.queue)
     except PilotException as exc:
         job.fail(exc.get_error_code(), exc.get_detail())
         return False
@@ -237,17 +264,23 @@ def _stage_out_log(ctx: PilotContext, job: JobData, client_class: Any, traces: A
         job.fail(ErrorCodes.LOGFILECREATIONFAILURE, f"cannot create the log tarball: {exc}")
         return False
     job.timing[c.PILOT_POST_LOG_TAR] = time.time()
-    _describe_output(spec, path)
+    if not spec.guid:
+        spec.guid = random_uuid()
     return _transfer_out(ctx, job, [spec], LOG_ACTIVITIES, client_class, traces)
 
 
 def create_log_tarball(job: JobData, queue: str, timeout: float = LOG_CREATION_TIMEOUT) -> str:
     """Pack the job's work dir (without inputs, outputs and the tarball) as the job's log file.
 
-    Members are stored under ``tarball_PandaJob_<PandaID>_<queue>/`` with symlinks dereferenced.
-    ``tar`` runs as a command with a time-out, so a huge or hanging file system ends in 1376
-    LOGCREATIONTIMEOUT instead of a hung pilot.
+    Members are stored under ``tarball_PandaJob_<PandaID>_<queue>/``; the pilot builds the archive itself
+    from the checked list of the work dir (:mod:`pilot.util.archive`): symlinks are followed only to
+    regular files inside the work dir, FIFOs, devices, sockets and links out are left out with a log line,
+    and the tarball is a new file (``O_EXCL|O_NOFOLLOW``) renamed over ``<logFile>``, so nothing the
+    payload placed under that name (or ``<logFile>.part``) is written through. An empty work dir still
+    gives a tarball. Past ``timeout`` seconds the job fails with 1376 LOGCREATIONTIMEOUT.
     """
+    from pilot.util.archive import create_tarball
+
     spec = job.logdata[0]
     path = os.path.join(job.workdir, spec.lfn)
     skip = {f.lfn for f in job.indata} | {f.lfn for f in job.outdata} | {spec.lfn}
@@ -259,18 +292,7 @@ def create_log_tarball(job: JobData, queue: str, timeout: float = LOG_CREATION_T
                 os.unlink(candidate)
             except OSError:
                 pass
-    names = [n for n in sorted(os.listdir(job.workdir)) if n not in skip and not n.endswith(".part")
-             and (os.path.exists(os.path.join(job.workdir, n)))]
-    tmp = path + ".part"
-    cmd = ["tar", "-czhf", tmp, "-C", job.workdir, f"--transform=s,^,{top}/,", "--"] + names
-    result = run_command(cmd, timeout=timeout)
-    if result.timed_out:
-        remove_file(tmp)
-        raise PilotException(f"log tarball not created within {int(timeout)} s",
-                             code=ErrorCodes.LOGCREATIONTIMEOUT)
-    if result.exit_code not in (0, 1):  # 1: a file changed while being read, the tarball is still usable
-        remove_file(tmp)
-        raise PilotException(f"tar failed ({result.exit_code}): {result.stderr.strip()[-200:]}",
-                             code=ErrorCodes.LOGFILECREATIONFAILURE)
-    os.replace(tmp, path)
+    report = create_tarball(job.workdir, path, top, lambda name: name in skip or name.endswith(".part"), timeout)
+    logger.info("job %s: log tarball %s: %d member(s), %d bytes read, %d left out", job.jobid, spec.lfn,
+                report.members, report.bytes, len(report.skipped))
     return path

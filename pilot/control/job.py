@@ -15,13 +15,16 @@ from typing import Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import CommunicationFailure, PilotException
+from pilot.control import preflight
 from pilot.control.context import PilotContext
 from pilot.info.jobdata import JobData, JobPhase, job_workdir
 from pilot.util import constants as c
 from pilot.util.config import config
-from pilot.util.filehandling import append_line, mkdirs, read_json, write_json_atomic
+from pilot.util.filehandling import append_line, mkdirs, write_json_atomic
 from pilot.util.harvester import HarvesterDirs, iter_existing, read_job_definition
+from pilot.util.https import failure_info
 from pilot.util.parameters import resolve_job_label
+from pilot.util.statefile import RejectedRecord, read_record, set_aside
 from pilot.util.workernode import disk_space_for_getjob
 
 logger = logging.getLogger(__name__)
@@ -144,10 +147,13 @@ class JobRetriever:
         if config.Pilot.pandajob == "fake":
             return get_fake_job()
         fields = getjob_fields(self.ctx, self.node, self.ctx.jobs_processed, self.last_taskid)
+        logger.debug("job request %d: %s", self.requests, ", ".join(f"{k}={v}" for k, v in fields.items()))
         try:
             return self.ctx.communicator.get_job(fields)
         except (CommunicationFailure, OSError) as exc:
             logger.warning("job request failed: %s", exc)
+            if failure_info(exc)[1]:  # cannot heal (TLS verification, URL scheme, 404): stop asking
+                self.failures = max(self.failures, int(self.ctx.args.getjob_failures))
             return None
 
     def run(self) -> None:
@@ -156,9 +162,13 @@ class JobRetriever:
         while self.proceed():
             if ctx.jobs_processed:
                 ctx.reporter.flush_outbox()  # final updates an earlier job of this pilot could not deliver
+            if not self._may_request():
+                break
             pre = time.time()
             definition = self.fetch()
             job = self._make_job(definition)
+            if job is not None and self._already_run(job):
+                job = None
             if job is None:
                 self.failures += 1
                 if self.failures >= int(ctx.args.getjob_failures):
@@ -177,6 +187,14 @@ class JobRetriever:
                 self.requests = 0  # a polled backend (Harvester) has its budget per job, as in Pilot 2
         ctx.stop("no more jobs")
 
+    def _may_request(self) -> bool:
+        """The pre-getJob checks (plug-in, credential, free space: pilot.control.preflight)."""
+        refused = preflight.refusal(self.ctx)
+        if refused is None:
+            return True
+        self.ctx.pilot_error = self.ctx.pilot_error or refused.code
+        return False
+
     def _make_job(self, definition: Optional[dict]) -> Optional[JobData]:
         if not definition:
             return None
@@ -186,12 +204,40 @@ class JobRetriever:
             logger.error("unusable job definition: %s", exc)
             return None
 
+    def _already_run(self, job: JobData) -> bool:
+        """True (reported) when this pilot tree already ran ``job`` or still holds its final update or record."""
+        ctx = self.ctx
+        where = []
+        recovery = ctx.recovery
+        ledger = getattr(recovery, "ledger", None)
+        if ledger is not None and ledger.knows(job.jobid):
+            where.append("the ledger")
+        outbox = getattr(ctx.reporter, "outbox", None)
+        if outbox is not None and os.path.lexists(outbox.path(job.jobid)):
+            where.append("the outbox")
+        if recovery is not None and os.path.lexists(recovery.path(job.jobid)):
+            where.append("the recovery records")
+        with ctx.lock:
+            if job.jobid in ctx.current_jobs:
+                where.append("this pilot's current jobs")
+        if not where:
+            return False
+        logger.error("job %s was handed out again but this pilot tree already has it (%s): it is not run "
+                     "again", job.jobid, ", ".join(where))
+        return True
+
     def _hand_over(self, job: JobData) -> None:
         ctx = self.ctx
         logger.info("received job %s", job.jobid)
+        ledger = getattr(ctx.recovery, "ledger", None)
+        if ledger is not None:
+            ledger.received(job.jobid)
         with ctx.lock:
             ctx.current_jobs[job.jobid] = job
-        append_line(os.path.join(ctx.mainworkdir, config.Pilot.jobid_file), job.jobid)
+        try:
+            append_line(os.path.join(ctx.mainworkdir, config.Pilot.jobid_file), job.jobid)
+        except OSError as exc:  # a full disk: the job still runs
+            logger.warning("cannot record job %s in %s: %s", job.jobid, config.Pilot.jobid_file, exc)
         record_timing(ctx, job.jobid, {c.PILOT_PRE_GETJOB: job.timing[c.PILOT_PRE_GETJOB],
                                        c.PILOT_POST_GETJOB: job.timing[c.PILOT_POST_GETJOB]})
         ctx.queues.put("jobs", job)
@@ -217,8 +263,11 @@ def validate(ctx: PilotContext) -> None:
             job.advance(JobPhase.VALIDATED)
             ctx.queues.put("validated_jobs", job)
         else:
+            from pilot.control.data import log_for_failed_job
+
             job.advance(JobPhase.FAILED)
-            ctx.queues.put("failed_jobs", job)
+            # a failed job gets its log too: through stage-out's failed_data_in (log only), when it can have one
+            ctx.queues.put("failed_data_in" if log_for_failed_job(ctx, job) else "failed_jobs", job)
 
 
 def _validate_job(ctx: PilotContext, job: JobData) -> bool:
@@ -261,8 +310,9 @@ def finish_job(ctx: PilotContext, job: JobData) -> None:
     if job.phase not in (JobPhase.FINISHED, JobPhase.FAILED):
         job.advance(JobPhase.FAILED if job.errors else JobPhase.FINISHED)
     job.endtime = job.endtime or time.time()
-    delivered = ctx.reporter.final(job)  # stored in the outbox first: the recovery record can go
-    if ctx.recovery is not None:
+    # stored in the outbox first (or acknowledged, its acknowledgement in the ledger): the record can go
+    delivered = ctx.reporter.final(job)
+    if ctx.recovery is not None and (delivered or ctx.reporter.is_stored(job.jobid)):
         ctx.recovery.remove(job.jobid)
     job.timing[c.PILOT_POST_FINAL_UPDATE] = time.time()
     logger.info("job %s ended %s (error %s)%s", job.jobid, job.state, job.errors.first()[0],
@@ -296,10 +346,17 @@ def _complete(ctx: PilotContext, job: JobData) -> None:
 def record_timing(ctx: PilotContext, jobid: str, values: dict) -> None:
     """Merge time stamps into pilot_timing.json (``{jobid: {key: epoch}}``)."""
     path = os.path.join(ctx.mainworkdir, config.Pilot.timing_file)
+    directory, name = os.path.split(path)
     with ctx.lock:
+        data = {}
+        if os.path.lexists(path):
+            try:  # bounded and checked: the main work dir is within the payload's reach
+                data = read_record(directory, name)
+            except RejectedRecord as exc:
+                set_aside(directory, name, str(exc))
+        entry = data.get(str(jobid))
+        data[str(jobid)] = dict(entry if isinstance(entry, dict) else {}, **values)
         try:
-            data = read_json(path) if os.path.exists(path) else {}
-        except PilotException:
-            data = {}
-        data.setdefault(str(jobid), {}).update(values)
-        write_json_atomic(path, data)
+            write_json_atomic(path, data)
+        except OSError as exc:  # a full disk loses a time stamp, not the job
+            logger.warning("cannot write %s: %s", path, exc)

@@ -25,9 +25,11 @@ from pilot.control.monitoring.base import setting
 from pilot.control.monitoring.debug import DebugOutput
 from pilot.control.monitoring.lifetime import Lifetime, process_start_time, slot_limited
 from pilot.control.monitoring.proxy import ProxyCheck
+from pilot.control.reporting import job_substate
 from pilot.info.jobdata import JobPhase
 from pilot.util.config import config
 from pilot.util.debugcommands import is_debug_command
+from pilot.util.processes import cores_in_use, tree_table
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ TICK = 1.0
 IDLE_TICK = 5.0
 #: phases in which a job gets heartbeats from the job monitor
 HEARTBEAT_PHASES = (JobPhase.STAGEIN, JobPhase.PAYLOAD)
+#: seconds between two actual core count samples of a running payload (Pilot 2's monitoring cycle)
+CORE_SAMPLE_PERIOD = 60.0
 
 
 class PeriodicCheck:
@@ -92,6 +96,8 @@ class JobWatch:
                 logger.exception("job %s: check %s failed: %s", self.watched.job.jobid, check.name, exc)
                 continue
             if verdict is not None:
+                logger.debug("job %s: check %s decided: %s (code %d, kill %s)", self.watched.job.jobid,
+                             getattr(check, "name", check), verdict.diag, verdict.code, verdict.kill)
                 self.verdict = verdict
                 return verdict
         return None
@@ -118,6 +124,7 @@ class JobMonitor:
         self.last_beat: dict = {}  # jobid -> monotonic time of the last heartbeat
         self.watches: dict = {}  # jobid -> JobWatch of a running payload
         self.unwatched: set = set()  # jobids whose checks could not be set up
+        self.core_sampled: dict = {}  # jobid -> monotonic time of the last actual core count sample
         proxy = ProxyCheck()
         self.add_check(proxy.name, proxy.period, proxy)
 
@@ -145,6 +152,9 @@ class JobMonitor:
             verdict = watch.run_due(now) if watch is not None else None
             if verdict is not None:
                 apply_verdict(job, executor, verdict)
+            if now - self.core_sampled.get(job.jobid, -CORE_SAMPLE_PERIOD) >= CORE_SAMPLE_PERIOD:
+                self.core_sampled[job.jobid] = now
+                sample_core_count(job, executor)
         for check in self.checks:
             if check.due(now):
                 try:
@@ -213,9 +223,32 @@ class JobMonitor:
         if job.phase not in HEARTBEAT_PHASES:
             return  # the job moved on meanwhile (its final update may be under way)
         self.last_beat[job.jobid] = now
+        logger.info("job %s: monitoring: state %s, sub-state %s, heartbeat due", job.jobid, job.state,
+                    job_substate(job))
         reply = self.ctx.reporter.heartbeat(job)
         if reply:
             handle_server_command(self.ctx, job, reply.get("command"))
+
+
+def sample_core_count(job: Any, executor: Any) -> None:
+    """Add a sample of the payload's actual core count (distinct CPUs its processes run on) to the job.
+
+    The mean of the samples is the ``meanCoreCount`` of the updates (Pilot 2's ``job.corecounts``).
+    """
+    proc = getattr(executor, "proc", None)
+    pid = getattr(proc, "pid", None)
+    poll = getattr(proc, "poll", None)
+    if not isinstance(pid, int) or not isinstance(getattr(job, "corecounts", None), list) \
+            or (callable(poll) and poll() is not None):
+        return
+    try:
+        count = cores_in_use(pid, tree_table(pid))
+    except OSError as exc:
+        logger.debug("job %s: no core count sample: %s", job.jobid, exc)
+        return
+    if count > 0:
+        job.corecounts.append(count)
+        logger.debug("job %s: actual core count %d (sub-state %s)", job.jobid, count, job_substate(job))
 
 
 def handle_server_command(ctx: PilotContext, job: Any, command: Optional[str]) -> None:

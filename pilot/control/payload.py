@@ -36,6 +36,9 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
     """Run the payload of ``job`` (with its pre-, co- and postprocess); True when it succeeded."""
     job.advance(JobPhase.PAYLOAD)
     executor = executor_for(ctx, job)  # generic, event service or event-service merge
+    layout = getattr(ctx.recovery, "layout", None)
+    if layout is not None:  # the pilot's state is masked in the payload's mount namespace too
+        executor.state_masks = layout.masks(ctx.mainworkdir)
     if getattr(ctx.args, "verify_payload_proxy", True):
         executor.communicator = ctx.communicator  # analysis jobs get the user's proxy through getProxy
     with ctx.lock:

@@ -2,9 +2,13 @@
 
 When a job enters stage-out, its state is written to the recovery area (``pilot_recovery/`` next to
 the outbox, shared by the pilots started in the same place). The record is removed once the final
-update has been stored in the outbox (which guarantees its delivery). A pilot that starts finds the
-records of pilots that are gone, rebuilds those jobs, stages out what is left from their work dirs
-and sends their final updates.
+update has been stored in the outbox (which guarantees its delivery), or, when the disk refused that
+write, once the server acknowledged it. A pilot that starts finds the records of pilots that are
+gone, rebuilds those jobs, stages out what is left from their work dirs and sends their final
+updates. A record is believed only after :meth:`RecoveryArea.check` (see :mod:`pilot.util.statefile`):
+a job of this pilot tree's ledger whose final update was not acknowledged, a work dir inside the
+tree, output names inside that work dir. A job whose acknowledgement is in the ledger is never
+staged out or reported again, whatever moment the pilot that ran it was killed at.
 
 A stage-out that fails for a transient reason (storage or network down, time-out) does not fail the
 job: the job is reported ``holding`` and left in the recovery area for the next pilot, at most
@@ -15,14 +19,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.info.jobdata import JobData, JobPhase
-from pilot.util.filehandling import read_json, write_json_atomic
+from pilot.util.filehandling import write_json_atomic
 from pilot.util.processes import read_stat
+from pilot.util.statefile import Ledger, StateLayout, read_valid, set_aside
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,9 @@ MAX_RECOVERY_ATTEMPTS = 3
 _STATE_FIELDS = ("workdir", "exitcode", "transexitcode", "exeerrorcode", "exeerrordiag", "cpuconsumptiontime",
                  "nevents", "neventsw", "dbtime", "dbdata", "metadata", "memory_summary", "extra_metrics",
                  "log_extracts", "outputs_xml", "timing", "starttime")
+
+_NUMERIC_FIELDS = ("exitcode", "transexitcode", "exeerrorcode", "cpuconsumptiontime", "nevents", "neventsw",
+                   "starttime")
 
 
 @dataclass
@@ -66,17 +75,28 @@ def pilot_alive(pid: int, start: int) -> bool:
     return info is not None and info.starttime == start and info.state not in ("Z", "X")
 
 
-class RecoveryArea:
-    """The records of jobs between payload end and stored final update."""
+_RECORD_RE = re.compile(r"^([0-9]{1,20})\.json$")
+_SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:+-]{1,255}$")
 
-    def __init__(self, directory: str) -> None:
+
+class RecoveryArea:
+    """The records of jobs between payload end and stored final update.
+
+    Records are read back only through :func:`pilot.util.statefile.read_valid` and believed only when
+    :meth:`check` finds nothing wrong; what fails is set aside and never staged out or reported.
+    """
+
+    def __init__(self, directory: str, layout: Optional[StateLayout] = None,
+                 ledger: Optional[Ledger] = None) -> None:
         self.directory = directory
+        self.layout = layout
+        self.ledger = ledger
 
     def path(self, jobid: str) -> str:
         return os.path.join(self.directory, f"{jobid}.json")
 
-    def save(self, job: JobData, attempts: Optional[int] = None) -> None:
-        """Write (or refresh) the record of ``job``."""
+    def save(self, job: JobData, attempts: Optional[int] = None) -> bool:
+        """Write (or refresh) the record of ``job``; False (logged) when the disk refuses it."""
         pid, start = _own_identity()
         previous = attempts if attempts is not None else getattr(job, "recovery_attempts", 0)
         record = RecoveryRecord(
@@ -85,7 +105,12 @@ class RecoveryArea:
             errors=[list(e) for e in job.errors.entries()],
             transferred=[f.lfn for f in job.all_outputs if f.is_transferred],
             pilot_pid=pid, pilot_start=start, attempts=previous)
-        write_json_atomic(self.path(job.jobid), record.__dict__)
+        try:
+            write_json_atomic(self.path(job.jobid), record.__dict__)
+        except OSError as exc:
+            logger.error("job %s: cannot write its recovery record: %s", job.jobid, exc)
+            return False
+        return True
 
     def remove(self, jobid: str) -> None:
         try:
@@ -94,32 +119,72 @@ class RecoveryArea:
             pass
 
     def orphans(self) -> list:
-        """Records whose pilot is gone (oldest first)."""
-        if not os.path.isdir(self.directory):
-            return []
+        """Valid records whose pilot is gone (oldest first); the invalid ones are set aside."""
         found = []
-        for name in sorted(os.listdir(self.directory)):
-            if not name.endswith(".json"):
-                continue
+        for name, match, raw in read_valid(self.directory, _RECORD_RE):
+            jobid = match.group(1)
             try:
-                record = RecoveryRecord(**read_json(os.path.join(self.directory, name)))
-            except Exception as exc:  # an unreadable record must not stop the others
-                logger.warning("ignoring unreadable recovery record %s: %s", name, exc)
+                record = RecoveryRecord(**raw)
+            except TypeError as exc:
+                set_aside(self.directory, name, f"not a recovery record: {exc}")
+                continue
+            problem = self.check(jobid, record)
+            if problem == "acknowledged":
+                logger.info("job %s: its final update was acknowledged: nothing to recover", jobid)
+                self.remove(jobid)
+                continue
+            if problem:
+                set_aside(self.directory, name, problem)
                 continue
             if not pilot_alive(record.pilot_pid, record.pilot_start):
                 found.append(record)
         return sorted(found, key=lambda r: r.updated)
 
+    def check(self, jobid: str, record: RecoveryRecord) -> str:
+        """Why ``record`` (found under ``jobid``) must not be believed; '' when it may."""
+        if record.jobid != jobid or not isinstance(record.definition, dict) \
+                or str(record.definition.get("PandaID", "")) != jobid:
+            return "the record does not name the job of its file name"
+        if not isinstance(record.state, dict) or not isinstance(record.errors, list) \
+                or not isinstance(record.transferred, list):
+            return "malformed record"
+        if not all(isinstance(v, int) and not isinstance(v, bool)
+                   for v in (record.pilot_pid, record.pilot_start, record.attempts)) \
+                or not isinstance(record.updated, (int, float)):
+            return "malformed record"
+        numeric = [record.state.get(n) for n in _NUMERIC_FIELDS]
+        if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in numeric):
+            return "malformed record"
+        if not all(isinstance(e, list) and e and isinstance(e[0], int) for e in record.errors):
+            return "malformed record"
+        if self.ledger is not None:
+            if not self.ledger.knows(jobid):
+                return f"job {jobid} was never run by this pilot tree"
+            if self.ledger.is_acknowledged(jobid):
+                return "acknowledged"
+        if self.layout is not None and not self.layout.workdir_inside(record.state.get("workdir"), jobid):
+            return f"work dir {str(record.state.get('workdir'))[:200]!r} is not this tree's work dir of job {jobid}"
+        try:
+            job = JobData.from_definition(record.definition)
+        except Exception as exc:  # a definition the pilot cannot use
+            return f"unusable job definition: {exc}"
+        names = [spec.lfn for spec in job.all_outputs] + [str(x) for x in record.transferred]
+        bad = [n for n in names if not _SAFE_NAME_RE.match(n) or n in (".", "..")]
+        if bad:
+            return f"file name(s) not inside the work dir: {bad[:3]}"
+        return ""
+
 
 def restore(record: RecoveryRecord) -> JobData:
-    """Rebuild a job from its record, ready for stage-out."""
+    """Rebuild a job from its (checked) record, ready for stage-out."""
     job = JobData.from_definition(record.definition)
     job.errors.clear()
     for entry in record.errors:
         if int(entry[0]) not in TRANSIENT_STAGEOUT_CODES:  # those are the reason to try again
             job.errors.add(int(entry[0]), str(entry[1]) if len(entry) > 1 else "")
-    for name, value in record.state.items():
-        setattr(job, name, value)
+    for name in _STATE_FIELDS:  # only the fields the pilot writes, never an attribute a record names
+        if name in record.state:
+            setattr(job, name, record.state[name])
     done = set(record.transferred)
     for spec in job.all_outputs:
         spec.workdir = job.workdir
@@ -136,8 +201,14 @@ def restore(record: RecoveryRecord) -> JobData:
 def resume_orphans(ctx: Any) -> list:
     """Hand the jobs left by pilots that are gone to this pilot's stage-out; return their ids."""
     area = ctx.recovery
+    outbox = getattr(ctx.reporter, "outbox", None)
     resumed = []
     for record in area.orphans():
+        if outbox is not None and os.path.lexists(outbox.path(record.jobid)):
+            # its final update was made and stored: the outbox delivers it, nothing is staged out again
+            logger.info("job %s: its final update is in the outbox: not recovered again", record.jobid)
+            area.remove(record.jobid)
+            continue
         try:
             job = restore(record)
         except Exception as exc:  # a record we cannot use must not block the pilot

@@ -11,18 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import CommunicationFailure
 from pilot.info.jobdata import JobData
 from pilot.util import constants as c
-from pilot.util.filehandling import read_json, write_json_atomic
+from pilot.util.filehandling import write_json_atomic
 from pilot.util.jobmetrics import default_job_metrics
+from pilot.util.statefile import Ledger, read_valid, set_aside
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +47,42 @@ class SiteInfo:
     cpu_consumption_unit: str = ""
 
 
+#: the format of startTime and endTime: the only one both server generations parse (0.8 drops others
+#: silently, 1.x logs "Invalid startTime"); the server keeps its times in UTC
+SERVER_TIME = "%Y-%m-%d %H:%M:%S"
+
+#: the pilot's job sub-state per phase (the phase a final update ended in is taken from the job's timing)
+_SUBSTATE = {"received": "setup", "validated": "setup", "stagein": "stagein", "payload": "running",
+             "stageout": "stageout"}
+
+
 def timestamp(epoch: Optional[float] = None) -> str:
     """Local ISO-8601 time with the UTC offset, as the server expects."""
     return datetime.fromtimestamp(epoch if epoch is not None else time.time()).astimezone().isoformat(
         timespec="seconds")
+
+
+def server_time(epoch: float) -> str:
+    """``epoch`` as UTC ``%Y-%m-%d %H:%M:%S`` (startTime and endTime)."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime(SERVER_TIME)
+
+
+def job_substate(job: JobData) -> str:
+    """The pilot's sub-state of ``job``: setup, stagein, running or stageout.
+
+    A finished or failed job keeps the sub-state of the last phase it reached.
+    """
+    phase = getattr(job.phase, "value", str(job.phase))
+    if phase in _SUBSTATE:
+        return _SUBSTATE[phase]
+    reached = [p for p in ("stageout", "payload", "stagein") if p in job.timing]
+    return _SUBSTATE[reached[0]] if reached else "setup"
+
+
+def mean_core_count(job: JobData) -> Optional[float]:
+    """The mean of the actual core counts sampled while the payload ran (None before any sample)."""
+    samples = [c for c in getattr(job, "corecounts", None) or [] if isinstance(c, (int, float)) and c > 0]
+    return round(sum(samples) / len(samples), 2) if samples else None
 
 
 def pilot_timing(job: JobData, pilot_start: float) -> str:
@@ -82,8 +116,9 @@ def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float,
         "node": site.node,
         "attemptNr": job.attemptnr,
         "pilotID": site.pilot_id,
-        "startTime": int(job.starttime),  # epoch when the job was received (compat §4.4)
+        "startTime": server_time(job.starttime),  # when the job was received
         "coreCount": job.corecount,
+        "jobSubStatus": job_substate(job),
         "jobMetrics": job_metrics if job_metrics is not None else default_job_metrics(job),
         "cpuConversionFactor": site.cpu_conversion_factor,
     }
@@ -91,6 +126,9 @@ def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float,
         data["schedulerID"] = site.scheduler_id
     if site.batch_id:
         data["batchID"] = site.batch_id
+    mean = mean_core_count(job)
+    if mean is not None:
+        data["meanCoreCount"] = mean
     if job.nevents:
         data["nEvents"] = job.nevents
     if job.cpuconsumptiontime is not None:
@@ -115,7 +153,7 @@ def _final_fields(job: JobData, pilot_start: float) -> dict:
         "exeErrorCode": job.exeerrorcode,
         "exeErrorDiag": job.exeerrordiag,
         "pilotTiming": pilot_timing(job, pilot_start),
-        "endTime": timestamp(job.endtime or time.time()),
+        "endTime": server_time(job.endtime or time.time()),
     }
     if job.log_extracts:
         fields["pilotLog"] = job.log_extracts[-MAX_PILOTLOG:]
@@ -126,18 +164,30 @@ def _final_fields(job: JobData, pilot_start: float) -> dict:
     return fields
 
 
-class Outbox:
-    """Final updates kept on disk until the server has them."""
+_FINAL_RE = re.compile(r"^([0-9]{1,20})\.final\.json$")
+_RANGES_RE = re.compile(r"^ranges-([0-9]+\.[0-9]{6}-[0-9a-f]{8})\.json$")
+FINAL_STATES = ("finished", "failed", "closed", "cancelled")
 
-    def __init__(self, directory: str) -> None:
+
+class Outbox:
+    """Final updates kept on disk until the server has them.
+
+    What is read back is checked (:mod:`pilot.util.statefile`): a final update is believed only when
+    its file is a regular file of the pilot of bounded size, it names the job of its file name, that
+    job is in the ledger of this pilot tree (when a ledger is given) and not yet acknowledged, and its
+    fields are a final update of that job. Anything else is set aside and never sent.
+    """
+
+    def __init__(self, directory: str, ledger: Optional[Ledger] = None) -> None:
         self.directory = directory
+        self.ledger = ledger
         self._lock = threading.Lock()
 
     def path(self, jobid: str) -> str:
         return os.path.join(self.directory, f"{jobid}.final.json")
 
     def put(self, jobid: str, fields: dict) -> None:
-        """Store the final update of ``jobid`` (replacing an older one)."""
+        """Store the final update of ``jobid`` (replacing an older one); raises OSError (e.g. ENOSPC)."""
         with self._lock:
             write_json_atomic(self.path(jobid), {"jobid": jobid, "fields": fields, "stored": time.time()})
 
@@ -164,32 +214,45 @@ class Outbox:
 
     def pending_ranges(self) -> list:
         """(key, ranges, version) of every stored event-range update, oldest first."""
-        if not os.path.isdir(self.directory):
-            return []
         found = []
-        for name in sorted(os.listdir(self.directory)):
-            if name.startswith("ranges-") and name.endswith(".json"):
-                try:
-                    entry = read_json(os.path.join(self.directory, name))
-                    found.append((name[len("ranges-"):-len(".json")], entry["ranges"], int(entry["version"])))
-                except Exception as exc:  # a broken entry must not block the others
-                    logger.warning("ignoring unreadable outbox entry %s: %s", name, exc)
+        for name, match, entry in read_valid(self.directory, _RANGES_RE):
+            ranges, version = entry.get("ranges"), entry.get("version")
+            if not isinstance(ranges, list) or not isinstance(version, int) or isinstance(version, bool):
+                set_aside(self.directory, name, "not an event-range update")
+                continue
+            found.append((match.group(1), ranges, version))
         return found
 
     def pending(self) -> list:
-        """(jobid, fields) of every stored final update, oldest first."""
-        if not os.path.isdir(self.directory):
-            return []
+        """(jobid, fields) of every stored final update that passes the checks, oldest first."""
         entries = []
-        for name in sorted(os.listdir(self.directory)):
-            if not name.endswith(".final.json"):
+        for name, match, entry in read_valid(self.directory, _FINAL_RE):
+            jobid = match.group(1)
+            problem = self._problem(jobid, entry)
+            if problem == "acknowledged":
+                logger.info("job %s: the final update was already acknowledged: not sent again", jobid)
+                self.remove(jobid)
                 continue
-            try:
-                entry = read_json(os.path.join(self.directory, name))
-                entries.append((entry.get("stored", 0), str(entry["jobid"]), entry["fields"]))
-            except Exception as exc:  # a broken entry must not block the others
-                logger.warning("ignoring unreadable outbox entry %s: %s", name, exc)
+            if problem:
+                set_aside(self.directory, name, problem)
+                continue
+            stored = entry.get("stored", 0)
+            entries.append((stored if isinstance(stored, (int, float)) else 0, jobid, entry["fields"]))
         return [(jobid, fields) for _, jobid, fields in sorted(entries)]
+
+    def _problem(self, jobid: str, entry: dict) -> str:
+        """Why a stored final update must not be sent ('' when it may)."""
+        fields = entry.get("fields")
+        if entry.get("jobid") != jobid or not isinstance(fields, dict):
+            return "the record does not name the job of its file name"
+        if str(fields.get("jobId", "")) != jobid or fields.get("state") not in FINAL_STATES:
+            return "not a final update of this job"
+        if self.ledger is not None:
+            if not self.ledger.knows(jobid):
+                return f"job {jobid} was never run by this pilot tree"
+            if self.ledger.is_acknowledged(jobid):
+                return "acknowledged"
+        return ""
 
 
 class DurableRangeUpdates:
@@ -226,6 +289,7 @@ class Reporter:
         self._lock = threading.Lock()
         self.finalized: set = set()  # jobs whose final update was built: no heartbeat after it
         self.last_update: dict = {}  # jobid -> monotonic time of the last update sent
+        self.unsaved: dict = {}  # jobid -> final fields the outbox could not store (disk full)
 
     def heartbeat(self, job: JobData, state: Optional[str] = None) -> Optional[dict]:
         """Send a non-final update (``state`` overrides, e.g. holding); return the reply or None."""
@@ -238,16 +302,52 @@ class Reporter:
         return self._send(job.jobid, fields, final=False)
 
     def final(self, job: JobData) -> bool:
-        """Store and send the final update; True when the server acknowledged it."""
+        """Store and send the final update; True when the server acknowledged it.
+
+        A failure to store it (a full disk) does not stop the send: the fields are sent from memory
+        and kept in :attr:`unsaved`, whose outbox write is retried by :meth:`retry_unsaved`.
+        """
         self.finalized.add(job.jobid)
         fields = build_update(job, self.site, final=True, pilot_start=self.pilot_start,
                               job_metrics=self._metrics(job))
-        if self.outbox is not None:
-            self.outbox.put(job.jobid, fields)
+        self._store(job.jobid, fields)
         reply = self._send(job.jobid, fields, final=True)
-        if reply is not None and self.outbox is not None:
-            self.outbox.remove(job.jobid)
+        if reply is not None:
+            self.acknowledge(job.jobid)
         return reply is not None
+
+    def is_stored(self, jobid: str) -> bool:
+        """Whether the final update of ``jobid`` is safe: delivered, or in the outbox."""
+        return jobid not in self.unsaved
+
+    def _store(self, jobid: str, fields: dict) -> bool:
+        if self.outbox is None:
+            return True
+        try:
+            self.outbox.put(jobid, fields)
+        except OSError as exc:
+            logger.error("job %s: cannot store the final update in the outbox (%s): sending it from memory",
+                         jobid, exc)
+            self.unsaved[jobid] = fields
+            return False
+        self.unsaved.pop(jobid, None)
+        return True
+
+    def retry_unsaved(self) -> int:
+        """Write the final updates the outbox could not take earlier; return how many are still unsaved."""
+        for jobid, fields in list(self.unsaved.items()):
+            if self._store(jobid, fields):
+                logger.info("job %s: the final update is now stored in the outbox", jobid)
+        return len(self.unsaved)
+
+    def acknowledge(self, jobid: str) -> None:
+        """The server has the final update: mark it acknowledged (atomically) first, then drop the copies."""
+        self.unsaved.pop(jobid, None)
+        if self.outbox is None:
+            return
+        if self.outbox.ledger is not None:
+            self.outbox.ledger.acknowledged(jobid)
+        self.outbox.remove(jobid)
 
     def _metrics(self, job: JobData) -> str:
         try:
@@ -257,9 +357,10 @@ class Reporter:
             return default_job_metrics(job)
 
     def flush_outbox(self) -> int:
-        """Resend stored final updates; return how many were delivered."""
+        """Resend stored final updates (and those only in memory); return how many were delivered."""
         if self.outbox is None or not self.enabled:
             return 0
+        self.retry_unsaved()
         delivered = 0
         for key, ranges, version in self.outbox.pending_ranges():
             try:
@@ -269,10 +370,13 @@ class Reporter:
                 continue
             self.outbox.remove_ranges(key)
             delivered += 1
-        for jobid, fields in self.outbox.pending():
+        pending = self.outbox.pending()
+        stored = {jobid for jobid, _ in pending}
+        pending += [(jobid, fields) for jobid, fields in list(self.unsaved.items()) if jobid not in stored]
+        for jobid, fields in pending:
             logger.info("resending the stored final update of job %s", jobid)
             if self._send(jobid, fields, final=True) is not None:
-                self.outbox.remove(jobid)
+                self.acknowledge(jobid)
                 delivered += 1
         return delivered
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.util.filehandling import md5_hexdigest, safe_join
+from pilot.util.filehandling import checksums_equal, md5_hexdigest, safe_join
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,11 @@ def run_cancellable(cmd: Any, timeout: float, env: Optional[dict] = None, cwd: O
     ``CANCEL_CHECK`` seconds while the command runs.
     """
     from pilot.util.processes import CommandResult, kill_process_tree
+    if logger.isEnabledFor(logging.DEBUG):  # -d: the command as run, tokens and secrets hidden
+        text = cmd if isinstance(cmd, str) else " ".join(str(word) for word in cmd)
+        logger.debug("transfer command (time-out %.0f s, cwd %s): %s", timeout, cwd or ".",
+                     re.sub(r"((?:authz|access_token|token|password|secret)[=:])[^&\s'\"]+", r"\1***", text,
+                            flags=re.IGNORECASE))
     try:
         proc = subprocess.Popen(cmd, shell=shell, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace")
@@ -204,6 +209,8 @@ def run_cancellable(cmd: Any, timeout: float, env: Optional[dict] = None, cwd: O
         step = remaining if stop_event is None else min(CANCEL_CHECK, remaining)
         try:
             out, err = proc.communicate(timeout=max(step, 0.001))
+            logger.debug("transfer command PID %d ended with %s; stderr: %s", proc.pid, proc.returncode,
+                         (err or "").strip()[-300:] or "(empty)")
             return CommandResult(proc.returncode, out, err), False
         except subprocess.TimeoutExpired:
             cancelled = stop_event is not None and stop_event.is_set()
@@ -335,6 +342,26 @@ def merge_destinations(files: list) -> dict:
 
 
 merge_destination = merge_destinations  # the name used in the project brief
+
+
+def settle_existing(fspec: Any, where: str, remote_adler32: str) -> None:
+    """A stage-out found ``where`` already taken: the same file is a success, anything else 1221 FILEEXISTS.
+
+    Storage is never overwritten by a job: every copytool uploads without its overwrite mode (or checks
+    first) and comes here when the destination exists. With the local adler32 equal to the storage's
+    the file counts as transferred (a recovered job's output, a retried upload whose reply was lost);
+    a different or unknown checksum leaves the replica untouched and fails the file with 1221.
+    """
+    local = (fspec.checksum or {}).get("adler32") or ""
+    if remote_adler32 and local and checksums_equal(remote_adler32, local):
+        logger.info("%s is already at %s with the same adler32 %s: not copied again", fspec.lfn, where, local)
+        fspec.remote_checksum = {"adler32": remote_adler32.lower().zfill(8)}
+        fspec.turl = fspec.turl or fspec.surl or where
+        fspec.status, fspec.status_code = "transferred", 0
+        return
+    raise PilotException(f"{where} already exists with adler32 {remote_adler32 or 'unknown'} (local {local}): "
+                         "the replica is left untouched", code=ErrorCodes.FILEEXISTS, state="FILE_EXISTS",
+                         kind=EXISTS)
 
 
 def mark_failed(fspec: Any, exc: PilotException) -> None:

@@ -1,4 +1,7 @@
-"""The ``gfal`` copytool (also ``gfalcopy``): ``gfal-copy --verbose -f -t <timeout> -K adler32:<value>``.
+"""The ``gfal`` copytool (also ``gfalcopy``): ``gfal-copy --verbose [-f] -t <timeout> -K adler32:<value>``.
+
+``-f`` only for stage-in (the work dir file); stage-out never overwrites storage: an existing destination
+is compared by ``gfal-sum`` (same adler32: success, else 1221 FILEEXISTS).
 
 gfal2 checks the checksum on both ends itself: on stage-in against the job's adler32, on stage-out
 against the adler32 computed locally before the upload. A storage that cannot compute checksums
@@ -20,7 +23,8 @@ from typing import Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import get_copysetup, get_timeout, local_file_path, mark_failed, run_tool
+from pilot.copytool.common import (EXISTS, get_copysetup, get_timeout, local_file_path, mark_failed, run_tool,
+                                   settle_existing)
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +51,21 @@ def _env() -> dict:
     return {}
 
 
-def _command(src: str, dst: str, timeout: int, checksum: str) -> list:
-    cmd = ["gfal-copy", "--verbose", "-f", "-t", str(timeout)]
+def _command(src: str, dst: str, timeout: int, checksum: str, overwrite: bool = True) -> list:
+    cmd = ["gfal-copy", "--verbose"] + (["-f"] if overwrite else []) + ["-t", str(timeout)]
     cmd += ["-K", f"adler32:{checksum}" if checksum else "adler32"]
     return cmd + [src, dst]
 
 
-def remove_existing(url: str, setup: str = "") -> None:
-    """Delete a file already at ``url`` (a stale storage checksum of an overwritten file fails ``-K``)."""
+def remote_adler32(url: str, setup: str = "") -> str:
+    """The adler32 the storage reports for ``url`` (``gfal-sum``; '' when it cannot tell)."""
     try:
-        run_tool(["gfal-rm", url], 60, setup, _env(), is_stagein=False, quiet=True)
-        logger.info("removed existing %s before the upload", url)
+        output = run_tool(["gfal-sum", url, "ADLER32"], 60, setup, _env(), is_stagein=False, quiet=True)
     except PilotException:
-        pass  # usually: no such file
+        return ""
+    parts = output.split()
+    value = parts[-1] if len(parts) >= 2 else ""
+    return value.lower().zfill(8) if all(c in "0123456789abcdefABCDEF" for c in value) and value else ""
 
 
 def copy_in(files: list, **kwargs: Any) -> list:
@@ -125,9 +131,14 @@ def copy_out(files: list, **kwargs: Any) -> list:
                                      state="NO_PROTOCOL", kind="config")
             src = "file://" + os.path.abspath(local_file_path(fspec, kwargs.get("workdir", "")))
             timeout = get_timeout(fspec.filesize)
-            remove_existing(fspec.surl, setup)
-            run_tool(_command(src, fspec.surl, timeout, fspec.checksum.get("adler32", "")), timeout + 60, setup,
-                     _env(), is_stagein=False, stop_event=stop)
+            try:  # without -f: an existing replica is never overwritten
+                run_tool(_command(src, fspec.surl, timeout, fspec.checksum.get("adler32", ""), overwrite=False),
+                         timeout + 60, setup, _env(), is_stagein=False, stop_event=stop)
+            except PilotException as exc:
+                if exc.kwargs.get("kind") != EXISTS:
+                    raise
+                settle_existing(fspec, fspec.surl, remote_adler32(fspec.surl, setup))
+                continue
             fspec.turl = fspec.surl
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:

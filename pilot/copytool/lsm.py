@@ -8,16 +8,23 @@ Contract (the site provides the commands; they are not part of any package)::
 Exit 0 means the file arrived with the given size and checksum; anything else is a failure whose
 output is classified like every other tool's. The source of a stage-in is the replica chosen by the
 Data API (storage read protocol or ``--input-dir``); the destination of a stage-out is the SURL.
+
+Storage is never overwritten by the pilot: a local (``file://``) destination that exists is settled
+before ``lsm-put`` runs (same adler32: success, else 1221 FILEEXISTS); for a remote one the site's
+``lsm-put`` must refuse an existing file (its "File exists" output is classified 1221).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import get_copysetup, get_timeout, local_file_path, mark_failed, run_tool
+from pilot.copytool.common import (get_copysetup, get_timeout, is_local_url, local_file_path, mark_failed,
+                                   run_tool, settle_existing, url_to_path)
+from pilot.util.filehandling import calculate_checksum
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,13 @@ def _options(fspec: Any) -> list:
     return opts
 
 
+def _local_adler32(path: str) -> str:
+    try:
+        return calculate_checksum(path, "adler32")
+    except PilotException:
+        return ""
+
+
 def copy_in(files: list, **kwargs: Any) -> list:
     """``lsm-get`` each file into the work dir."""
     setup = get_copysetup(kwargs.get("copytools"), "lsm")
@@ -78,6 +92,9 @@ def copy_out(files: list, **kwargs: Any) -> list:
                 raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                                      state="NO_PROTOCOL", kind="config")
             src = local_file_path(fspec, kwargs.get("workdir", ""))
+            if is_local_url(fspec.surl) and os.path.lexists(url_to_path(fspec.surl)):
+                settle_existing(fspec, fspec.surl, _local_adler32(url_to_path(fspec.surl)))
+                continue
             run_tool(["lsm-put"] + _options(fspec) + [src, fspec.surl], get_timeout(fspec.filesize), setup,
                      is_stagein=False, stop_event=kwargs.get("stop_event"))
             fspec.turl = fspec.surl

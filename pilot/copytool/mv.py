@@ -34,9 +34,10 @@ from typing import Any, Iterator
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import (cancelled_error, is_local_url, local_file_path, mark_failed, tool_setting,
-                                   transfer_error, url_to_path)
+from pilot.copytool.common import (cancelled_error, is_local_url, local_file_path, mark_failed, settle_existing,
+                                   tool_setting, transfer_error, url_to_path)
 from pilot.util.filehandling import calculate_checksum, remove_file, safe_join
+from pilot.util.safefile import create_exclusive, open_checked, private_name
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,12 @@ def copy_out(files: list, **kwargs: Any) -> list:
                 fspec.turl = fspec.surl
             else:
                 dst, act_line = _act_destination(fspec, src, kwargs.get("ddmconf") or {})
-            _place(src, dst, mode, makedirs=True, stop=kwargs.get("stop_event"))
+            if os.path.lexists(dst):  # storage is never overwritten: the same file is a success, else 1221
+                if not fspec.checksum.get("adler32"):
+                    fspec.checksum["adler32"] = calculate_checksum(src, "adler32")
+                settle_existing(fspec, dst, _local_adler32(dst))
+                continue
+            _place_new(src, dst, mode, stop=kwargs.get("stop_event"))
             if act_line:  # listed for ARC only once the file is there
                 _append_output_list(os.path.dirname(dst), act_line)
             if os.path.isfile(dst) and not os.path.islink(dst):
@@ -200,8 +206,8 @@ def _copy_data(src: str, dst: str, stop: Any = None, is_stagein: bool = True) ->
     The bytes move in-kernel (``os.sendfile``) in ``COPY_STEP`` pieces, so a cancelled transfer of a
     large file stops within one step instead of at the end of the file.
     """
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        size = os.fstat(fin.fileno()).st_size
+    with open_checked(src) as fin, os.fdopen(create_exclusive(dst, 0o600), "wb") as fout:
+        size = fin.size  # a source that grew meanwhile is copied as far as fstat saw it
         offset = 0
         while offset < size:
             if stop is not None and stop.is_set():
@@ -211,7 +217,6 @@ def _copy_data(src: str, dst: str, stop: Any = None, is_stagein: bool = True) ->
             except OSError as exc:
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or offset:
                     raise
-                fin.seek(0)
                 shutil.copyfileobj(fin, fout, COPY_STEP)  # a file system without sendfile
                 break
             if sent == 0:
@@ -245,7 +250,7 @@ def _place(src: str, dst: str, mode: str, makedirs: bool = False, stop: Any = No
     ``dst`` the source is untouched, so a failure never costs the job its file.
     """
     is_stagein = not makedirs
-    tmp = f"{dst}.part{os.getpid()}"
+    tmp = private_name(dst)
     try:
         if makedirs:
             os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
@@ -272,6 +277,68 @@ def _place(src: str, dst: str, mode: str, makedirs: bool = False, stop: Any = No
         msg = f"{exc.strerror or exc}: {exc.filename2 or exc.filename or src}"
         raise transfer_error(f"{msg}; {note}" if note else msg, is_stagein) from None
     logger.info("%s %s -> %s", mode, src, dst)
+
+
+def _local_adler32(path: str) -> str:
+    """The adler32 of an existing destination file ('' when it is not a regular file or cannot be read)."""
+    try:
+        return calculate_checksum(path, "adler32")
+    except PilotException:
+        return ""
+
+
+def _place_new(src: str, dst: str, mode: str, stop: Any = None) -> None:
+    """Stage-out: put ``src`` at ``dst`` only if nothing is there (never replacing a file on storage).
+
+    The copy goes to a fresh private name (``O_EXCL | O_NOFOLLOW``) and is hard-linked to ``dst``
+    (``link`` fails when the name is taken, atomically); a move links the source itself when both are on
+    one file system; a symlink is made at ``dst`` directly (``symlink`` never replaces either). A taken
+    name found at the last step is settled like one found before (same file: success, else 1221).
+    """
+    try:
+        os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+        if mode == "symlink":
+            os.symlink(os.path.abspath(src), dst)
+        elif mode == "move" and _link_new(src, dst):
+            _drop_source(src, dst)
+        else:
+            tmp = private_name(dst)
+            try:
+                _copy_data(src, tmp, stop, is_stagein=False)
+                if mode == "move":
+                    shutil.copystat(src, tmp)
+                if not _link_new(tmp, dst):  # a file system without hard links: a rename after the check
+                    if os.path.lexists(dst):
+                        raise FileExistsError(errno.EEXIST, "File exists", dst)
+                    os.rename(tmp, dst)
+            finally:
+                remove_file(tmp)
+            if mode == "move":
+                _drop_source(src, dst)
+    except FileExistsError:
+        raise PilotException(f"{dst} appeared while the file was copied: left untouched",
+                             code=ErrorCodes.FILEEXISTS, state="FILE_EXISTS", kind="exists") from None
+    except PilotException:
+        raise
+    except OSError as exc:
+        raise transfer_error(f"{exc.strerror or exc}: {exc.filename2 or exc.filename or src}", False) from None
+    logger.info("%s %s -> %s", mode, src, dst)
+
+
+def _link_new(src: str, dst: str) -> bool:
+    """Hard-link ``src`` as the new name ``dst``; False when the file system cannot (other device, no links).
+
+    ``FileExistsError`` (the name is taken) propagates.
+    """
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            return False
+        raise
+    return True
 
 
 def _drop_source(src: str, dst: str) -> None:

@@ -33,8 +33,9 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool import s3
 from pilot.copytool.rucio import UNREACHABLE
-from pilot.copytool.common import (deterministic_path, join_url, local_file_path, mark_failed,
+from pilot.copytool.common import (deterministic_path, join_url, local_file_path, mark_failed, settle_existing,
                                    transfer_error)
+from pilot.util.safefile import open_checked
 
 logger = logging.getLogger(__name__)
 
@@ -233,8 +234,12 @@ def _upload(fspec: Any, kwargs: dict, clients: dict, keys: dict) -> None:
                              state="NO_PROTOCOL", kind="config")
     creds = _credentials(fspec.surl, fspec, kwargs, keys)
     client, bucket, key = s3.target(fspec.surl, fspec, kwargs, clients, creds.settings)
+    found = s3.existing_adler32(client, bucket, key, fspec.surl)
+    if found is not None:  # never overwrite an object: the same file is a success, else 1221
+        settle_existing(fspec, fspec.surl, found)
+        return
     metadata = {"adler32": fspec.checksum["adler32"]} if fspec.checksum.get("adler32") else {}
-    with open(local_file_path(fspec, kwargs.get("workdir", "")), "rb") as handle:
+    with open_checked(local_file_path(fspec, kwargs.get("workdir", ""))) as handle:
         reader = Adler32Reader(handle)
         size = s3.upload(client, bucket, key, reader, fspec.surl, metadata, stop=kwargs.get("stop_event"))
     if size != reader.size:

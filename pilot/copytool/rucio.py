@@ -25,7 +25,8 @@ from typing import Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import get_timeout, local_file_path, mark_failed, transfer_error
+from pilot.copytool.common import get_timeout, local_file_path, mark_failed, settle_existing, transfer_error
+from pilot.util.filehandling import remove_file
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ allowed_schemas = ["root", "davs", "https", "file", "srm", "gsiftp", "storm"]
 check_availablespace = True
 
 SUMMARY_FILE = "rucio_upload.json"
+SUMMARY_MAX = 4 * 1024 * 1024  # bytes of an upload summary the pilot reads at most
 #: rucio-clients' XRootD protocol: a plain ``xrdcp -f PFN DEST`` per file (after an ``xrdfs query config``)
 XROOTD_IMPL = "rucio.rse.protocols.xrootd.Default"
 DOWNLOADED = ("DONE", "ALREADY_DONE", "FOUND_IN_PCACHE")
@@ -294,20 +296,56 @@ def _upload(fspec: Any, kwargs: dict) -> None:
     if fspec.dataset and not item["no_register"]:
         item["dataset_scope"], item["dataset_name"] = fspec.scope, fspec.dataset
     summary_path = os.path.join(os.path.dirname(src), SUMMARY_FILE)
+    remove_file(summary_path)  # a name the payload may have planted (a link): the client writes a new file
+    clients = _clients()
     try:
-        _clients().upload.upload([item], summary_file_path=summary_path)
+        clients.upload.upload([item], summary_file_path=summary_path)
     except PilotException:
         raise
     except Exception as exc:
+        if type(exc).__name__ in ("NoFilesUploaded", "FileReplicaAlreadyExists"):
+            # Rucio skips (or refuses) a file already on the RSE without comparing it: compare here
+            found = existing_adler32(clients, rse, fspec)
+            if found is not None:
+                settle_existing(fspec, f"{rse}:{fspec.scope}:{fspec.lfn}", found)
+                return
         raise transfer_error(f"{type(exc).__name__}: {exc}", is_stagein=False) from None
     _read_summary(fspec, summary_path)
 
 
-def _read_summary(fspec: Any, path: str) -> None:
+def existing_adler32(clients: Any, rse: str, fspec: Any) -> Any:
+    """The adler32 of the file already at its place on ``rse`` ('' unknown), None when nothing is there."""
     try:
-        with open(path) as handle:
-            summary = json.load(handle)
-    except (OSError, ValueError) as exc:
+        from rucio.rse import rsemanager as rsemgr
+
+        info = rsemgr.get_rse_info(rse, vo=clients.upload.client.vo)
+        did = {"scope": fspec.scope, "name": fspec.lfn}
+        pfn = list(rsemgr.lfns2pfns(info, [did], operation="write").values())[0]
+        protocol = rsemgr.create_protocol(info, "read")
+        protocol.connect()
+        try:
+            if not protocol.exists(pfn):
+                return None
+            try:
+                return str(protocol.stat(pfn).get("adler32") or "")
+            except Exception:  # the protocol cannot stat: an existing file of unknown content
+                return ""
+        finally:
+            protocol.close()
+    except Exception as exc:
+        logger.warning("cannot look at %s:%s on %s: %s", fspec.scope, fspec.lfn, rse, exc)
+        return None
+
+
+def _read_summary(fspec: Any, path: str) -> None:
+    from pilot.util.safefile import open_checked
+
+    try:
+        with open_checked(path) as handle:
+            if handle.size > SUMMARY_MAX:
+                raise ValueError(f"{handle.size} bytes, more than a summary can be")
+            summary = json.loads(handle.read())
+    except (OSError, ValueError, PilotException) as exc:
         logger.warning("no usable %s: %s", path, exc)
         return
     entry = summary.get(f"{fspec.scope}:{fspec.lfn}") or {}

@@ -12,7 +12,9 @@ storage protocol (``rprotocols[<id>].settings``) whose endpoint matches the URL,
 
 S3 has no adler32: a download is checked by the Data API against the job's checksum (it reads the
 file); an upload is checked by size (``HEAD``), boto3 sends the body's checksum for the server to
-verify, and the local adler32 is stored as object metadata ``adler32``. Transfers run in-process; a
+verify, and the local adler32 is stored as object metadata ``adler32``. An object is never replaced: a
+``HEAD`` first, and an existing object with the same ``adler32`` metadata is a success, any other 1221
+FILEEXISTS. Transfers run in-process; a
 cancel (the transfer's stop event) is looked at in boto3's progress callback, so it also stops the
 object being moved, within one chunk.
 """
@@ -26,7 +28,8 @@ from urllib.parse import urlparse
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import cancelled_error, get_timeout, local_file_path, mark_failed, transfer_error
+from pilot.copytool.common import (cancelled_error, get_timeout, local_file_path, mark_failed, settle_existing,
+                                   transfer_error)
 from pilot.util.filehandling import remove_file
 
 logger = logging.getLogger(__name__)
@@ -167,6 +170,10 @@ def _copy_out(files: list, kwargs: dict, clients: dict) -> None:
                 raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                                      state="NO_PROTOCOL", kind="config")
             client, bucket, key = target(fspec.surl, fspec, kwargs, clients)
+            found = existing_adler32(client, bucket, key, fspec.surl)
+            if found is not None:  # never overwrite an object: the same file is a success, else 1221
+                settle_existing(fspec, fspec.surl, found)
+                continue
             src = local_file_path(fspec, kwargs.get("workdir", ""))
             metadata = {"adler32": fspec.checksum["adler32"]} if fspec.checksum.get("adler32") else {}
             size = upload(client, bucket, key, src, fspec.surl, metadata, stop=kwargs.get("stop_event"))
@@ -209,6 +216,22 @@ def download(client: Any, bucket: str, key: str, dst: str, url: str, stop: Any =
     except Exception as exc:
         remove_file(dst + ".part")
         raise s3_error(exc, url, True) from None
+
+
+def existing_adler32(client: Any, bucket: str, key: str, url: str) -> Optional[str]:
+    """None when no object is at ``bucket/key``; else its ``adler32`` metadata ('' when it has none).
+
+    An object without the metadata the pilot stores cannot be shown to be the same file: it counts as
+    different (1221), so it is never replaced.
+    """
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if hasattr(exc, "response") else ""
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise s3_error(exc, url, False) from None
+    return str((head.get("Metadata") or {}).get("adler32") or "")
 
 
 def upload(client: Any, bucket: str, key: str, source: Any, url: str, metadata: dict, stop: Any = None) -> int:

@@ -1,4 +1,8 @@
-"""The ``xrdcp`` copytool: ``xrdcp -np -f --cksum adler32:print SRC DST`` for root:// URLs.
+"""The ``xrdcp`` copytool: ``xrdcp -np [-f] --cksum adler32:print SRC DST`` for root:// URLs.
+
+Stage-in overwrites its own work dir file (``-f``); stage-out never overwrites storage (no ``-f``): when
+the destination exists, its adler32 (``xrdfs query checksum``) decides, the same is a success and a
+different one 1221 FILEEXISTS (:func:`pilot.copytool.common.settle_existing`).
 
 xrdcp prints ``adler32: <value> <url> <size>`` for the written file; the value goes to
 ``fspec.remote_checksum`` and the Data API compares it with the job's (stage-in) or the local
@@ -19,7 +23,8 @@ from typing import Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import get_copysetup, get_timeout, local_file_path, mark_failed, run_tool
+from pilot.copytool.common import (EXISTS, get_copysetup, get_timeout, local_file_path, mark_failed, run_tool,
+                                   settle_existing)
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +59,18 @@ def _env() -> dict:
     return {k: v for k, v in XRD_ENV.items() if k not in os.environ}
 
 
-def remove_existing(url: str, setup: str = "") -> None:
-    """Delete a file already at ``url`` so the upload starts clean (XRootD keeps a cached checksum of an
-    overwritten file in its extended attributes, which a rewrite within the same second does not refresh)."""
+def remote_adler32(url: str, setup: str = "") -> str:
+    """The adler32 XRootD reports for the file at ``url`` ('' when it cannot tell)."""
     match = re.match(r"^(root://[^/]+)(/.*)$", url)
     if not match:
-        return
+        return ""
     try:
-        run_tool(["xrdfs", match.group(1), "rm", match.group(2)], 60, setup, _env(), is_stagein=False, quiet=True)
-        logger.info("removed existing %s before the upload", url)
+        output = run_tool(["xrdfs", match.group(1), "query", "checksum", match.group(2)], 60, setup, _env(),
+                          is_stagein=False, quiet=True)
     except PilotException:
-        pass  # usually: no such file
+        return ""
+    found = re.search(r"adler32\s+([0-9a-fA-F]+)", output)
+    return found.group(1).lower().zfill(8) if found else ""
 
 
 def copy_in(files: list, **kwargs: Any) -> list:
@@ -140,9 +146,14 @@ def copy_out(files: list, **kwargs: Any) -> list:
                 raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                                      state="NO_PROTOCOL", kind="config")
             src = local_file_path(fspec, kwargs.get("workdir", ""))
-            remove_existing(fspec.surl, setup)
-            output = run_tool(["xrdcp", "-np", "-f", "--cksum", "adler32:print", src, fspec.surl],
-                              get_timeout(fspec.filesize), setup, _env(), is_stagein=False, stop_event=stop)
+            try:  # without -f: an existing replica is never overwritten
+                output = run_tool(["xrdcp", "-np", "--cksum", "adler32:print", src, fspec.surl],
+                                  get_timeout(fspec.filesize), setup, _env(), is_stagein=False, stop_event=stop)
+            except PilotException as exc:
+                if exc.kwargs.get("kind") != EXISTS:
+                    raise
+                settle_existing(fspec, fspec.surl, remote_adler32(fspec.surl, setup))
+                continue
             fspec.remote_checksum = parse_checksum(output)
             fspec.turl = fspec.surl
             fspec.status, fspec.status_code = "transferred", 0

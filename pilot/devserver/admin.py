@@ -11,6 +11,7 @@ Admin routes are never subject to failure injection. All admin replies are JSON.
                                        timeout (``timeout`` seconds, default 30)
 ``POST /admin/submit``                 ``{job, count}`` or a bare job dictionary -> ``{pandaids}``
 ``POST /admin/command``                ``{pandaid, command}``: delivered once in an updateJob reply
+``POST /admin/requeue``                ``{pandaid}``: hand the same PandaID out again (duplicate-job fault)
 ``POST /admin/eventranges``            ``{pandaid, ranges: [...]}``; ``GET /admin/eventranges/<id>``
 ``GET|POST|DELETE /admin/inject``      list / add (a rule or ``{rules: [...]}``) / clear rules
 ``POST /admin/reset``                  ``{scope: all|rules|data}`` (default all)
@@ -148,6 +149,18 @@ def _submit(app: "App", request: Request) -> Reply:
     except KeyError as exc:
         return error(409, str(exc.args[0]))
     return Reply(200, {"pandaids": ids})
+
+
+def _requeue(app: "App", request: Request) -> Reply:
+    """Make a job activated again, so the next getJob hands out the same PandaID (duplicate-job fault)."""
+    body = _body(request)
+    try:
+        pandaid = int(body["pandaid"])
+    except (KeyError, TypeError, ValueError):
+        return error(400, "expected {pandaid}")
+    if not app.store.requeue(pandaid):
+        return error(404, f"unknown PandaID {pandaid}")
+    return Reply(200, {"pandaid": pandaid, "state": "activated"})
 
 
 def _command(app: "App", request: Request) -> Reply:
@@ -304,6 +317,7 @@ ROUTES = [
     Route(("GET",), r"/admin/wait/" + _ID, _wait),
     Route(("POST",), r"/admin/submit", _submit),
     Route(("POST",), r"/admin/command", _command),
+    Route(("POST",), r"/admin/requeue", _requeue),
     Route(("POST",), r"/admin/eventranges", _add_ranges),
     Route(("GET",), r"/admin/eventranges/" + _ID, _ranges),
     Route(("GET",), r"/admin/inject", _inject_list),

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from . import admin, info, panda, rest
+from . import admin, files, info, panda, rest
 from .info import InfoData
 from .injection import Injector, Rule
 from .protocol import BadRequest
@@ -38,7 +38,7 @@ class Outcome:
 
 def all_routes() -> list[Route]:
     """The complete route table, in matching order."""
-    return [*panda.ROUTES, *rest.ROUTES, *info.ROUTES, *admin.ROUTES]
+    return [*panda.ROUTES, *rest.ROUTES, *info.ROUTES, *admin.ROUTES, *files.ROUTES]
 
 
 class App:

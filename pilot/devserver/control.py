@@ -103,6 +103,10 @@ class AdminClient:
                 raise TimeoutError(f"job {pandaid} did not reach {state} within {timeout} s") from exc
             raise
 
+    def requeue(self, pandaid: int) -> None:
+        """Make the job activated again: the next getJob hands out the same PandaID (its records stay)."""
+        self._call("POST", "/admin/requeue", {"pandaid": int(pandaid)})
+
     def set_command(self, pandaid: int, command: Optional[str]) -> None:
         """Deliver ``command`` (e.g. "tobekilled") once in the job's next updateJob reply."""
         self._call("POST", "/admin/command", {"pandaid": int(pandaid), "command": command})
@@ -182,6 +186,13 @@ class AdminClient:
     def storage_dir(self) -> str:
         """Root of the LOCAL_DISK storage."""
         return str(self.info.get("storage_dir", ""))
+
+    @property
+    def files_dir(self) -> str:
+        """Directory whose files ``GET /files/<path>`` serves (created on first use)."""
+        path = os.path.join(str(self.info.get("state_dir", "")), "files")
+        os.makedirs(path, exist_ok=True)
+        return path
 
     @property
     def db(self) -> str:

@@ -1,4 +1,5 @@
-"""The REST API of panda-server 1.0 and later: ``/api/v1/pilot/<method>`` and ``/api/v1/event/<method>``.
+"""The REST API of panda-server 1.0 and later: ``/api/v1/pilot/<method>``, ``/api/v1/event/<method>`` and
+``/api/v1/creds/get_proxy`` / ``get_key_pair``.
 
 Modelled on ``pandaserver/api/v1/pilot_api.py`` and ``event_api.py``: POST bodies are JSON objects
 whose members are the snake_case parameters of the server function, GET parameters come in the
@@ -304,6 +305,31 @@ def get_event_range_statuses(app: "App", request: Request) -> Reply:
     return envelope(True, data=data)
 
 
+# ------------------------------------------------------------------------------------ credentials API
+GET_PROXY = {"role": str, "dn": str}
+GET_KEY_PAIR = {"public_key_name": str, "private_key_name": str}
+
+
+def get_proxy(app: "App", request: Request) -> Reply:
+    """The configured proxy (``creds/get_proxy``; data ``{user_proxy}``), like ``getProxy``."""
+    check_params(_query(request, GET_PROXY), GET_PROXY)
+    proxy = app.settings.get("proxy")
+    if not proxy:
+        return envelope(False, "'proxy' not found")
+    return envelope(True, data={"user_proxy": proxy})
+
+
+def get_key_pair(app: "App", request: Request) -> Reply:
+    """A configured key pair by names (``creds/get_key_pair``; data ``{public_key, private_key}``)."""
+    params = check_params(_query(request, GET_KEY_PAIR), GET_KEY_PAIR, ("public_key_name", "private_key_name"))
+    keys = app.settings.get("keypairs") or {}
+    for name in (params["public_key_name"], params["private_key_name"]):
+        if name not in keys:
+            return envelope(False, f"Failed since {name} is missing")
+    return envelope(True, data={"public_key": keys[params["public_key_name"]],
+                                "private_key": keys[params["private_key_name"]]})
+
+
 #: (family, method) -> (HTTP verb, handler)
 METHODS: dict[tuple[str, str], tuple[str, Callable[["App", Request], Reply]]] = {
     ("pilot", "acquire_jobs"): ("POST", acquire_jobs),
@@ -317,6 +343,8 @@ METHODS: dict[tuple[str, str], tuple[str, Callable[["App", Request], Reply]]] = 
     ("event", "update_single_event_range"): ("POST", update_single_event_range),
     ("event", "get_available_event_range_count"): ("GET", get_available_event_range_count),
     ("event", "get_event_range_statuses"): ("GET", get_event_range_statuses),
+    ("creds", "get_proxy"): ("GET", get_proxy),
+    ("creds", "get_key_pair"): ("GET", get_key_pair),
 }
 
 
@@ -339,6 +367,6 @@ def dispatch(app: "App", request: Request) -> Reply:
 
 
 ROUTES = [
-    Route(("GET", "POST"), r"/api/v1/(?P<family>pilot|event)/(?P<method>[a-z_]+)", dispatch, name="{method}",
+    Route(("GET", "POST"), r"/api/v1/(?P<family>pilot|event|creds)/(?P<method>[a-z_]+)", dispatch, name="{method}",
           record=True),
 ]

@@ -25,6 +25,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from .app import App
+from .files import files_dir
 from .info import InfoData
 from .routing import Request
 from .store import Store
@@ -230,7 +231,7 @@ class DevServerRuntime:
             proxy_text = material.client_proxy.read_text(encoding="utf-8")
         if cfg.proxy_file:
             proxy_text = Path(cfg.proxy_file).read_text(encoding="utf-8")
-        app = App(store, info_data, settings={"proxy": proxy_text})
+        app = App(store, info_data, settings={"proxy": proxy_text, "files_dir": files_dir(cfg.state_dir)})
         for rule in cfg.inject:
             app.injector.add(rule)
         return app, context, paths

@@ -209,6 +209,13 @@ class Store:
                     out.append((row["state"], str(definition.get("attemptNr", 1))))
         return out
 
+    def requeue(self, pandaid: int) -> bool:
+        """Hand the same PandaID out again (a server fault, for tests); its records stay. False if unknown."""
+        with self._lock, self._conn:
+            cur = self._conn.execute("UPDATE jobs SET state='activated', state_at=? WHERE pandaid=?",
+                                     (time.time(), pandaid))
+        return cur.rowcount == 1
+
     def set_command(self, pandaid: int, command: Optional[str]) -> bool:
         """Queue a command for the job's next updateJob reply; False when the job is unknown."""
         with self._lock, self._conn:

@@ -1,6 +1,7 @@
 """The event service: event ranges from the server, through the payload's channel, outputs to storage.
 
-* :mod:`.channel` -- the payload channel (local ``SOCK_SEQPACKET`` socket, Pilot 2's yampl messages);
+* :mod:`.channel` -- the payload channel: yampl's "local" context, a ZeroMQ ROUTER on
+  ``ipc:///tmp/zmq_<name>`` (:mod:`.zmqrouter` through pyzmq, else :mod:`.zmtp`, standard library);
 * :mod:`.eventrange` -- the payload's messages and the updateEventRanges records;
 * :mod:`.communicationmanager` -- server calls for ranges (through the pilot's communicator);
 * :mod:`.esprocess` -- ESProcess (the payload and its channel), ESHook, ESManager, MessageThread;

@@ -1,7 +1,8 @@
 """A small event-service payload for tests and demos: it speaks the pilot's payload channel.
 
-``python testpayload.py [options]`` (or ``python -m pilot.eventservice.testpayload``) connects to the
-channel named in ``PILOT_EVENTRANGECHANNEL``, asks for ranges (``Ready for events``), "processes"
+``python testpayload.py [options]`` (or ``python -m pilot.eventservice.testpayload``) connects a
+DEALER (the standard-library ZMTP client of ``zmtp.py``) to the channel named in
+``PILOT_EVENTRANGECHANNEL`` (``ipc:///tmp/zmq_<name>``), asks for ranges (``Ready for events``), "processes"
 each range by writing one output file ``<prefix>.<rangeID>`` in the current directory (a line per
 event, naming the input file and, when the input is in the directory, its size and adler32), and
 reports ``<path>,ID:<rangeID>,CPU:<n>,WALL:<n>`` -- or ``ERR_... <rangeID>: <text>`` for the ranges
@@ -18,16 +19,52 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
 import zlib
 
 try:
-    from pilot.eventservice.channel import ChannelClient
-except ImportError:  # run as a plain file next to channel.py
+    from pilot.eventservice.zmtp import DealerClient
+except ImportError:  # run as a plain file next to zmtp.py
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from channel import ChannelClient  # type: ignore[no-redef]
+    from zmtp import DealerClient  # type: ignore[no-redef]
+
+READY = "Ready for events"
+NO_MORE_EVENTS = "No more events"
+
+
+class ChannelClient:
+    """The payload side: ranges asked for and results reported over one DEALER connection."""
+
+    def __init__(self, name: str = "") -> None:
+        name = name or os.environ.get("PILOT_EVENTRANGECHANNEL", "")
+        name = name or "".join(re.findall(r'EventRangeChannel="([^"]+)"', " ".join(sys.argv))[:1])
+        if not name:
+            raise ValueError("no event range channel: set PILOT_EVENTRANGECHANNEL")
+        self.dealer = DealerClient(f"/tmp/zmq_{name}")
+
+    def request_ranges(self) -> list | None:
+        """Send ``Ready for events``; return the ranges, or None for ``No more events``."""
+        self.dealer.send(READY)
+        reply = self.dealer.receive()
+        if reply == NO_MORE_EVENTS:
+            return None
+        ranges = json.loads(reply)
+        return ranges if isinstance(ranges, list) else [ranges]
+
+    def report_output(self, path: str, range_id: str, cpu: float, wall: float) -> None:
+        self.dealer.send(f"{path},ID:{range_id},CPU:{int(round(cpu))},WALL:{int(round(wall))}")
+
+    def report_error(self, range_id: str, text: str, kind: str = "ERR_TE_RANGE") -> None:
+        self.dealer.send(f"{kind} {range_id}: {text}")
+
+    def __enter__(self) -> "ChannelClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dealer.close()
 
 
 def _adler32(path: str) -> str:
@@ -143,6 +180,7 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--exit-code", type=int, default=0)
     parser.add_argument("--ignore-no-more-events", action="store_true", help="hang after 'No more events'")
     parser.add_argument("--pid-file", default="")
+    parser.add_argument("--preExec", default="", help="AthenaMP's flags; the channel name is read from it")
     opts = parser.parse_args(argv)
     return run_merge(opts) if opts.mode == "merge" else run_process(opts)
 

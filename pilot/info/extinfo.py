@@ -235,8 +235,8 @@ class ExtInfoProvider:
     def _http_get(self, url: str) -> bytes:
         http = self.http
         if http is None:
-            from pilot.util.https import HttpClient
-            http = self.http = HttpClient()
+            from pilot.util.https import shared_client
+            http = self.http = shared_client()
         elif isinstance(http, type):
             http = self.http = http()
         try:

@@ -169,6 +169,7 @@ class JobData:
     exeerrorcode: int = 0
     exeerrordiag: str = ""
     cpuconsumptiontime: Optional[float] = None
+    corecounts: list = field(default_factory=list)  # actual core counts sampled while the payload ran
     cpuconversionfactor: float = 1.0
     cpuconsumptionunit: str = ""
     nevents: int = 0

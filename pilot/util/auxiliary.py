@@ -35,6 +35,7 @@ _TRANSLATION = (
     (ErrorCodes.MIDDLEWAREIMPORTFAILURE, 76, "Could not import middleware"),
     (ErrorCodes.MISSINGINPUTFILE, 77, "Input file missing on storage"),
     (ErrorCodes.PANDAQUEUENOTACTIVE, 78, "PanDA queue is not active"),
+    (ErrorCodes.COMMUNICATIONFAILURE, 79, "No answer from the PanDA server"),  # Pilot 3's status for 1318
     (ErrorCodes.KILLSIGNAL, 137, "Ended by a kill signal"),
     (ErrorCodes.SIGTERM, 143, "Ended by SIGTERM"),
     (ErrorCodes.SIGQUIT, 131, "Ended by SIGQUIT"),

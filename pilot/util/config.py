@@ -37,6 +37,7 @@ ENV_CONFIG_VARIABLE = "HARVESTER_PILOT_CONFIG"
 
 _ENV_REFERENCE = re.compile(r"^\$(?:\{(\w+)\}|(\w+))$")
 _INTEGER = re.compile(r"^-?\d+$")
+_NUMBER = re.compile(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _MISSING = object()  # "no default given"
 _ABSENT = object()   # "key not present" (internal)
 
@@ -135,6 +136,7 @@ class Config:
         self._data: Dict[str, Dict[str, str]] = {}
         self._overrides: Dict[str, Dict[str, str]] = {}
         self._sources: List[str] = []
+        self._origins: Dict[tuple, str] = {}  # (lower-cased section, key) -> file that set it last
         if load:
             self.reload()
 
@@ -164,18 +166,25 @@ class Config:
             self._extra = [str(path) for path in extra]
         data: Dict[str, Dict[str, str]] = {}
         sources = []
+        origins: Dict[tuple, str] = {}
         for path, required in self.layer_files():
             if not os.path.isfile(path):
+                what = "is a directory, not a file" if os.path.isdir(path) else "does not exist"
                 if required:
-                    raise ConfigurationError(f"configuration file {path} does not exist")
+                    raise ConfigurationError(f"configuration file {path} {what}")
                 if path == self.environ.get(self._env_variable or "", None):
-                    logger.warning("$%s points to %s, which does not exist (ignored)", self._env_variable, path)
+                    logger.warning("$%s points to %s, which %s (ignored)", self._env_variable, path, what)
                 continue
-            _merge(data, _read_file(path))
+            layer = _read_file(path)
+            _merge(data, layer)
+            for section, values in layer.items():
+                for key in values:
+                    origins[(section.lower(), key)] = path
             sources.append(os.path.abspath(path))
         with self._lock:
             self._data = data
             self._sources = sources
+            self._origins = origins
         return self
 
     def load_file(self, path: str) -> "Config":
@@ -191,6 +200,26 @@ class Config:
         """Drop every value given with set()."""
         with self._lock:
             self._overrides = {}
+
+    def origin(self, section: str, key: str) -> str:
+        """The file that gave a key its value ('' for a value given with set())."""
+        return self._origins.get((section.lower(), key.lower()), "")
+
+    def check(self, reference: Optional["Config"] = None) -> None:
+        """Check every value once: environment references resolve, and a key whose packaged default
+        is a number holds a number. Raises ConfigurationError naming the key, its file and the fault."""
+        if reference is None and self._default_file:
+            reference = Config(self._default_file, locations=[], env={}, env_variable=None)
+        for section in self.sections():
+            for key in self.keys(section):
+                where = f"[{section}] {key}" + (f" in {self.origin(section, key)}" if self.origin(section, key) else "")
+                value = convert_value(self.get_raw(section, key), self.environ, where)
+                default = reference.get_raw(section, key, None) if reference is not None else None
+                if default is None or value is None or not _NUMBER.match(default.strip()):
+                    continue
+                if isinstance(value, bool) or not _NUMBER.match(str(value).strip()):
+                    raise ConfigurationError(f"configuration key {where}: '{value}' is not a number "
+                                             f"(the default is {default.strip()})")
 
     # --- reading -------------------------------------------------------------------------
 
@@ -283,8 +312,19 @@ def _read_file(path: str) -> Dict[str, Dict[str, str]]:
     try:
         with open(path, encoding="utf-8") as handle:
             parser.read_file(handle, source=path)
-    except (OSError, configparser.Error) as exc:
-        raise ConfigurationError(f"cannot read configuration file {path}: {exc}") from exc
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigurationError(f"configuration file {path}, line {exc.lineno}: a key before the first "
+                                 f"[section] header (the file must start with a line like [Pilot])") from exc
+    except configparser.ParsingError as exc:
+        lines = ", ".join(str(number) for number, _ in exc.errors)
+        raise ConfigurationError(f"configuration file {path}: cannot parse line {lines} "
+                                 "(expected 'key: value' or 'key = value')") from exc
+    except configparser.Error as exc:
+        raise ConfigurationError(f"configuration file {path}: {str(exc).splitlines()[0]}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"configuration file {path} is not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read configuration file {path}: {exc.strerror or exc}") from exc
     return {section: dict(parser.items(section, raw=True)) for section in parser.sections()}
 
 

@@ -1,9 +1,32 @@
-"""Version and fixed names shared across the pilot."""
+"""Version and fixed names shared across the pilot.
 
-RELEASE = "0"
-VERSION = "1"
-REVISION = "0"
-BUILD = "0"
+The version lives in the four-part ``PILOTVERSION`` file (``release.version.revision.build``, as in
+Pilot 2/3): at the top of the source tree and of the release tarball, and inside the package of an
+installed wheel (``pilot/PILOTVERSION``, copied there by ``setup.py``). It goes into ``pilotID``, the
+User-Agent and ``--version``. How the build number advances: ``doc/source/usage.rst`` (Releases).
+"""
+
+import os
+import re
+
+_VERSION_FORMAT = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)$")
+
+
+def read_pilot_version() -> tuple:
+    """``(release, version, revision, build)`` from the PILOTVERSION file; ("0", "0", "0", "0") without one."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for path in (os.path.join(package, "PILOTVERSION"), os.path.join(os.path.dirname(package), "PILOTVERSION")):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                match = _VERSION_FORMAT.match(handle.read(64).strip())
+        except OSError:
+            continue
+        if match:
+            return match.groups()
+    return ("0", "0", "0", "0")
+
+
+RELEASE, VERSION, REVISION, BUILD = read_pilot_version()
 
 PILOT_VERSION = f"{RELEASE}.{VERSION}.{REVISION}.{BUILD}"
 

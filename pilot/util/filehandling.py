@@ -100,22 +100,35 @@ def md5_hexdigest(data: bytes) -> str:
 
 
 def calculate_checksum(path: str, algorithm: str = "adler32") -> str:
-    """The checksum of a file: adler32 as 8 lower-case hex digits, or an md5 hex digest."""
+    """The checksum of a file: adler32 as 8 lower-case hex digits, or an md5 hex digest.
+
+    The file is opened as a checked regular file (:func:`pilot.util.safefile.open_checked`): a FIFO, a
+    device or a directory raises its coded error instead of blocking or reading without end.
+    """
+    from pilot.util.safefile import open_checked
+
+    if algorithm.lower() not in ("adler32", "md5", "md5sum"):
+        raise PilotException(f"unknown checksum type {algorithm!r}", code=ErrorCodes.UNKNOWNCHECKSUMTYPE)
+    with open_checked(path) as checked:
+        return checked.checksum(algorithm)
+
+
+def checksum_of_chunks(chunks: Any, algorithm: str = "adler32", what: str = "") -> str:
+    """The checksum of the bytes ``chunks`` yields: adler32 as 8 lower-case hex digits, or an md5 hex digest."""
     algorithm = algorithm.lower()
     try:
-        with open(path, "rb") as handle:
-            if algorithm == "adler32":
-                value = 1
-                for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                    value = zlib.adler32(chunk, value)
-                return f"{value & 0xffffffff:08x}"
-            if algorithm in ("md5", "md5sum"):
-                digest = new_md5()
-                for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                    digest.update(chunk)
-                return digest.hexdigest()
+        if algorithm == "adler32":
+            value = 1
+            for chunk in chunks:
+                value = zlib.adler32(chunk, value)
+            return f"{value & 0xffffffff:08x}"
+        if algorithm in ("md5", "md5sum"):
+            digest = new_md5()
+            for chunk in chunks:
+                digest.update(chunk)
+            return digest.hexdigest()
     except OSError as exc:
-        raise PilotException(f"cannot checksum {path}: {exc}", code=ErrorCodes.NOSUCHFILE) from exc
+        raise PilotException(f"cannot checksum {what}: {exc}", code=ErrorCodes.CHECKSUMCALCFAILURE) from exc
     raise PilotException(f"unknown checksum type {algorithm!r}", code=ErrorCodes.UNKNOWNCHECKSUMTYPE)
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, NoReturn, Optional, Sequence
 from urllib.parse import urlsplit
+
+from pilot.util.constants import PILOT_VERSION
 
 WORKFLOWS = ("generic", "generic_hpc", "production", "production_hpc", "analysis", "analysis_hpc",
              "eventservice_hpc", "stagein", "stager", "payload_stageout")
@@ -74,13 +76,17 @@ def lower_case(value: str) -> str:
 def _add_general(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("-q", "--queue", dest="queue", required=True, help="PanDA queue name (mandatory)")
-    add("--pilot-user", dest="pilot_user", default="generic", type=lower_case,
+    add("--pilot-user", "--pilotuser", dest="pilot_user", default="generic", type=lower_case,
         help="experiment plug-in package under pilot/user (default: generic)")
     add("-w", "--workflow", dest="workflow", default="generic", choices=WORKFLOWS,
         help="workflow module under pilot/workflow (default: generic; stager is the Pilot 3 name of stagein)")
     add("-a", "--workdir", dest="workdir", default="",
-        help="create the main work dir PanDA_Pilot2_<pid>_<time> here (default: use the launch directory)")
-    add("-d", "--debug", dest="debug", action="store_true", default=False, help="debug logging")
+        help="create the main work dir PanDA_Pilot2_<pid>_<time> here (default: in the launch directory; "
+             "in Harvester and -z modes without -a the launch directory itself is the main work dir)")
+    add("-d", "--debug", dest="debug", action="store_true", default=False,
+        help="debug logging: server calls, transfer commands, payload start/stop, monitor decisions")
+    add("--version", action="version", version=f"PanDA pilot {PILOT_VERSION}",
+        help="print the pilot version (release.version.revision.build, the PILOTVERSION file) and exit")
     add("--no-pilot-log", dest="nopilotlog", action="store_true", default=False, help="do not write the pilot log file")
     add("-l", "--lifetime", dest="lifetime", default=324000, type=non_negative_int,
         help="pilot lifetime in seconds, used when the queue maxtime is 0 (default: 324000)")
@@ -93,7 +99,7 @@ def _add_general(parser: argparse.ArgumentParser) -> None:
     add("-r", "--resource", dest="resource", default=None, help="obsolete resource name (accepted, ignored)")
     add("-s", "--site", dest="site", default=None, help="obsolete site name (accepted, ignored)")
     add("-g", "--baseurls", dest="baseurls", default="",
-        help="Pilot 3 comma-separated base URLs for transform download checks (accepted, no effect)")
+        help="comma-separated base URLs a transformation may be downloaded from (Pilot 3)")
     add("--config", dest="config", default="", metavar="FILE",
         help="extra configuration file, read after /etc/panda/pilot.cfg and ./pilot.cfg")
     add("--redirect-stdout", dest="redirectstdout", default="",
@@ -101,7 +107,8 @@ def _add_general(parser: argparse.ArgumentParser) -> None:
     add("--pod", dest="pod", action="store_true", default=False,
         help="Pilot 3 flag: running in a Kubernetes pod (accepted, no effect)")
     add("--cleanup", dest="cleanup", type=str2bool, default=True,
-        help="remove the main work dir at the end, boolean (default: true)")
+        help="remove the main work dir PanDA_Pilot2_<pid>_<time> at the end, boolean (default: true; "
+             "kept while a job in it waits for recovery)")
 
 
 def _add_server(parser: argparse.ArgumentParser) -> None:
@@ -114,19 +121,21 @@ def _add_server(parser: argparse.ArgumentParser) -> None:
     add("-k", "--noworkerpilotstatusupdate", dest="workerpilotstatusupdate", action="store_false", default=True,
         help="Pilot 3 flag: no updateWorkerPilotStatus calls (accepted, no effect)")
     add("-t", "--noproxyverification", dest="verify_proxy", action="store_false", default=True,
-        help="skip the proxy checks")
+        help="skip the proxy/token checks (before getJob and while the payload runs)")
     add("-u", "--verifypayloadproxy", dest="verify_payload_proxy", action="store_false", default=True,
-        help="skip payload proxy handling")
+        help="do not fetch the user's proxy (getProxy) for analysis payloads")
     add("-y", "--notokenrenewal", dest="token_renewal", action="store_false", default=True,
         help="Pilot 3 flag: no OIDC token renewal (accepted, no effect)")
     add("-v", "--getjobrequests", dest="getjob_requests", default=2, type=non_negative_int,
-        help="job request attempts (default: 2)")
+        help="job requests per pilot; more than one job needs the queue's timefloor (default: 2)")
     add("-x", "--getjobfailures", dest="getjob_failures", default=5, type=non_negative_int,
-        help="tolerated empty or failed job requests (default: 5)")
+        help="stop after this many empty or failed job requests (default: 5)")
     add("--cacert", dest="cacert", default=None, metavar="FILE",
-        help="client certificate/proxy for HTTPS (default: $X509_USER_PROXY or /tmp/x509up_u<uid>)")
+        help="CA certificate file (PEM) that the server's certificate is checked against (default: $PILOT_CACERT, "
+             "else --capath); the client certificate is the proxy ($X509_USER_PROXY or /tmp/x509up_u<uid>)")
     add("--capath", dest="capath", default=None, metavar="DIR",
-        help="CA certificates directory (default: $X509_CERT_DIR or /etc/grid-security/certificates)")
+        help="CA certificates directory used when there is no --cacert "
+             "(default: $X509_CERT_DIR or /etc/grid-security/certificates)")
     add("--use-https", dest="use_https", type=str2bool, default=True,
         help="use HTTPS for the server, boolean (default: true)")
     add("--queuedata-url", dest="queuedata_url", default="", help="queue data URL, overrides the config")
@@ -138,11 +147,11 @@ def _add_server(parser: argparse.ArgumentParser) -> None:
 
 def _add_getjob(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--country-group", dest="country_group", default="", help="countryGroup sent with getJob")
-    add("--working-group", dest="working_group", default="", help="workingGroup sent with getJob")
-    add("--allow-other-country", dest="allow_other_country", type=str2bool, default=False,
+    add("--country-group", "--countrygroup", dest="country_group", default="", help="countryGroup sent with getJob")
+    add("--working-group", "--workinggroup", dest="working_group", default="", help="workingGroup sent with getJob")
+    add("--allow-other-country", "--allowothercountry", dest="allow_other_country", type=str2bool, default=False,
         help="allowOtherCountry sent with getJob, boolean (default: false)")
-    add("--allow-same-user", dest="allow_same_user", type=str2bool, default=True,
+    add("--allow-same-user", "--allowsameuser", dest="allow_same_user", type=str2bool, default=True,
         help="follow-up jobs only from the same task, boolean (default: true)")
     add("--job-type", dest="jobtype", default="", help="jobType sent with getJob (e.g. managed, user)")
     add("--resource-type", dest="resource_type", default="", type=resource_type,
@@ -161,14 +170,15 @@ def _add_harvester(parser: argparse.ArgumentParser) -> None:
         help="Harvester submit mode PULL or PUSH (default: PULL)")
     add("--input-dir", dest="input_dir", default="", help="local directory holding the input files")
     add("--input-destination-dir", dest="input_destination_dir", default="",
-        help="Pilot 3 input destination directory (accepted, no effect)")
+        help="where the stager/stagein workflow hands the inputs over (Pilot 3; else the Harvester work dir, else -a)")
     add("--output-dir", dest="output_dir", default="", help="local directory receiving the output files")
     add("--use-rucio-traces", dest="use_rucio_traces", type=str2bool, default=True,
         help="send Rucio trace reports, boolean (default: true)")
     add("--stageout-attempts", dest="stageout_attempts", type=non_negative_int, default=1,
         help="Pilot 3 stage-out attempts per file (default: 1, one attempt as in Pilot 2)")
-    add("--use-realtime-logging", dest="use_realtime_logging", action="store_true", default=False,
-        help="stream the pilot log to --realtime-logging-server (else [Pilot] rtlogging)")
+    add("--use-realtime-logging", dest="use_realtime_logging", nargs="?", const=True, type=str2bool, default=False,
+        help="stream the pilot log to --realtime-logging-server (else [Pilot] rtlogging); a flag (Pilot 3) "
+        "or a boolean value (Pilot 2: --use-realtime-logging True)")
     add("--realtime-logging-server", dest="realtime_logging_server", default="",
         help="real-time logging target: host:port (JSON lines over TCP) or an http(s) URL")
     add("--realtime-logname", dest="realtime_logname", default=None,
@@ -185,9 +195,16 @@ def _add_hpc(parser: argparse.ArgumentParser) -> None:
         help="event service executor plug-in (default: generic)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An option mistake is one line naming the option (no usage dump), exit status 2."""
+
+    def error(self, message: str) -> "NoReturn":
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of pilot.py."""
-    parser = argparse.ArgumentParser(prog="pilot.py", description="PanDA pilot: fetch, run and report grid jobs.")
+    parser = _Parser(prog="pilot.py", description="PanDA pilot: fetch, run and report grid jobs.")
     _add_general(parser)
     _add_server(parser)
     _add_getjob(parser)

@@ -15,7 +15,8 @@ from typing import Optional, Sequence, Union
 
 # /proc reading and the tree killer live in pilot.util.proctree (the payload guard imports it alone)
 from pilot.util.proctree import (CLOCK_TICKS, ProcInfo, _signal_all, _targets, ancestors, children,  # noqa: F401
-                                 descendants, innermost_pid, is_alive, kill_process_tree, process_table, read_stat,
+                                 cores_in_use, descendants, innermost_pid, is_alive, kill_process_tree, process_table,
+                                 read_stat,
                                  tree_cpu_seconds, tree_table, wait_for_exit)
 
 logger = logging.getLogger(__name__)

@@ -31,13 +31,14 @@ class ProcInfo:
     """The fields of ``/proc/<pid>/stat`` the pilot uses (a plain record: no dataclasses import here)."""
 
     __slots__ = ("pid", "ppid", "pgrp", "session", "state", "utime", "stime", "cutime", "cstime", "starttime",
-                 "rss_pages", "comm")
+                 "rss_pages", "comm", "processor")
 
     def __init__(self, pid: int, ppid: int, pgrp: int, session: int, state: str, utime: int, stime: int,
-                 cutime: int, cstime: int, starttime: int, rss_pages: int, comm: str) -> None:
+                 cutime: int, cstime: int, starttime: int, rss_pages: int, comm: str, processor: int = -1) -> None:
         self.pid, self.ppid, self.pgrp, self.session, self.state = pid, ppid, pgrp, session, state
         self.utime, self.stime, self.cutime, self.cstime = utime, stime, cutime, cstime
         self.starttime, self.rss_pages, self.comm = starttime, rss_pages, comm
+        self.processor = processor  # the CPU it last ran on (what ``ps -o psr`` shows)
 
     def __repr__(self) -> str:
         return f"ProcInfo(pid={self.pid}, ppid={self.ppid}, state={self.state!r}, comm={self.comm!r})"
@@ -64,7 +65,8 @@ def read_stat(pid: int) -> Optional[ProcInfo]:
     try:
         return ProcInfo(pid=pid, state=f[0], ppid=int(f[1]), pgrp=int(f[2]), session=int(f[3]),
                         utime=int(f[11]), stime=int(f[12]), cutime=int(f[13]), cstime=int(f[14]),
-                        starttime=int(f[19]), rss_pages=int(f[21]), comm=comm)
+                        starttime=int(f[19]), rss_pages=int(f[21]), comm=comm,
+                        processor=int(f[36]) if len(f) > 36 else -1)
     except (IndexError, ValueError):
         return None
 
@@ -175,6 +177,17 @@ def innermost_pid(pid: int) -> Optional[int]:
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def cores_in_use(root: int, table: Optional[dict] = None) -> int:
+    """How many distinct CPUs the live processes of a tree last ran on (0 when none is known).
+
+    Pilot 2's "actual core count" sample (``ps axo pgid,psr`` of the payload's process group). The
+    root alone counts only when it has no live descendant (it is the pilot's payload guard).
+    """
+    table = table if table is not None else process_table()
+    members = [p for p in descendants(root, table) if table[p].state not in ("Z", "X")] or [root]
+    return len({table[p].processor for p in members if p in table and table[p].processor >= 0})
 
 
 def is_alive(pid: int) -> bool:

@@ -233,10 +233,10 @@ class RealTimeLogHandler(logging.Handler):
         if self.target.kind == "http":
             client = self.http
             if client is None:
-                from pilot.util.https import HttpClient
+                from pilot.util.https import shared_client
 
-                client = self.http = HttpClient(connect_timeout=5, timeout=20, retries=1)
-            client.post_json(self.target.url, batch, retries=1)
+                client = self.http = shared_client()
+            client.post_json(self.target.url, batch, retries=1, timeout=20)
             self.connected = True
             return
         if self._sock is None:
@@ -291,7 +291,7 @@ def active_handler(root: Optional[logging.Logger] = None) -> Optional[RealTimeLo
 
 
 def start(args: Any, cfg: Any = None, root: Optional[logging.Logger] = None,
-          static: Optional[Callable[[], dict]] = None) -> Optional[RealTimeLogHandler]:
+          static: Optional[Callable[[], dict]] = None, http: Any = None) -> Optional[RealTimeLogHandler]:
     """Add the real-time handler when ``--use-realtime-logging`` is on; None otherwise (or on a bad target)."""
     if not getattr(args, "use_realtime_logging", False):
         return None
@@ -308,7 +308,7 @@ def start(args: Any, cfg: Any = None, root: Optional[logging.Logger] = None,
         policy=str(cfg.Pilot.get("realtime_logging_policy", "drop") or "drop"),
         block_timeout=float(cfg.Pilot.get("realtime_logging_block_timeout", 5) or 5),
         logname=getattr(args, "realtime_logname", None) or "pilot-log",
-        static=static() if static is not None else {"queue": getattr(args, "queue", "")})
+        static=static() if static is not None else {"queue": getattr(args, "queue", "")}, http=http)
     (root or logging.getLogger()).addHandler(handler)
     logger.info("real-time logging to %s (queue %d, policy %s)", target, handler.capacity, handler.policy)
     return handler

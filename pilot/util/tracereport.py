@@ -201,9 +201,9 @@ class TraceBatch:
             return 0
         http = self.http
         if http is None:
-            from pilot.util.https import HttpClient
+            from pilot.util.https import shared_client
 
-            http = HttpClient(retries=1, connect_timeout=10, timeout=20)
+            http = shared_client()
         if len(records) == 1 or self._post(http, url, records, quiet_refusal=True) is None:
             return sum(self._post(http, url, record) or 0 for record in records)
         logger.info("%d trace reports sent to %s in one request", len(records), url)

@@ -71,6 +71,15 @@ def batch_system() -> tuple:
     return detect()
 
 
+def host_name() -> str:
+    """The host name as Pilot 2 sends it in ``node`` (the server's modificationHost): ``os.uname()[1]``.
+
+    Not ``socket.getfqdn()``, which gives ``localhost`` on nodes whose host name resolves to the
+    loopback address.
+    """
+    return os.uname()[1] or socket.gethostname()
+
+
 def collect() -> WorkerNode:
     """Read the node facts."""
     cpu = read_cpuinfo()
@@ -79,7 +88,7 @@ def collect() -> WorkerNode:
     except ValueError:
         mhz = 0
     system, job_id = batch_system()
-    return WorkerNode(hostname=socket.getfqdn() or socket.gethostname(), cpu_mhz=mhz, mem_mb=read_meminfo_mb(),
+    return WorkerNode(hostname=host_name(), cpu_mhz=mhz, mem_mb=read_meminfo_mb(),
                       cpu_model=cpu.get("model name", "unknown"), cache_kb=cpu.get("cache size", ""),
                       has_avx2="avx2" in cpu.get("flags", "").split(), batch_system=system,
                       batch_job_id=job_id)

@@ -17,8 +17,9 @@ from pilot.control.reporting import Outbox, Reporter, SiteInfo, pilot_timing
 from pilot.control.supervisor import Supervisor
 from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
-from pilot.util.https import HttpClient
+from pilot.util.https import shared_client
 from pilot.util.prometheus import start_metrics
+from pilot.util.statefile import OUTBOX_DIR, Ledger, StateLayout
 from pilot.util.workernode import collect
 
 logger = logging.getLogger(__name__)
@@ -50,17 +51,28 @@ def pilot_id(args: Any, node: Any) -> str:
     return "|".join(parts)
 
 
+def state_layout(args: Any) -> StateLayout:
+    """The pilot tree's state directories (``-a`` dir, else the launch dir), made private (0700) now.
+
+    They exist before any payload starts, so the payload guard can mask them (see
+    :meth:`StateLayout.masks`); their contents are checked whenever read back (:mod:`pilot.util.statefile`).
+    """
+    root = os.path.abspath(args.workdir or os.getcwd())
+    layout = StateLayout(root, outbox_name=str(getattr(config.Pilot, "outbox_dir", "") or OUTBOX_DIR))
+    try:
+        layout.create()
+    except OSError as exc:  # a full or read-only disk: the updates are still sent from memory
+        logger.error("cannot create the pilot's state directories under %s: %s", root, exc)
+    return layout
+
+
 def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator: Any = None) -> PilotContext:
     """Create the shared context: server client, reporter with outbox, plug-ins."""
     ctx = PilotContext(args=args, mainworkdir=mainworkdir, infosys=infosys)
     node = collect()
     ctx.node = node
-    http = HttpClient(cacert=args.cacert, capath=args.capath,
-                      connect_timeout=float(config.Pilot.http_connect_timeout),
-                      timeout=float(config.Pilot.http_maxtime),
-                      retries=3,
-                      backoff=float(getattr(config.Pilot, "http_backoff", 1) or 1),
-                      stop_event=None)
+    http = shared_client(args)  # the one client pilot.main built from the options (or one from the config)
+    http.stop_event = ctx.events.graceful_stop  # a stop request ends every back-off wait
     ctx.http = http
     reporting = args.update_server
     if communicator is None:  # the backend of this mode: PanDA server, Harvester files or aCT file
@@ -73,9 +85,10 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
                     pilot_id=pilot_id(args, node), batch_id=node.batch_job_id,
                     scheduler_id=os.environ.get("PANDA_JSID", ""),
                     cpu_consumption_unit=node.cpu_consumption_unit)
-    outbox_root = args.workdir or os.getcwd()
-    outbox = Outbox(os.path.join(outbox_root, str(getattr(config.Pilot, "outbox_dir", "pilot_outbox"))))
-    ctx.recovery = RecoveryArea(os.path.join(outbox_root, "pilot_recovery"))
+    layout = state_layout(args)
+    ledger = Ledger(layout.ledger)
+    outbox = Outbox(layout.outbox, ledger=ledger)
+    ctx.recovery = RecoveryArea(layout.recovery, layout=layout, ledger=ledger)
     ctx.user = UserPlugins(args.pilot_user)
     ctx.reporter = Reporter(communicator, site, outbox, ctx.start_time, enabled=reporting,
                             metrics=lambda job: ctx.user.module("jobmetrics").get_job_metrics(job))
@@ -112,9 +125,21 @@ def handle_signal(ctx: PilotContext) -> None:
     ctx.abort(code, f"the pilot received {name}")
 
 
-def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None) -> int:
-    """Run the generic workflow; return the pilot-level error code (0 on success)."""
+#: the job-flow components after validation, in start order (a split workflow replaces some by name)
+STAGES = {"stage_in": data.stage_in, "execute_payloads": payload.execute_payloads, "stage_out": data.stage_out}
+
+
+def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None,
+        summary: Any = None, stages: Optional[dict] = None) -> int:
+    """Run the generic workflow; return the pilot-level error code (0 on success).
+
+    ``summary`` (a :class:`pilot.util.summary.RunSummary`) receives the counts for the exit summary.
+    ``stages`` replaces (or with None drops) components of :data:`STAGES` by name (the Harvester split
+    workflows).
+    """
     mainworkdir = mainworkdir or os.getcwd()
+    if getattr(args, "baseurls", ""):  # -g: where transformations may be downloaded from (plug-in setup)
+        os.environ["PILOT_BASEURLS"] = args.baseurls
     ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
     ctx.metrics = start_metrics(ctx, timing=pilot_timing)  # the pilot's metrics file (pilot.util.prometheus)
     live_log = _realtime_handler()
@@ -133,14 +158,18 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     job_monitor = monitor.JobMonitor(ctx)
     for name, period, check in getattr(ctx.communicator, "checks", list)():  # e.g. Harvester's worker heartbeat
         job_monitor.add_check(name, period, check)
+    if summary is not None:
+        ctx.reporter.listeners.append(summary.listener(ctx))
     recovered = resume_orphans(ctx)
     if recovered:
         logger.info("recovering %d job(s) left by earlier pilots: %s", len(recovered), ", ".join(recovered))
+        if summary is not None:
+            summary.recovered = len(recovered)
     sup.start("retrieve", retriever.run)
     sup.start("validate", job.validate, ctx)
-    sup.start("stage_in", data.stage_in, ctx)
-    sup.start("execute_payloads", payload.execute_payloads, ctx)
-    sup.start("stage_out", data.stage_out, ctx)
+    for name, target in {**STAGES, **(stages or {})}.items():
+        if target is not None:
+            sup.start(name, target, ctx)
     sup.start("queue_monitor", job.queue_monitor, ctx)
     sup.start("job_monitor", job_monitor.run, critical=False)
     sup.start("pilot_monitor", pilot_monitor.run, critical=False)
@@ -156,10 +185,15 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
         if not workers:
             break
     ctx.stop("all components finished")
+    if ctx.reporter.retry_unsaved():  # the disk was full when a final update was made
+        logger.error("final update(s) of job(s) %s neither delivered nor stored: the disk is full",
+                     ", ".join(ctx.reporter.unsaved))
     ctx.http.close()
     sup.join(timeout=5)
     getattr(ctx.communicator, "close", lambda: None)()  # e.g. Harvester's kill_worker marker
     ctx.metrics.close()
+    if summary is not None:
+        summary.requests, summary.signal = retriever.requests, ctx.signal_name
     return exit_code(ctx)
 
 
@@ -167,6 +201,14 @@ def exit_code(ctx: PilotContext) -> int:
     """The pilot-level code: a signal's, a pilot failure's, else the only job's first error."""
     if ctx.pilot_error:
         return ctx.pilot_error
+    if not ctx.jobs_processed and ctx.http is not None:  # the server never answered: say why (issue 17)
+        from pilot.util.parameters import get_server_url
+
+        server = get_server_url(ctx.args)
+        reason = ctx.http.never_answered(f"{server}/server/panda/", f"{server}/api/")
+        if reason:
+            logger.error("no answer from the PanDA server: %s", reason)
+            return ErrorCodes.COMMUNICATIONFAILURE
     if ctx.jobs_processed == 1 and ctx.last_job is not None:
         return ctx.last_job.errors.first()[0]
     return 0

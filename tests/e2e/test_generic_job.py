@@ -114,10 +114,12 @@ def test_no_job_available(devserver, start_pilot):
     assert devserver.requests("getJob"), "the pilot never asked for a job"
 
 
-def test_server_500_twice_then_success(devserver, start_pilot):
+def test_server_busy_twice_then_success(devserver, start_pilot):
     job = sample_job(devserver.storage_dir)
     pandaid = devserver.submit(job)
-    devserver.inject(method="getJob", action="status", status=500, count=2)
+    # getJob hands out work: it is asked again only after a reply that says it was not processed (503);
+    # updates are asked again after a 500 too
+    devserver.inject(method="getJob", action="status", status=503, count=2)
     devserver.inject(method="updateJob", action="status", status=500, count=2)
     run = start_pilot()
     run.wait()

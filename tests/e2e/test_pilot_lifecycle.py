@@ -49,7 +49,7 @@ def test_getjob_request_budget_limits_jobs(devserver, start_pilot):
 @pytest.mark.parametrize("sig,code,status", [
     (signal.SIGUSR1, ErrorCodes.SIGUSR1, 144),
     (signal.SIGQUIT, ErrorCodes.SIGQUIT, 131),
-    (signal.SIGINT, ErrorCodes.KILLSIGNAL, 137),
+    (signal.SIGINT, ErrorCodes.KILLSIGNAL, 130),  # Ctrl-C: 1200 to the server as in Pilot 2, 130 to the shell
 ])
 def test_signals_abort_with_their_code(devserver, start_pilot, sig, code, status):
     job = sample_job(devserver.storage_dir, overrides={"jobPars": "-c 'touch started; sleep 300'"})

@@ -89,12 +89,13 @@ class PandaServerCommunicator:
                           worker_id, harvester_id, status, node_id)
 
     def get_proxy(self, role: str) -> dict:
-        """getProxy: the user's proxy for an analysis job (legacy protocol)."""
-        return self._legacy("getProxy", {"role": role})
+        """getProxy / creds/get_proxy: the user's proxy for an analysis job, in the legacy reply shape."""
+        return self._call("proxy request", self._legacy_get_proxy, self._rest_get_proxy, role)
 
     def get_key_pair(self, public_name: str, private_name: str) -> dict:
-        """getKeyPair: object-store keys (legacy protocol)."""
-        return self._legacy("getKeyPair", {"publicKeyName": public_name, "privateKeyName": private_name})
+        """getKeyPair / creds/get_key_pair: object-store keys, in the legacy reply shape."""
+        return self._call("key pair request", self._legacy_get_key_pair, self._rest_get_key_pair,
+                          public_name, private_name)
 
     def checks(self) -> list:
         """No periodic tasks."""
@@ -123,10 +124,10 @@ class PandaServerCommunicator:
         return result
 
     # ------------------------------------------------------------------ legacy
-    def _legacy(self, method: str, data: dict, retries: Optional[int] = None) -> dict:
+    def _legacy(self, method: str, data: dict, retries: Optional[int] = None, resend: bool = True) -> dict:
         url = f"{self.base_url}/server/panda/{method}"
         try:
-            return self.http.post_form(url, data, retries=retries)
+            return self.http.post_form(url, data, retries=retries, resend=resend)
         except HttpError as exc:
             if exc.status in UNSUPPORTED_STATUSES:
                 raise Unsupported(f"{method}: HTTP {exc.status}") from exc
@@ -137,7 +138,7 @@ class PandaServerCommunicator:
             raise
 
     def _legacy_get_job(self, fields: dict) -> Optional[dict]:
-        reply = self._legacy("getJob", fields)
+        reply = self._legacy("getJob", fields, resend=False)  # hands out work: never sent twice
         if rest.is_envelope(reply):
             raise Unsupported("getJob answered in the REST shape")
         status = str(reply.get("StatusCode", ""))
@@ -150,7 +151,7 @@ class PandaServerCommunicator:
         return self._legacy("updateJob", fields, retries=retries)
 
     def _legacy_get_event_ranges(self, fields: dict) -> list:
-        reply = self._legacy("getEventRanges", fields)
+        reply = self._legacy("getEventRanges", fields, resend=False)
         if str(reply.get("StatusCode", "")) != "0":
             raise CommunicationFailure(f"getEventRanges failed: {reply}")
         ranges = reply.get("eventRanges") or []
@@ -164,6 +165,12 @@ class PandaServerCommunicator:
     def _legacy_get_status(self, ids: list) -> dict:
         return self._legacy("getStatus", {"ids": ",".join(str(i) for i in ids)})
 
+    def _legacy_get_proxy(self, role: str) -> dict:
+        return self._legacy("getProxy", {"role": role})
+
+    def _legacy_get_key_pair(self, public_name: str, private_name: str) -> dict:
+        return self._legacy("getKeyPair", {"publicKeyName": public_name, "privateKeyName": private_name})
+
     def _legacy_worker_status(self, worker_id: str, harvester_id: str, status: str, node_id: str) -> dict:
         data = {"workerID": worker_id, "harvesterID": harvester_id, "status": status}
         if node_id:
@@ -171,7 +178,8 @@ class PandaServerCommunicator:
         return self._legacy("updateWorkerPilotStatus", data)
 
     # ------------------------------------------------------------------ REST
-    def _rest(self, path: str, params: dict, retries: Optional[int] = None, method: str = "POST") -> dict:
+    def _rest(self, path: str, params: dict, retries: Optional[int] = None, method: str = "POST",
+              resend: bool = True) -> dict:
         url = f"{self.base_url}/{path}"
         try:
             if method == "GET":
@@ -181,7 +189,7 @@ class PandaServerCommunicator:
                                         headers={"Accept": "application/json"})
                 reply: Any = json.loads(raw) if raw.strip() else None
             else:
-                reply = self.http.post_json(url, params, retries=retries)
+                reply = self.http.post_json(url, params, retries=retries, resend=resend)
         except HttpError as exc:
             if exc.status in UNSUPPORTED_STATUSES:
                 raise Unsupported(f"{path}: HTTP {exc.status}") from exc
@@ -193,7 +201,7 @@ class PandaServerCommunicator:
         return reply
 
     def _rest_get_job(self, fields: dict) -> Optional[dict]:
-        reply = self._rest(f"{rest.PILOT}/acquire_jobs", rest.acquire_jobs_params(fields))
+        reply = self._rest(f"{rest.PILOT}/acquire_jobs", rest.acquire_jobs_params(fields), resend=False)
         job = rest.job_from_reply(reply)
         if job is None:
             logger.info("no job from the server (%s)", reply.get("message") or "no job in the reply")
@@ -206,7 +214,7 @@ class PandaServerCommunicator:
         return rest.update_reply(reply)
 
     def _rest_get_event_ranges(self, fields: dict) -> list:
-        reply = self._rest(f"{rest.EVENT}/acquire_event_ranges", rest.event_range_params(fields))
+        reply = self._rest(f"{rest.EVENT}/acquire_event_ranges", rest.event_range_params(fields), resend=False)
         if not reply.get("success"):
             raise CommunicationFailure(f"acquire_event_ranges failed: {reply.get('message')}")
         data = reply.get("data") or []
@@ -229,3 +237,12 @@ class PandaServerCommunicator:
             params["node_id"] = node_id
         reply = self._rest(f"{rest.PILOT}/update_worker_status", params)
         return {"StatusCode": 0 if reply.get("success") else 30, "errorDialog": reply.get("message", "")}
+
+    def _rest_get_proxy(self, role: str) -> dict:
+        reply = self._rest(f"{rest.CREDS}/get_proxy", {"role": role} if role else {}, method="GET")
+        return rest.proxy_reply(reply)
+
+    def _rest_get_key_pair(self, public_name: str, private_name: str) -> dict:
+        reply = self._rest(f"{rest.CREDS}/get_key_pair",
+                           {"public_key_name": public_name, "private_key_name": private_name}, method="GET")
+        return rest.key_pair_reply(reply)

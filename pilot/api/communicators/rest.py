@@ -1,4 +1,5 @@
-"""The PanDA server REST API (panda-server 1.0 and later): ``/api/v1/pilot/...`` and ``/api/v1/event/...``.
+"""The PanDA server REST API (panda-server 1.0 and later): ``/api/v1/pilot/...``, ``/api/v1/event/...``
+and ``/api/v1/creds/...``.
 
 The pilot builds every request in the legacy (Pilot 2) field names, the same dictionary for every
 backend; this module translates them into the REST parameters and back. The server checks the type
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 PILOT = "api/v1/pilot"
 EVENT = "api/v1/event"
+CREDS = "api/v1/creds"
 
 #: the time format of start_time and end_time
 REST_TIME = "%Y-%m-%d %H:%M:%S"
@@ -41,8 +43,16 @@ def _number(value: Any) -> Any:
     return int(number) if number.is_integer() else number
 
 
+def _rounded(value: Any) -> int:
+    return int(round(float(value)))
+
+
 def rest_time(value: Any) -> str:
-    """An update time stamp (ISO-8601 with offset, or epoch seconds) as UTC ``%Y-%m-%d %H:%M:%S``."""
+    """An update time stamp as UTC ``%Y-%m-%d %H:%M:%S``.
+
+    Accepted: that form itself (taken as UTC, what the pilot sends), ISO-8601 with an offset or
+    epoch seconds (updates stored in the outbox by older versions).
+    """
     if isinstance(value, (int, float)):
         moment = datetime.fromtimestamp(value, tz=timezone.utc)
     else:
@@ -52,7 +62,7 @@ def rest_time(value: Any) -> str:
         except ValueError:
             moment = datetime.fromisoformat(text)
             if moment.tzinfo is None:
-                moment = moment.astimezone()
+                moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime(REST_TIME)
 
 
@@ -90,7 +100,7 @@ UPDATE_JOB: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "startTime": ("start_time", rest_time),
     "endTime": ("end_time", rest_time),
     "coreCount": ("core_count", _int),
-    "meanCoreCount": ("mean_core_count", _int),
+    "meanCoreCount": ("mean_core_count", _rounded),  # an int in the 1.x signature
     "nEvents": ("n_events", _int),
     "nInputFiles": ("n_input_files", _int),
     "cpuConsumptionTime": ("cpu_consumption_time", _int),
@@ -204,3 +214,20 @@ def status_reply(reply: dict) -> dict:
     items = reply.get("data") or []
     return {"StatusCode": 0, "status": "+".join(str(i.get("status", "")) for i in items),
             "attemptNr": "+".join(str(i.get("attempt_number", 0)) for i in items)}
+
+
+def proxy_reply(reply: dict) -> dict:
+    """A creds/get_proxy reply (``data: {user_proxy}``) in the legacy getProxy shape."""
+    data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+    if not reply.get("success") or not data.get("user_proxy"):
+        return {"StatusCode": 90, "errorDialog": reply.get("message") or "no proxy in the reply"}
+    return {"StatusCode": 0, "errorDialog": "", "userProxy": str(data["user_proxy"])}
+
+
+def key_pair_reply(reply: dict) -> dict:
+    """A creds/get_key_pair reply (``data: {public_key, private_key}``) in the legacy getKeyPair shape."""
+    data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+    if not reply.get("success") or not data.get("public_key") or not data.get("private_key"):
+        return {"StatusCode": 80, "errorDialog": reply.get("message") or "no key pair in the reply"}
+    return {"StatusCode": 0, "errorDialog": "", "publicKey": str(data["public_key"]),
+            "privateKey": str(data["private_key"])}

@@ -33,6 +33,8 @@ __all__ = ["EventServiceExecutor", "EventServiceMergeExecutor", "executor_for", 
 
 #: seconds the payload may take to exit after "No more events" (compat §12: 30 min)
 DEFAULT_EXIT_WAIT = 1800
+#: seconds the payload may take to send its first "Ready for events" (AthenaMP initialises first)
+DEFAULT_READY_WAIT = 3600
 
 
 class _GuardLauncher:
@@ -69,8 +71,27 @@ class EventServiceExecutor(PayloadExecutor):
         self.stopped_by_pilot = ""  # reason of a kill from outside (signal, monitor, server); '' if none
 
     def command(self) -> str:
-        """The experiment's payload command; like Pilot 2, an ES payload does not run in a container."""
+        """The experiment's payload command; the container comes later (:meth:`containerise`), as in Pilot 2."""
         return self.user.module("common").get_payload_command(self.job)
+
+    def containerise(self, line: str, socket_file: str) -> str:
+        """``line`` (with the channel name already in it) in the job's container, when it has one.
+
+        The channel's socket file is bound into the container at the same path, so AthenaMP reaches
+        ``ipc:///tmp/zmq_<name>`` even when the container has a private ``/tmp`` (``--contain``,
+        bubblewrap's tmpfs).
+        """
+        container = self.user.module("container")
+        if not container.do_use_container(job=self.job):
+            return line
+        from pilot.api.container import Bind
+
+        wrapped = container.wrapper(line, job=self.job, workdir=self.job.workdir, env=self.payload_environment(),
+                                    binds=[Bind(socket_file, socket_file)])
+        if not wrapped:
+            raise PilotException("the container plug-in returned no command", code=ErrorCodes.SINGULARITYGENERALFAILURE)
+        logger.info("job %s: ES payload in a container, channel socket %s bound in", self.job.jobid, socket_file)
+        return wrapped
 
     def payload_environment(self) -> dict:
         """The generic payload environment plus the channel variables."""
@@ -108,8 +129,10 @@ class EventServiceExecutor(PayloadExecutor):
         self.manager = CommunicationManager(communicator=communicator)
         self.manager.start()
         work = WorkExecutor(args={"executor_type": self.es_type}, **self._options())
+        ready_wait = float(config.Payload.get("es_ready_timeout", DEFAULT_READY_WAIT) or 0)
         work.set_payload({"executable": line, "workdir": self.job.workdir, "job": self.job,
-                          "launcher": _GuardLauncher(self, record_pid)})
+                          "launcher": _GuardLauncher(self, record_pid), "ready_timeout": ready_wait,
+                          "wrap": self.containerise})
         self.work = work
         try:
             work.start()
@@ -151,6 +174,9 @@ class EventServiceExecutor(PayloadExecutor):
             self.job.fail(proc.failure.get_error_code(), proc.failure.get_detail().splitlines()[0])
         elif proc.timed_out:
             self.job.fail(ErrorCodes.ESRECOVERABLE, "the payload did not exit in time after 'No more events'")
+        elif proc.never_ready:
+            self.job.fail(ErrorCodes.ESRECOVERABLE, "the payload did not ask for event ranges in time "
+                          f"({proc.ready_timeout_text()})")
         elif plugin.error:
             self.job.fail(ErrorCodes.PAYLOADEXECUTIONFAILURE, f"ES executor failed: {plugin.error}")
         elif proc.ranges_sent == 0 and int(self.guard_status.get("exit_code", 0) or 0) == 0:

@@ -122,7 +122,9 @@ class PayloadExecutor:
         if credential_isolation_mode() == "off":
             return []
         environs = [dict(os.environ)] + ([self.env] if self.env is not None else [])
-        return masked_credential_paths(payload_env, self.job.workdir, environs)
+        masks = masked_credential_paths(payload_env, self.job.workdir, environs)
+        # the pilot's own state (outbox, recovery records, ledger, log, caches): set by control.payload
+        return masks + [path for path in getattr(self, "state_masks", ()) if path not in masks]
 
     def guard_spec(self, line: str) -> GuardSpec:
         """What the guard runs and with which isolation (the same for every payload path)."""
@@ -143,6 +145,9 @@ class PayloadExecutor:
                                      code=ErrorCodes.PAYLOADEXECUTIONFAILURE)
             self.guarded = GuardedProcess(spec)
             pid = self.guarded.start()
+        logger.debug("job %s: payload started under the guard, PID %d, cwd %s, isolation %s/%s, stdout %s",
+                     self.job.jobid, pid, self.job.workdir, spec.credential_isolation, spec.process_isolation,
+                     self.stdout_path)
         if record_pid:
             self.job.pid = pid
             self.job.pgrp = pid
@@ -166,6 +171,8 @@ class PayloadExecutor:
                 self.job.fail(ErrorCodes.PAYLOADEXECUTIONEXCEPTION, diag)
         self._judge_isolation(status.get("credentials"))
         self._judge_process_isolation(status.get("isolation"))
+        logger.debug("job %s: payload guard PID %d ended: %s", self.job.jobid, self.guarded.pid,
+                     {k: v for k, v in status.items() if k != "credentials"})
         return status
 
     def _judge_process_isolation(self, record: Any) -> None:

@@ -1,10 +1,12 @@
 """MessageThread: the pilot's end of the payload channel (see :mod:`pilot.eventservice.channel`).
 
-The thread blocks in ``select`` on the listening sockets, the payload connections and a wake-up
-pipe; every message it receives goes to the message queue as a
-:class:`~pilot.eventservice.channel.ChannelMessage` (a ``str`` that remembers its connection), and
-every connection that closes is announced with a :class:`PeerClosed` marker, so the ES process
-knows when it has seen everything a finished payload sent.
+The thread owns the channel's ROUTER (pyzmq's or the standard-library one): it blocks in the
+router's poll (connections, messages and a wake-up pipe), puts every message on the message queue
+as a :class:`~pilot.eventservice.channel.ChannelMessage` (a ``str`` that remembers its sender),
+announces every closed connection with a :class:`PeerClosed` marker (so the ES process knows when
+it has seen everything a finished payload sent), and performs the sends other threads ask for:
+ZeroMQ sockets belong to one thread, so :meth:`MessageThread.send` hands the message over and waits
+(bounded) for the outcome.
 """
 
 from __future__ import annotations
@@ -12,20 +14,24 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from pilot.common.exception import MessageFailure
-from pilot.eventservice.channel import ChannelServer, channel_name
+from pilot.eventservice.channel import (ChannelMessage, channel_name, decode, encode, endpoint, open_router,
+                                        socket_path)
 
 logger = logging.getLogger(__name__)
+
+#: seconds a send may wait for the message thread
+SEND_WAIT = 30.0
 
 
 @dataclass(frozen=True)
 class PeerClosed:
-    """Queue marker: payload connection ``peer`` was closed (everything it sent is queued before this)."""
+    """Queue marker: a payload connection closed (everything it sent is queued before this)."""
 
-    peer: int
+    peer: Any
 
 
 @dataclass(frozen=True)
@@ -33,25 +39,33 @@ class Flushed:
     """Queue marker: everything the channel held when :meth:`MessageThread.flush` was called is queued."""
 
 
+@dataclass
+class _Outgoing:
+    peer: Any
+    frames: list
+    done: threading.Event = field(default_factory=threading.Event)
+    sent: bool = False
+
+
 class MessageThread(threading.Thread):
     """Receive the payload's messages into ``message_queue``; send replies to it."""
 
     def __init__(self, message_queue: "queue.Queue", socket_name: Optional[str] = None, context: str = "local",
-                 directory: Optional[str] = None, **kwargs: object) -> None:
+                 backend: Optional[str] = None, **kwargs: object) -> None:
         super().__init__(name="MessageThread", daemon=True)
         self._queue = message_queue
         self._socket_name = socket_name or channel_name()
-        self.context = context  # kept for the yampl-era signature; the channel is always node-local
+        self.context = context  # yampl's context name; the channel is always yampl's "local" one
         self._stop_event = threading.Event()
         self._flush = threading.Event()
-        self._last_peer = -1
+        self._outbox: "queue.Queue[_Outgoing]" = queue.Queue()
+        self._last: tuple = (None, ())
         self.error: Optional[str] = None
         try:
-            self._server: Optional[ChannelServer] = ChannelServer(self._socket_name, directory=directory)
-        except OSError as exc:
-            raise MessageFailure(f"cannot open the event range channel {self._socket_name}: {exc}") from exc
-        logger.info("event range channel %s open%s", self._socket_name,
-                    f" (also {self._server.path})" if self._server.path else "")
+            self._router: Any = open_router(self._socket_name, backend)
+        except (OSError, ImportError, ValueError) as exc:
+            raise MessageFailure(f"cannot open the event range channel {endpoint(self._socket_name)}: {exc}") from exc
+        self.backend = self._router.backend
 
     def get_yampl_socket_name(self) -> str:
         """The channel name (Pilot 2 name of this method)."""
@@ -62,54 +76,81 @@ class MessageThread(threading.Thread):
         return self._socket_name
 
     @property
-    def socket_path(self) -> str:
-        """The file the channel also listens on ('' when the job dir's path was too long)."""
-        return self._server.path if self._server is not None else ""
+    def endpoint(self) -> str:
+        return endpoint(self._socket_name)
+
+    @property
+    def socket_file(self) -> str:
+        """The channel's socket file (``/tmp/zmq_<name>``), to be shared with a containerised payload."""
+        return socket_path(self._socket_name)
 
     @property
     def open_peers(self) -> int:
-        return self._server.open_peers if self._server is not None else 0
+        router = self._router
+        return router.open_peers if router is not None else 0
 
-    def send(self, message: str, peer: Optional[int] = None) -> None:
-        """Send ``message`` to connection ``peer`` (default: the one that sent the last message)."""
-        server = self._server
-        if server is None:
+    def send(self, message: str, peer: Any = None) -> None:
+        """Send ``message`` to ``peer`` (default: the sender of the last message); MessageFailure if it cannot go."""
+        if self._router is None or not self.is_alive():
             raise MessageFailure("the event range channel is closed")
-        target = self._last_peer if peer is None or peer < 0 else peer
-        logger.debug("to the payload (connection %s): %s", target, message[:300])
-        if not server.send(target, message):
-            raise MessageFailure(f"cannot send to payload connection {target} (closed)")
+        target, envelope = self._last if peer is None else (peer, getattr(message, "envelope", ()))
+        if isinstance(peer, ChannelMessage):
+            target, envelope = peer.peer, peer.envelope
+        item = _Outgoing(target, list(envelope) + [encode(message)])
+        logger.debug("to the payload (%s): %s", target, message[:300])
+        if threading.current_thread() is self:
+            self._deliver(item)
+        else:
+            self._outbox.put(item)
+            self._router.wake()
+            if not item.done.wait(SEND_WAIT):
+                raise MessageFailure("the message thread did not send in time")
+        if not item.sent:
+            raise MessageFailure(f"cannot send to payload connection {target!r} (gone)")
+
+    def reply(self, request: ChannelMessage, message: str) -> None:
+        """Answer ``request`` on the connection (and envelope) it came from."""
+        self.send(message, request)
 
     def flush(self) -> None:
         """Ask the thread to read everything pending (connections, messages, closes), then queue ``Flushed``."""
         self._flush.set()
-        if self._server is not None:
-            self._server.wake()
+        router = self._router
+        if router is not None:
+            router.wake()
 
     def stop(self) -> None:
         """Ask the thread to close the channel and end."""
         self._stop_event.set()
-        if self._server is not None:
-            self._server.wake()
+        router = self._router
+        if router is not None:
+            router.wake()
 
     def is_stopped(self) -> bool:
         return self._stop_event.is_set()
 
     def terminate(self) -> None:
-        """Close the channel (called by the thread itself when it ends)."""
-        server, self._server = self._server, None
-        if server is not None:
-            logger.info("closing the event range channel %s", self._socket_name)
-            server.close()
+        """Close the channel (called by the thread itself when it ends; before start by the owner)."""
+        router, self._router = self._router, None
+        if router is not None:
+            logger.info("closing the event range channel %s", self.endpoint)
+            router.close()
+        while True:
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                break
+            item.done.set()
 
     def run(self) -> None:
-        """Move messages from the channel to the queue until stopped."""
+        """Move messages from the channel to the queue and queued replies to the channel until stopped."""
         try:
-            while not self._stop_event.is_set() and self._server is not None:
-                self._forward(self._server.poll())
+            while not self._stop_event.is_set() and self._router is not None:
+                self._forward(self._router.poll())
+                self._send_pending()
                 if self._flush.is_set():
                     self._flush.clear()
-                    while self._server is not None and self._forward(self._server.poll(0)):
+                    while self._forward(self._router.poll(0)):
                         pass
                     self._queue.put(Flushed())
         except Exception as exc:  # a broken channel ends the thread; the ES process notices
@@ -119,13 +160,28 @@ class MessageThread(threading.Thread):
             self.terminate()
         logger.info("message thread finished")
 
+    def _send_pending(self) -> None:
+        while True:
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            self._deliver(item)
+
+    def _deliver(self, item: _Outgoing) -> None:
+        try:
+            item.sent = bool(self._router is not None and self._router.send(item.peer, item.frames))
+        finally:
+            item.done.set()
+
     def _forward(self, polled: tuple) -> int:
-        """Queue what one poll returned; the number of sockets that were ready."""
+        """Queue what one poll returned; how many sockets were ready."""
         messages, closed, _, ready = polled
-        for message in messages:
-            self._last_peer = message.peer
-            logger.debug("from the payload (connection %s): %s", message.peer, message[:300])
-            self._queue.put(message)
+        for peer, frames in messages:
+            text = ChannelMessage(decode(frames[-1]), peer, frames[:-1])
+            self._last = (peer, text.envelope)
+            logger.debug("from the payload (%s): %s", peer, text[:300])
+            self._queue.put(text)
         for peer in closed:
             self._queue.put(PeerClosed(peer))
         return ready

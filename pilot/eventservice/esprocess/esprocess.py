@@ -1,15 +1,16 @@
 """ESProcess: run an event-service payload and serve it event ranges over the payload channel.
 
 The thread opens the channel (:class:`MessageThread`), starts the payload with the channel's name in
-its environment, then reacts to what arrives on one queue, in order:
+its arguments (Pilot 2's ``--preExec``) and environment, then reacts to what arrives on one queue:
 
 * ``Ready for events`` -> one range (as a JSON list) from the ``get_event_ranges`` hook, or
   ``No more events`` once the hook has nothing left (or a stop was asked for);
 * an output report or ``ERR_...`` message -> parsed and given to the ``handle_out_message`` hook;
 * the payload's exit -> the remaining messages of its connections are read, then the thread ends.
 
-After ``No more events`` the payload has ``waiting_time`` seconds to exit; then it is stopped. The
-loop blocks on the queue (with a time-out only for that deadline): there is no polling.
+The payload has ``ready_timeout`` seconds (payload key) to send its first ``Ready for events``, and
+``waiting_time`` seconds to exit after ``No more events``; then it is stopped. The loop blocks on the
+queue (with a time-out only for those deadlines): there is no polling.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from typing import Any, Callable, Optional
 
 from pilot.common.exception import MessageFailure, PilotException, RunPayloadFailure, SetupFailure, UnknownException
-from pilot.eventservice.channel import ENV_CHANNEL, ENV_CHANNEL_PATH, NO_MORE_EVENTS, READY
+from pilot.eventservice.channel import ENV_CHANNEL, NO_MORE_EVENTS, READY
 from pilot.eventservice.eventrange import parse_out_message
 
 from .esmessage import Flushed, MessageThread
@@ -38,19 +39,36 @@ _WAKE = object()
 
 
 def inject_channel(executable: str, socket_name: str) -> str:
-    """Tell an ATLAS transform (``*_tf.py``) the channel name through an AthenaMP preExec.
+    """The payload command with the channel name added as Pilot 2 adds it.
 
-    Other payloads read ``PILOT_EVENTRANGECHANNEL`` from their environment and are left unchanged.
+    A command that mentions ``PILOT_EVENTRANGECHANNEL`` gets ``export PILOT_EVENTRANGECHANNEL="<name>"; ``
+    in front; any other gets AthenaMP's flag: a ``--preExec`` is appended, or the flag is put into the
+    existing ``--preExec`` (after ``import jobproperties as jps;`` when it has one).
     """
-    if "_tf.py" not in executable or "EventRangeChannel" in executable:
-        return executable
     flag = f'jps.AthenaMPFlags.EventRangeChannel="{socket_name}"'
-    if "import jobproperties as jps;" in executable:
-        return executable.replace("import jobproperties as jps;", f"import jobproperties as jps;{flag};", 1)
-    pre_exec = f"--preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;{flag}'"
+    if ENV_CHANNEL in executable:
+        return f'export {ENV_CHANNEL}="{socket_name}"; ' + executable
+    if "--preExec" not in executable:
+        return executable + f" --preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;{flag}'"
+    if "import jobproperties as jps" in executable:
+        return executable.replace("import jobproperties as jps;", f"import jobproperties as jps;{flag};")
     if "--preExec " in executable:
-        return executable.replace("--preExec ", pre_exec + " ", 1)
-    return f"{executable} {pre_exec}"
+        pre_exec = f"--preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;{flag}' "
+        return executable.replace("--preExec ", pre_exec)
+    logger.warning("--preExec has an unknown format, the channel name is not added: %s", executable)
+    return executable
+
+
+def athenamp_unsafe(event_range: Any) -> str:
+    """Why AthenaMP's ``,``/``:`` splitting would misread a range ('' when it is fine)."""
+    if not isinstance(event_range, dict):
+        return "not an object"
+    for key, value in event_range.items():
+        if isinstance(value, (dict, list)):
+            return f"{key} is nested"
+        if "," in str(value) or "," in str(key) or ":" in str(key):
+            return f"{key} holds a ',' or ':'"
+    return ""
 
 
 class ESProcess(threading.Thread):
@@ -63,6 +81,11 @@ class ESProcess(threading.Thread):
         self._message_thread: Optional[MessageThread] = None
         self._launcher: Any = payload.get("launcher")
         self._waiting_time = float(waiting_time)
+        #: seconds the payload has to say "Ready for events" after its start (0: no limit)
+        self._ready_timeout = float(payload.get("ready_timeout") or 0)
+        self._ready_deadline: Optional[float] = None
+        self.ready_seen = False
+        self.never_ready = False
         self.get_event_ranges_hook: Optional[Callable] = None
         self.handle_out_message_hook: Optional[Callable] = None
         self.is_no_more_events = False
@@ -110,6 +133,9 @@ class ESProcess(threading.Thread):
         self._settled.wait(timeout)
         return self.is_payload_started()
 
+    def ready_timeout_text(self) -> str:
+        return f"no 'Ready for events' within {self._ready_timeout:.0f} s"
+
     def is_payload_running(self) -> bool:
         return self.is_payload_started() and not self._payload_exited
 
@@ -126,7 +152,7 @@ class ESProcess(threading.Thread):
         """Open the payload channel and start reading it."""
         logger.info("starting the message thread")
         self._message_thread = MessageThread(self._queue, socketname, context,
-                                             directory=self._payload.get("workdir") or None)
+                                             backend=self._payload.get("channel_backend") or None)
         self._message_thread.start()
 
     def init_yampl_socket(self, executable: str) -> str:
@@ -137,10 +163,7 @@ class ESProcess(threading.Thread):
     def channel_environment(self) -> dict:
         """The variables that tell the payload where the channel is."""
         assert self._message_thread is not None
-        env = {ENV_CHANNEL: self._message_thread.get_yampl_socket_name()}
-        if self._message_thread.socket_path:
-            env[ENV_CHANNEL_PATH] = self._message_thread.socket_path
-        return env
+        return {ENV_CHANNEL: self._message_thread.get_yampl_socket_name()}
 
     def init_payload_process(self) -> None:
         """Start the payload (through the given launcher, else under a payload guard of its own)."""
@@ -148,6 +171,10 @@ class ESProcess(threading.Thread):
         if not executable:
             raise SetupFailure("the ES payload has no executable")
         executable = self.init_yampl_socket(executable)
+        wrap = self._payload.get("wrap")
+        if wrap is not None:  # a container, after the channel name is in the command (as in Pilot 2)
+            assert self._message_thread is not None
+            executable = wrap(executable, self._message_thread.socket_file)
         workdir = self._payload.get("workdir") or os.getcwd()
         if os.path.exists(workdir) and not os.path.isdir(workdir):
             raise SetupFailure(f"the ES work dir {workdir} is not a directory")
@@ -159,6 +186,8 @@ class ESProcess(threading.Thread):
                 raise RunPayloadFailure(f"payload not started: {self._killed}")
             self.pid = self._launcher.start(executable, self.channel_environment())
             self._payload_started.set()
+            if self._ready_timeout > 0:
+                self._ready_deadline = time.monotonic() + self._ready_timeout
         self._settled.set()
         waiter = threading.Thread(target=self._wait_payload, name="ESPayloadWait", daemon=True)
         waiter.start()
@@ -242,7 +271,7 @@ class ESProcess(threading.Thread):
             self.event_ranges_cache.extend(self.get_event_ranges())
         return [self.event_ranges_cache.pop(0)] if self.event_ranges_cache else []
 
-    def send_event_ranges_to_payload(self, event_ranges: Any, peer: Optional[int] = None) -> None:
+    def send_event_ranges_to_payload(self, event_ranges: Any, peer: Any = None) -> None:
         """Send ranges (a list or one range) or ``No more events``."""
         assert self._message_thread is not None
         if isinstance(event_ranges, str) and NO_MORE_EVENTS in event_ranges:
@@ -251,6 +280,11 @@ class ESProcess(threading.Thread):
             message = NO_MORE_EVENTS
         else:
             ranges = event_ranges if isinstance(event_ranges, list) else [event_ranges]
+            for item in ranges:
+                why = athenamp_unsafe(item)
+                if why:
+                    logger.warning("event range %s may not survive AthenaMP's parser: %s",
+                                   item.get("eventRangeID") if isinstance(item, dict) else item, why)
             self.ranges_sent += len(ranges)
             message = json.dumps(ranges)
         try:
@@ -275,8 +309,9 @@ class ESProcess(threading.Thread):
 
     def handle_messages(self, message: str) -> None:
         """Answer a request for ranges, or hand an output/error message on."""
-        peer = getattr(message, "peer", None)
         if READY in message:
+            self.ready_seen = True
+            self._ready_deadline = None
             ranges: list = []
             if not self.is_no_more_events and not self._payload_exited:
                 try:
@@ -284,7 +319,7 @@ class ESProcess(threading.Thread):
                 except PilotException as exc:
                     self.range_error = exc
                     logger.error("no event ranges for the payload: %s", exc.diag)
-            self.send_event_ranges_to_payload(ranges if ranges else NO_MORE_EVENTS, peer)
+            self.send_event_ranges_to_payload(ranges if ranges else NO_MORE_EVENTS, message)
         else:
             self.handle_out_message(message)
 
@@ -313,7 +348,9 @@ class ESProcess(threading.Thread):
         logger.info("ES process finished (exit code %s)", self._ret_code)
 
     def _timeout(self) -> Optional[float]:
-        ends = [t for t in (self._deadline if not self._payload_exited else None, self._drain_until) if t]
+        running = not self._payload_exited
+        ends = [t for t in (self._deadline if running else None, self._drain_until,
+                            self._ready_deadline if running else None) if t]
         return max(0.0, min(ends) - time.monotonic()) if ends else None
 
     def _serve(self) -> None:
@@ -344,6 +381,13 @@ class ESProcess(threading.Thread):
         return thread.open_peers if thread is not None and thread.is_alive() else 0
 
     def _deadline_passed(self) -> None:
+        if (self._ready_deadline is not None and not self._payload_exited and not self.ready_seen
+                and time.monotonic() >= self._ready_deadline):
+            self._ready_deadline = None
+            self.never_ready = True
+            logger.error("the payload did not ask for event ranges within %.0f s: stopping it", self._ready_timeout)
+            self.kill(self.ready_timeout_text())
+            return
         if self._payload_exited or self._deadline is None or time.monotonic() < self._deadline:
             return
         self._deadline = None

@@ -32,13 +32,14 @@ from pilot.user.generic.common import (  # noqa: F401  (part of this plug-in's i
     process_debug_command, process_utility, update_output_for_hpo, update_server,
 )
 from pilot.user.generic.jobdata import job_queuedata
+from pilot.user.generic.setup import get_analysis_trf
 from pilot.util.config import config
 
 from . import setup
 from .dbrelease import get_dbrelease_version, use_local_dbrelease
 from .jobreport import parse_jobreport_data  # noqa: F401  (HPC workflows call it through this module)
 from .metadata import create_input_file_metadata
-from .trf import download_transform
+from .trf import BUILTIN_BASE_URLS
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def get_payload_command(job: Any) -> str:
     if catalog:
         create_input_file_metadata(catalog, job.workdir)
     if job.is_analysis:
-        trf_name = download_transform(job.transformation, job.workdir)
+        trf_name = get_analysis_trf(job.transformation, job.workdir, builtin=BUILTIN_BASE_URLS)
         body = setup.makeflags(job.corecount) + (analysis_run_command(job, trf_name) if setup.should_prepare_setup(
             job) or not release else job.jobparams)
     else:
@@ -181,7 +182,7 @@ def _downloaded(utility: dict, job: Any) -> dict:
     """A utility whose command is a URL: download it like a transformation and run it from the work dir."""
     if utility and utility["command"].startswith(("http://", "https://")):
         try:
-            utility["command"] = "./" + download_transform(utility["command"], job.workdir)
+            utility["command"] = "./" + get_analysis_trf(utility["command"], job.workdir, builtin=BUILTIN_BASE_URLS)
         except PilotException as exc:
             logger.warning("job %s: cannot download %s command: %s", job.jobid, utility["label"], exc.diag)
             return {}

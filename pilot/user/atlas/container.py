@@ -53,7 +53,7 @@ def wrapper(executable: str, **kwargs: Any) -> str:
     if job is None:
         return executable
     if use_alrb(job, kwargs.get("queuedata")):
-        return alrb_wrapper(executable, job, kwargs.get("queuedata"))
+        return alrb_wrapper(executable, job, kwargs.get("queuedata"), binds=kwargs.get("binds"))
     binds = list(kwargs.pop("binds", None) or [])
     if os.path.isdir(cvmfs_root()):
         binds.append(Bind(cvmfs_root(), readonly=True, optional=True))
@@ -70,14 +70,22 @@ def alrb_options(container_options: str) -> str:
     return f"-e {shlex.quote(container_options or '-C')}"
 
 
+def _with_binds(options: str, binds: Any) -> str:
+    extra = [f"-B {bind.source}:{bind.destination}" for bind in (binds or [])]
+    return " ".join([options] + extra)
+
+
 def _write_script(path: str, text: str, mode: int = 0o755) -> None:
     with open(path, "w") as handle:
         handle.write(text)
     os.chmod(path, mode)
 
 
-def alrb_wrapper(cmd: str, job: Any, queuedata: Any = None) -> str:
-    """The ALRB container line for ``cmd`` (see the module doc). Raises PilotException 1358/1384."""
+def alrb_wrapper(cmd: str, job: Any, queuedata: Any = None, binds: Any = None) -> str:
+    """The ALRB container line for ``cmd`` (see the module doc). Raises PilotException 1358/1384.
+
+    ``binds`` (e.g. an event-service job's channel socket) are added to the container options as ``-B``.
+    """
     queuedata = job_queuedata(job, queuedata)
     pieces = getattr(job, "payload_setup", None) or {}
     release = pieces.get("release", "")
@@ -102,7 +110,7 @@ def alrb_wrapper(cmd: str, job: Any, queuedata: Any = None) -> str:
             + f"export PandaID={shlex.quote(str(job.jobid))};"
             + "source ${ATLAS_LOCAL_ROOT_BASE}/user/atlasLocalSetup.sh -c $thePlatform"
             + f" -s {SRV}/{setup_name} -r {SRV}/{script_name} "
-            + alrb_options(getattr(queuedata, "container_options", "") or ""))
+            + alrb_options(_with_binds(getattr(queuedata, "container_options", "") or "-C", binds)))
     execargs = (job.containeroptions or {}).get("execArgs")
     if execargs:
         line += f" {execargs}"

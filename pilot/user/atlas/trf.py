@@ -17,7 +17,6 @@ from typing import Any, List, Optional
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, TrfDownloadFailure
 from pilot.util.config import config
-from pilot.util.https import HttpClient
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +70,11 @@ def download_transform(url: str, workdir: str, http: Any = None, timeout: float 
         return name
     if not is_allowed(url):
         raise TrfDownloadFailure(f"transformation URL is not below an allowed base URL: {url}")
-    client = http or HttpClient(timeout=timeout, retries=3)
+    if http is None:
+        from pilot.util.https import shared_client
+
+        http = shared_client()
+    client = http
     try:
         data = client.get(url, timeout=timeout)
     except PilotException as exc:

@@ -1,8 +1,8 @@
 """Generic experiment plug-in: job checks, the payload command and the pre/co/post-process utilities.
 
 The payload command is ``<transformation> <jobPars>``, run by ``bash -c`` in the job's work dir.
-The generic experiment does not download transformations (user analysis jobs need an experiment
-plug-in that knows where they may come from, e.g. ``atlas``).
+A transformation URL (user analysis job) is found, copied or downloaded by :mod:`.setup` and run
+as ``./<name>``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pilot.common.exception import PilotException
 from pilot.util.config import config
 
 from .jobdata import filter_job_parameters, split_platform
+from .setup import get_analysis_trf, local_transformation
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +63,10 @@ def get_payload_command(job: Any) -> str:
     if not job.transformation:
         raise PilotException("no transformation in the job definition", code=ErrorCodes.NOTDEFINED)
     if job.is_analysis:
-        raise PilotException("the generic plug-in does not download transformations",
-                             code=ErrorCodes.TRFDOWNLOADFAILURE)
-    return f"{shlex.quote(job.transformation)} {job.jobparams}".strip()
+        name = get_analysis_trf(job.transformation, job.workdir)
+        return f"./{shlex.quote(name)} {job.jobparams}".strip()
+    local = local_transformation(job.transformation, job.workdir)
+    return f"{local or shlex.quote(job.transformation)} {job.jobparams}".strip()
 
 
 def remove_redundant_files(workdir: str, outputfiles: Optional[list] = None, islooping: bool = False,

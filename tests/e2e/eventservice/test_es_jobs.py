@@ -20,7 +20,7 @@ from ..conftest import wait_for_file
 from .esjobs import ES_CONFIG, adler32_bytes, es_job, merge_job, storage_file, tar_members
 
 
-def check_finished_ranges(devserver, ranges: list) -> dict:
+def check_finished_ranges(devserver, ranges: list, prefix: str = "testpayload.out.") -> dict:
     """Every range finished, recorded once, its output in a premerge tarball on storage; lfn -> members."""
     tarballs: dict = {}
     for item in ranges:
@@ -36,7 +36,7 @@ def check_finished_ranges(devserver, ranges: list) -> dict:
             assert record["adler32"] == adler32_bytes(data) and record["fsize"] == len(data)
             tarballs[record["lfn"]] = tar_members(path)
         members = tarballs[record["lfn"]]
-        name = f"testpayload.out.{item['range_id']}"
+        name = f"{prefix}{item['range_id']}"
         assert name in members, (name, sorted(members))
         start, last = item["definition"]["startEvent"], item["definition"]["lastEvent"]
         lines = members[name].decode().splitlines()

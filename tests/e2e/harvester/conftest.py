@@ -59,7 +59,7 @@ def run_pilot(tmp_path, devserver):
                "--queuedata-url", f"{devserver.url}/queuedata/{{pandaqueue}}.json",
                "--storagedata-url", f"{devserver.url}/storagedata.json", "-d"]
         if use_a:
-            cmd += ["-a", str(wdir)]
+            cmd += ["-a", str(wdir), "--cleanup", "false"]  # the tests read the main dir afterwards
         cmd += extra or []
         log = tmp_path / f"pilot{len(runs)}.stderr"
         drop = ("HARVESTER_ID", "HARVESTER_WORKER_ID", "HARVESTER_WORKDIR", "HARVESTER_PILOT_CONFIG")

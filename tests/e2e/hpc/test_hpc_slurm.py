@@ -61,7 +61,7 @@ cd {workdir}
 export PYTHONPATH={repo}
 exec {python} {repo}/pilot.py -q {queue} --pilot-user generic --url {host} -p {port} -a {workdir} \\
     --config {config} --queuedata-url {server}/queuedata/{{pandaqueue}}.json \\
-    --storagedata-url {server}/storagedata.json -x 1 -d
+    --storagedata-url {server}/storagedata.json -x 1 -d --cleanup false
 """
 
 

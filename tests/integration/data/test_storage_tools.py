@@ -119,15 +119,31 @@ def test_nginx_without_checksums_is_1242(real_site):
     assert err.value.get_error_code() == ErrorCodes.CHKSUMNOTSUP
 
 
-@pytest.mark.parametrize("tool", ["xrdcp", "gfal"])
-def test_destination_already_holds_the_file(real_site, tool):
+@pytest.mark.parametrize("tool", ["xrdcp", "gfal", "rucio"])
+def test_destination_already_holds_other_data(real_site, tool):
+    """Storage is never overwritten by a stage-out: another file at the name is 1221 and stays as it was."""
     lfn = f"h4-exists-{real_site.tag}-{tool}.dat"
     stageout(real_site, tool, [outfile(real_site, b"first version", lfn=lfn, ddmendpoint="PILOT_XRD")])
     f = outfile(real_site, b"second version!", lfn=lfn, ddmendpoint="PILOT_XRD")
-    stageout(real_site, tool, [f])
-    assert f.status == "transferred"
+    with pytest.raises(PilotException) as err:
+        stageout(real_site, tool, [f])
+    assert err.value.get_error_code() == ErrorCodes.FILEEXISTS and f.status_code == ErrorCodes.FILEEXISTS
     with open(real_site.disk_path("PILOT_XRD", "tests", lfn), "rb") as handle:
-        assert handle.read() == b"second version!"
+        assert handle.read() == b"first version"
+
+
+@pytest.mark.parametrize("tool", ["xrdcp", "gfal", "rucio"])
+def test_destination_already_holds_the_same_file(real_site, tool):
+    """The same bytes already at the name (a retried or recovered upload) are a success, without a copy."""
+    lfn = f"h4-same-{real_site.tag}-{tool}.dat"
+    stageout(real_site, tool, [outfile(real_site, b"one version", lfn=lfn, ddmendpoint="PILOT_XRD")])
+    path = real_site.disk_path("PILOT_XRD", "tests", lfn)
+    before = os.stat(path)
+    f = outfile(real_site, b"one version", lfn=lfn, ddmendpoint="PILOT_XRD")
+    stageout(real_site, tool, [f])
+    assert f.status == "transferred" and f.remote_checksum["adler32"] == f.checksum["adler32"]
+    after = os.stat(path)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 @pytest.mark.parametrize("tool", ["xrdcp", "gfal", "rucio"])

@@ -4,6 +4,7 @@ Ranges come from in-memory hooks or a fake communicator; uploads go to a directo
 stage-out client (the Data API path is covered by the e2e tests).
 """
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -20,6 +21,14 @@ from pilot.eventservice.workexecutor import WorkExecutor
 from tests.payload_procs import wait_gone
 
 PAYLOAD = Path(__file__).resolve().parents[3] / "pilot" / "eventservice" / "testpayload.py"
+BACKENDS = ["stdlib"] + (["pyzmq"] if importlib.util.find_spec("zmq") else [])
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def channel_backend(request, monkeypatch):
+    """Every case with each ROUTER of the payload channel."""
+    monkeypatch.setenv("PILOT_ES_CHANNEL", request.param)
+    return request.param
 
 
 def make_ranges(n, tag="r"):

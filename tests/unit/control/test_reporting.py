@@ -78,6 +78,7 @@ def test_outbox_keeps_undelivered_final_update(tmp_path):
     server = FlakyServer(fail=True)
     reporter = Reporter(server, SITE, Outbox(str(tmp_path / "outbox")), 0)
     job = make_job()
+    job.phase = JobPhase.FAILED  # a final update is made for a job in a final state
     assert reporter.final(job) is False
     assert [j for j, _ in reporter.outbox.pending()] == ["7"]
     server.fail = False

@@ -72,12 +72,37 @@ def test_copy_out_to_output_dir_and_surl(dirs, tmp_path):
     assert (tmp_path / "st" / "x" / "y" / "o.dat").read_text() == "out"
 
 
-def test_copy_out_replaces_existing_destination(dirs, tmp_path):
+def test_copy_out_never_replaces_an_existing_destination(dirs, tmp_path):
     _, work = dirs
     (work / "o.dat").write_text("new")
     (tmp_path / "o.dat").write_text("old content")
-    mv.copy_out([FileSpec(lfn="o.dat", workdir=str(work))], output_dir=str(tmp_path))
-    assert (tmp_path / "o.dat").read_text() == "new"
+    with pytest.raises(PilotException) as err:
+        mv.copy_out([FileSpec(lfn="o.dat", workdir=str(work))], output_dir=str(tmp_path))
+    assert err.value.get_error_code() == ErrorCodes.FILEEXISTS
+    assert (tmp_path / "o.dat").read_text() == "old content"
+
+
+def test_copy_out_same_file_already_there_is_success(dirs, tmp_path):
+    _, work = dirs
+    (work / "o.dat").write_text("same")
+    (tmp_path / "o.dat").write_text("same")
+    spec = FileSpec(lfn="o.dat", workdir=str(work))
+    mv.copy_out([spec], output_dir=str(tmp_path))
+    assert spec.status == "transferred" and spec.remote_checksum == spec.checksum
+
+
+@pytest.mark.parametrize("mode", ["copy", "move", "symlink"])
+def test_copy_out_through_a_planted_link_is_refused(dirs, tmp_path, mode):
+    _, work = dirs
+    (work / "o.dat").write_text("payload bytes")
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "out").mkdir()
+    os.symlink(victim, tmp_path / "out" / "o.dat")
+    with pytest.raises(PilotException) as err:
+        mv.copy_out([FileSpec(lfn="o.dat", workdir=str(work))], output_dir=str(tmp_path / "out"), copy_type=mode)
+    assert err.value.get_error_code() == ErrorCodes.FILEEXISTS
+    assert victim.read_text() == "precious"
 
 
 def test_copy_out_act_output_list(dirs):

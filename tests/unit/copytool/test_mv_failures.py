@@ -67,9 +67,9 @@ def test_directory_at_the_output_name_keeps_the_output(dirs, monkeypatch, mode, 
     if exdev:
         monkeypatch.setattr(os, "rename", cross_device)
     err = stage_out(store, work, mode)
-    assert err.get_error_code() == ErrorCodes.STAGEOUTFAILED and err.state == "COPY_ERROR"
+    assert err.get_error_code() == ErrorCodes.FILEEXISTS and err.state == "FILE_EXISTS"  # storage untouched
     assert (work / "o.dat").read_bytes() == DATA
-    assert os.listdir(work) == ["o.dat"] and os.listdir(store) == ["o.dat"]
+    assert os.listdir(work) == ["o.dat"] and os.listdir(store) == ["o.dat"] and os.listdir(store / "o.dat") == []
     assert f"{store}/o.dat" in err.diag  # the name in the way, not a temporary one
 
 
@@ -80,21 +80,21 @@ def test_act_output_blocked_by_a_directory_keeps_the_output(dirs):
     f = FileSpec(lfn="o.dat", workdir=str(work), surl="root://se/path/o.dat")
     with pytest.raises(PilotException) as err:
         mv.copy_out([f], copy_type="move")
-    assert err.value.get_error_code() == ErrorCodes.STAGEOUTFAILED
+    assert err.value.get_error_code() == ErrorCodes.FILEEXISTS
     assert (work / "o.dat").read_bytes() == DATA and os.listdir(work) == ["o.dat"]
     assert not [n for n in os.listdir(work.parent) if ".part" in n]
     assert not (work.parent / "output.list").exists()  # ARC is not told about a file that is not there
 
 
 @pytest.mark.parametrize("mode", ["move", "copy"])
-def test_refused_final_rename_keeps_the_source(dirs, monkeypatch, mode):
+def test_refused_final_link_keeps_the_source(dirs, monkeypatch, mode):
     store, work = dirs
     monkeypatch.setattr(os, "rename", cross_device)
 
     def refuse(a, b, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", a, None, b)
 
-    monkeypatch.setattr(os, "replace", refuse)
+    monkeypatch.setattr(os, "link", refuse)
     err = stage_out(store, work, mode)
     assert err.get_error_code() == ErrorCodes.STAGEOUTFAILED
     assert (work / "o.dat").read_bytes() == DATA and os.listdir(store) == []
@@ -119,13 +119,13 @@ def test_move_across_file_systems_keeps_bytes_mode_and_times(dirs, monkeypatch, 
     assert os.listdir(dst.parent) == ["a.dat"]
 
 
-def test_move_across_file_systems_replaces_an_existing_file(dirs, monkeypatch):
+def test_move_across_file_systems_never_replaces_an_existing_file(dirs, monkeypatch):
     store, work = dirs
     (store / "o.dat").write_text("stale")
     monkeypatch.setattr(os, "rename", cross_device)
-    (work / "o.dat").write_bytes(DATA)
-    mv.copy_out([FileSpec(lfn="o.dat", workdir=str(work))], copy_type="move", output_dir=str(store))
-    assert (store / "o.dat").read_bytes() == DATA and os.listdir(work) == []
+    err = stage_out(store, work, "move")
+    assert err.get_error_code() == ErrorCodes.FILEEXISTS
+    assert (store / "o.dat").read_text() == "stale" and (work / "o.dat").read_bytes() == DATA
 
 
 def test_cancelled_cross_device_move_keeps_the_source(dirs, monkeypatch):
@@ -171,23 +171,23 @@ def moved_away(src, tmp, *args, **kwargs):
 
 def test_a_temporary_file_without_its_source_goes_back(dirs, monkeypatch):
     store, work = dirs
-    (store / "o.dat").mkdir()
+    (work / "a.dat").mkdir()
     monkeypatch.setattr(mv, "_in_one_step", lambda *a: False)
     monkeypatch.setattr(mv, "_copy_data", moved_away)
     monkeypatch.setattr(mv.shutil, "copystat", lambda *a: None)
-    err = stage_out(store, work, "move")
-    assert err.get_error_code() == ErrorCodes.STAGEOUTFAILED and "kept at" not in err.diag
-    assert (work / "o.dat").read_bytes() == DATA and os.listdir(work) == ["o.dat"]
+    err = stage_in(store, work, "move")
+    assert err.get_error_code() == ErrorCodes.STAGEINFAILED and "kept at" not in err.diag
+    assert (store / "a.dat").read_bytes() == DATA and os.listdir(store) == ["a.dat"]
 
 
 def test_a_temporary_file_that_cannot_go_back_stays_and_is_named(dirs, monkeypatch):
     store, work = dirs
-    (store / "o.dat").mkdir()
+    (work / "a.dat").mkdir()
     monkeypatch.setattr(mv, "_in_one_step", lambda *a: False)
     monkeypatch.setattr(mv, "_copy_data", moved_away)
     monkeypatch.setattr(mv.shutil, "copystat", lambda *a: None)
     monkeypatch.setattr(os, "rename", cross_device)
-    err = stage_out(store, work, "move")
-    tmp = f"{store}/o.dat.part{os.getpid()}"
-    assert err.get_error_code() == ErrorCodes.STAGEOUTFAILED and f"kept at {tmp}" in err.diag
-    assert open(tmp, "rb").read() == DATA and not (work / "o.dat").exists()
+    err = stage_in(store, work, "move")
+    kept = [n for n in os.listdir(work) if n != "a.dat"]
+    assert len(kept) == 1 and f"kept at {work}/{kept[0]}" in err.diag
+    assert (work / kept[0]).read_bytes() == DATA and not (store / "a.dat").exists()

@@ -72,17 +72,41 @@ def test_es_hook_and_manager_contract():
 
 
 def test_inject_channel():
+    """Pilot 2's forms (esprocess.init_yampl_socket): export, appended --preExec, flag put into a preExec."""
     from pilot.eventservice.esprocess.esprocess import inject_channel
 
     name = "EventService_EventRanges_1"
-    assert inject_channel("./run.sh --x", name) == "./run.sh --x"
+    flag = 'jps.AthenaMPFlags.EventRangeChannel="EventService_EventRanges_1"'
+    assert inject_channel("./run.sh --x", name) == (
+        "./run.sh --x --preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;" + flag + "'")
     assert inject_channel("Sim_tf.py --a=1", name) == (
-        "Sim_tf.py --a=1 --preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;"
-        'jps.AthenaMPFlags.EventRangeChannel="EventService_EventRanges_1"\'')
+        "Sim_tf.py --a=1 --preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;" + flag + "'")
     line = "Sim_tf.py --preExec 'a=1' --b"
-    assert inject_channel(line, name).startswith("Sim_tf.py --preExec 'from AthenaMP.AthenaMPFlags import")
-    assert inject_channel(line, name).endswith("EventRanges_1\"' 'a=1' --b")  # one more preExec value
+    assert inject_channel(line, name) == (
+        "Sim_tf.py --preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;" + flag + "' 'a=1' --b")
     line = "Sim_tf.py --preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;x=1'"
-    assert 'import jobproperties as jps;jps.AthenaMPFlags.EventRangeChannel="' in inject_channel(line, name)
-    done = 'Sim_tf.py --preExec \'jps.AthenaMPFlags.EventRangeChannel="x"\''
-    assert inject_channel(done, name) == done
+    assert inject_channel(line, name) == (
+        "Sim_tf.py --preExec 'from AthenaMP.AthenaMPFlags import jobproperties as jps;" + flag + ";x=1'")
+    line = "run.sh --channel $PILOT_EVENTRANGECHANNEL"
+    assert inject_channel(line, name) == 'export PILOT_EVENTRANGECHANNEL="EventService_EventRanges_1"; ' + line
+    odd = "Sim_tf.py --preExec=x"  # neither form Pilot 2 knows: left as it is (with a warning)
+    assert inject_channel(odd, name) == odd
+
+
+def test_alrb_container_options_get_the_channel_socket_bound():
+    from pilot.api.container import Bind
+    from pilot.user.atlas.container import _with_binds
+
+    socket_file = "/tmp/zmq_EventService_EventRanges_1"
+    assert _with_binds("-C", [Bind(socket_file, socket_file)]) == f"-C -B {socket_file}:{socket_file}"
+    assert _with_binds("--contain -B /cvmfs", None) == "--contain -B /cvmfs"
+
+
+def test_ranges_athenamp_would_misread_are_named():
+    from pilot.eventservice.esprocess.esprocess import athenamp_unsafe
+
+    good = {"eventRangeID": "1-2-3", "startEvent": 1, "lastEvent": 5, "GUID": "G", "PFN": "root://h:1094//f"}
+    assert athenamp_unsafe(good) == ""  # a ':' in a value is fine: AthenaMP splits at the first one
+    assert "nested" in athenamp_unsafe(dict(good, extra={"a": 1}))
+    assert "LFN" in athenamp_unsafe(dict(good, LFN="a,b"))
+    assert athenamp_unsafe("text") == "not an object"

@@ -13,17 +13,19 @@ PILOT2_TABLE = [
     (1117, 72), (1186, 73), (1330, 74), (1332, 75), (1342, 76), (1331, 77), (1359, 78), (1200, 137),
     (1201, 143), (1202, 131), (1203, 139), (1204, 158), (1207, 144), (1206, 138),
 ]
+#: taken from Pilot 3's table, where Pilot 2 had nothing: no answer from the server (issue 17)
+PILOT3_ADDITIONS = [(1318, 79)]
 
 
 def test_dictionary_matches_pilot2_table():
     table = get_error_code_translation_dictionary()
-    assert {code: entry[0] for code, entry in table.items()} == dict(PILOT2_TABLE)
+    assert {code: entry[0] for code, entry in table.items()} == dict(PILOT2_TABLE + PILOT3_ADDITIONS)
     assert all(isinstance(entry[1], str) and entry[1] for entry in table.values())
     table[1008][0] = 0  # a copy: callers cannot change the table
     assert get_error_code_translation_dictionary()[1008][0] == 65
 
 
-@pytest.mark.parametrize("code,status", PILOT2_TABLE)
+@pytest.mark.parametrize("code,status", PILOT2_TABLE + PILOT3_ADDITIONS)
 def test_forward(code, status):
     assert shell_exit_code(code) == status
 
