@@ -136,6 +136,8 @@ def stage_out(ctx: PilotContext) -> None:
         elif name == "failed_payloads" and job.errors.first()[0] == ErrorCodes.REACHEDMAXTIME:
             _stage_out_outputs(ctx, job, StageOutClient, partial=True, traces=traces)  # keep what it produced
         ok = _stage_out_log(ctx, job, StageOutClient, traces=traces) and ok
+        if ran_payload and ctx.recovery is not None:
+            ctx.recovery.save(job)  # what is on storage now: a recovering pilot does not copy it again
         send_job_traces(ctx, job)
         job.timing[c.PILOT_POST_STAGEOUT] = time.time()
         if not ok and ran_payload and _leave_for_recovery(ctx, job):
@@ -182,7 +184,8 @@ def _leave_for_recovery(ctx: PilotContext, job: JobData) -> bool:
         logger.warning("job %s: stage-out failed again after %d recoveries: failing it", job.jobid,
                        job.recovery_attempts)
         return False
-    ctx.recovery.save(job)
+    if not ctx.recovery.save(job):  # a full disk: no record, so no later pilot could finish it
+        return False
     hold_job(ctx, job)
     return True
 

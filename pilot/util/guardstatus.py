@@ -10,6 +10,7 @@ name the payload could have prepared).
 from __future__ import annotations
 
 import os
+import sys
 
 #: at most this much of the record is written to the status pipe (it must fit the pipe's buffer:
 #: the pilot reads it only after the guard has ended)
@@ -87,7 +88,8 @@ def write_status_file(path: str, text: str) -> None:
 def write_status(path: str, fd, status: dict) -> None:
     """Hand the record over: to the pipe ``fd`` (when given) and to the file ``path`` (when given).
 
-    A file that cannot be written (the work dir gone, a name taken) does not stop the pipe record.
+    A file that cannot be written (a full disk, the work dir gone, a name taken) is left out with a
+    line on stderr: the pipe record and the guard's exit status still say what happened.
     """
     text = json_text(status)
     if fd is not None:
@@ -100,6 +102,9 @@ def write_status(path: str, fd, status: dict) -> None:
     if path:
         try:
             write_status_file(path, text)
-        except OSError:
-            if fd is None:
-                raise
+        except OSError as exc:
+            sys.stderr.write(f"payloadguard: cannot write the status file {path}: {exc}\n")
+            try:
+                os.unlink(f"{path}.tmp")
+            except OSError:
+                pass

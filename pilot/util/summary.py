@@ -54,6 +54,8 @@ class RunSummary:
     jobs: Dict[str, JobOutcome] = field(default_factory=dict)  # received jobs, in order
     recovered: int = 0  # jobs of earlier pilots finished by this one
     signal: Optional[str] = None  # the signal that stopped the pilot
+    collected: bool = False  # the workflow filled in the counts (the HPC workflow does not)
+    stopped_early: str = ""  # why the pilot ended before its workflow ran
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def listener(self, ctx: Any) -> Callable[[dict, bool], None]:
@@ -89,6 +91,10 @@ class RunSummary:
             head += f", {count['other']} not finished here (e.g. holding for recovery)"
         if self.recovered:
             head += f"; {self.recovered} job(s) of earlier pilots recovered"
+        if self.stopped_early:
+            head = f"pilot summary: no job was asked for: {self.stopped_early}"
+        elif not self.collected:
+            head = "pilot summary: (this workflow does not count its jobs: see the log)"
         out = [head]
         with self._lock:
             jobs = list(self.jobs.values())

@@ -159,6 +159,7 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     for name, period, check in getattr(ctx.communicator, "checks", list)():  # e.g. Harvester's worker heartbeat
         job_monitor.add_check(name, period, check)
     if summary is not None:
+        summary.collected = True
         ctx.reporter.listeners.append(summary.listener(ctx))
     recovered = resume_orphans(ctx)
     if recovered:
