@@ -233,6 +233,7 @@ def _run_workflow(args, mainworkdir: str, summary: RunSummary) -> int:
         infosys = init_infosys(args)
     except PilotException as exc:
         logger.error("cannot start: %s", exc)
+        summary.stopped_early = exc.diag[:200]
         return exc.get_error_code()
     workflow = importlib.import_module(f"pilot.workflow.{args.workflow}")
     end_of_startup()

@@ -10,6 +10,20 @@ if [ "$(id -u)" -eq 0 ] && ! id pilottest >/dev/null 2>&1; then
   echo "== test user pilottest created"
 fi
 
+# tinyproxy: the real forwarding HTTP proxy of tests/faults/test_http_proxy.py (started by the test on a
+# free port; the packaged service is not started: policy-rc.d forbids it during the install)
+if ! [ -x /usr/bin/tinyproxy ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  added_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && added_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y tinyproxy >/dev/null 2>&1 || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y tinyproxy >/dev/null
+  } || echo "tinyproxy could not be installed: the proxy tests will fail" >&2
+  [ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d
+  [ -x /usr/bin/tinyproxy ] && echo "== tinyproxy installed: $(/usr/bin/tinyproxy -v 2>&1 | head -1)"
+fi
+
 if command -v bwrap >/dev/null 2>&1; then
   echo "== bubblewrap present: $(bwrap --version 2>/dev/null || echo bwrap)"
   exit 0

@@ -17,17 +17,42 @@ bash scripts/install-test-deps.sh
 bash scripts/hpc/install.sh
 echo "== python test dependencies ready ($(( $(date +%s) - start )) s)"
 
+# servers this run started are stopped at the end (a developer's may be in use)
+STOP_STORAGE=0
+STOP_PANDA=0
+on_exit() {
+  if [ "$STOP_STORAGE" = 1 ]; then bash ci/storage/stop-all.sh >/dev/null 2>&1 || true; fi
+  if [ "$STOP_PANDA" = 1 ]; then bash ci/panda/stop.sh >/dev/null 2>&1 || true; fi
+}
+trap on_exit EXIT
+
 # real storage servers (XRootD, nginx WebDAV, Rucio) on 127.0.0.1, and their client tools
 if [ "${SKIP_STORAGE:-0}" != "1" ]; then
   bash ci/storage/setup-all.sh "$VENV"
   # stop the servers at the end only if this run started them (a developer's may be in use)
   if ! bash ci/storage/status.sh >/dev/null 2>&1; then
-    trap 'bash ci/storage/stop-all.sh >/dev/null 2>&1 || true' EXIT
+    STOP_STORAGE=1
   fi
   bash ci/storage/start-all.sh
   # shellcheck disable=SC1091
   . ci/storage/client-env.sh "$VENV"
   echo "== storage servers up ($(( $(date +%s) - start )) s)"
+fi
+
+# the real PanDA server (panda-server from PyPI on PostgreSQL) for tests/e2e/realserver; its database
+# schema is on no registry: without a copy beside the repo those tests skip and say so
+PANDA_DB_SCHEMA=${PANDA_DB_SCHEMA:-$ROOT/../shared/vendor/panda-database-0.1.6}
+export PANDA_DB_SCHEMA
+if [ "${SKIP_PANDA:-0}" != "1" ] && [ -f "$PANDA_DB_SCHEMA/postgres/sqls/init_step.sql" ]; then
+  panda_start=$(date +%s)
+  bash ci/panda/install.sh
+  if ! bash ci/panda/status.sh >/dev/null 2>&1; then
+    STOP_PANDA=1
+  fi
+  bash ci/panda/start.sh
+  echo "== PanDA server up (install + start $(( $(date +%s) - panda_start )) s)"
+elif [ "${SKIP_PANDA:-0}" != "1" ]; then
+  echo "== no PanDA database schema at $PANDA_DB_SCHEMA: the real-server tests will skip"
 fi
 export PATH="$VENV/bin:$PATH"
 

@@ -4,9 +4,11 @@
 #   2. the schema (schema.sh, from $PANDA_DB_SCHEMA)
 #   3. the server's configuration ($PANDA_HOME/etc/panda) and the test queue $PANDA_QUEUE in
 #      schedconfig_json, dumped to the schedconfig cache the pilot reads (/cache/schedconfig/)
-#   4. Apache + mod_wsgi serving the server on http://127.0.0.1:$PANDA_PORT, as atlpan:zp; the client
+#   4. Apache + mod_wsgi serving the server on http://127.0.0.1:$PANDA_PORT (and $PANDA_ROOT/trf under
+#      /trf/, as PanDA servers serve transformations), as atlpan:zp; the client
 #      identity mod_ssl/gridsite would give comes from SetEnv (DN $PANDA_PILOT_DN, production role)
-#   5. the server's daemon master with add_main (holding -> finished/failed, every 5 s)
+#   5. the server's daemon master with add_main (holding -> finished/failed, every 5 s; a run is never cut
+#      short: a worker killed mid-run leaves its job locked in holding for 10 min)
 # Needs install.sh first. Logs: $PANDA_ROOT/logs, $PANDA_ROOT/httpd/log, $PANDA_ROOT/log.
 # usage: ci/panda/start.sh
 set -euo pipefail
@@ -91,7 +93,7 @@ server = {
 }
 for key, value in server.items():
     cfg.set("server", key, value)
-daemons = {"add_main": {"enable": True, "period": 5, "loop": True},
+daemons = {"add_main": {"enable": True, "period": 5, "loop": True, "timeout": 900},
            "cache_schedconfig": {"enable": True, "period": 60}}
 cfg.set("daemon", "enable", "True")
 cfg.set("daemon", "n_proc", "2")
@@ -113,7 +115,8 @@ from pilot.devserver.info import default_queuedata, default_storagedata
 queue, ddm, storage, site, queue_file, storage_file = sys.argv[1:]
 data = default_queuedata(queue, ddm)
 data.update({"atlas_site": site, "site": site, "gstat": site, "vo_name": "local", "pilot_version": "current",
-             "status": "online", "state": "ACTIVE", "maxtime": 3600, "maxwdir": 20000})
+             "status": "online", "state": "ACTIVE", "maxtime": 3600, "maxwdir": 20000,
+             "timefloor": 10})  # minutes: a pilot may run several jobs (-x limits it)
 disk = default_storagedata(storage, ddm)
 disk.update({"site": site, "rc_site": site})
 with open(queue_file, "w") as handle:
@@ -127,6 +130,19 @@ INSERT INTO doma_panda.schedconfig_json (panda_queue, data, last_update)
     VALUES (:'queue', :'data', CURRENT_TIMESTAMP)
     ON CONFLICT (panda_queue) DO UPDATE SET data = EXCLUDED.data, last_update = EXCLUDED.last_update;
 SQL
+# the pilot's DN may read the object-store key pair pilotci_public/pilotci_private ('k' in gridpref, files in
+# keyDir); no 'p': a proxy request is refused by the server without reaching for a MyProxy server
+printf 'PILOTCI-ACCESS-KEY' >"$PANDA_ROOT/keys/pilotci_public"
+printf 'PILOTCI-SECRET-KEY' >"$PANDA_ROOT/keys/pilotci_private"
+chown atlpan:zp "$PANDA_ROOT/keys/"pilotci_*
+chmod 0600 "$PANDA_ROOT/keys/"pilotci_*
+psql_db "$PANDA_DB_NAME" -v name="$(basename "${PANDA_PILOT_DN##*/CN=}")" -v dn="$PANDA_PILOT_DN" >/dev/null <<'SQL'
+DELETE FROM doma_pandameta.users WHERE name = :'name';
+INSERT INTO doma_pandameta.users (id, name, dn, gridpref) VALUES (1, :'name', :'dn', 'k');
+SQL
+# transformations the tests' jobs download are served like a PanDA server's /trf/
+mkdir -p "$PANDA_ROOT/trf"
+chmod 0755 "$PANDA_ROOT/trf"
 t=$(pnow)
 runuser -u atlpan -- env -i "${PANDA_SERVER_ENV[@]}" "$PANDA_VENV/bin/python" -c \
     'import sys; from pandaserver.daemons.scripts.cache_schedconfig import main; main(argv=sys.argv)' \
@@ -176,6 +192,10 @@ WSGIApplicationGroup %{GLOBAL}
 WSGIScriptAliasMatch ^(/server/panda/.+)|(/api/.+)$ $SITE/pandaserver/server/panda.py
 WSGIPassAuthorization On
 <Directory $SITE/pandaserver/server>
+    Require all granted
+</Directory>
+Alias /trf/ $PANDA_ROOT/trf/
+<Directory $PANDA_ROOT/trf>
     Require all granted
 </Directory>
 Alias /cache/schedconfig/ $PANDA_ROOT/cache/schedconfig/

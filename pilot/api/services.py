@@ -27,6 +27,20 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+def __getattr__(name: str) -> Any:
+    """``from pilot.api.services import Benchmark, MemoryMonitoring`` (Pilot 2's import path); loaded on use
+    because both modules import this one."""
+    if name == "Benchmark":
+        from pilot.api.benchmark import Benchmark
+
+        return Benchmark
+    if name == "MemoryMonitoring":
+        from pilot.api.memorymonitor import MemoryMonitoring
+
+        return MemoryMonitoring
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class Services:
     """Base class of the services: start, stop, results; a context manager that starts and stops."""
 

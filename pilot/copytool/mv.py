@@ -9,7 +9,7 @@ Stage-out destination: ``<output_dir>/<lfn>`` when ``output_dir`` is set; else t
 (directories are created); else (aCT/ARC) the file goes to the parent of the work dir and a line
 ``<lfn> <surl>`` is appended to the parent's ``output.list`` for ARC to upload.
 
-Mode: ``copy_type`` = ``copy`` (default), ``symlink`` or ``move``, taken from the keyword argument
+Mode: ``copy_type`` = ``copy`` (default), ``symlink`` (stage-in only) or ``move``, taken from the keyword argument
 ``copy_type`` (or ``mv_mode``), else the queue's ``copytools['mv']['copy_type']``, else a catchall entry
 ``mv_copy_type=<mode>``. Copy is the default because it never removes the source and works inside
 containers that do not see the source's path; symlink is for shared read-only input areas; move is
@@ -33,7 +33,7 @@ import shutil
 from typing import Any, Iterator
 
 from pilot.common.errorcodes import ErrorCodes
-from pilot.common.exception import PilotException
+from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
 from pilot.copytool.common import (cancelled_error, is_local_url, local_file_path, mark_failed, settle_existing,
                                    tool_setting, transfer_error, url_to_path)
 from pilot.util.filehandling import calculate_checksum, remove_file, safe_join
@@ -61,14 +61,29 @@ def is_valid_for_copy_out(files: list) -> bool:
     return all(f.lfn for f in files)
 
 
-def get_mode(kwargs: dict) -> str:
-    """The transfer mode (copy, symlink or move)."""
+def get_mode(kwargs: dict, is_stagein: bool = True) -> str:
+    """The transfer mode (copy, symlink or move).
+
+    As in Pilot 2 and 3, an explicit ``copy_type`` of ``''`` or ``None`` raises StageInFailure (1099)
+    or StageOutFailure (1137), and ``copy_type='symlink'`` is refused for stage-out (a link into the
+    work dir would point at nothing once the job's directory is removed). A queue-level symlink
+    setting (for shared read-only input areas) copies outputs instead.
+    """
+    failure = StageInFailure if is_stagein else StageOutFailure
+    if "copy_type" in kwargs and kwargs["copy_type"] in ("", None) and not kwargs.get("mv_mode"):
+        raise failure(f"mv copytool: incorrect copy_type {kwargs['copy_type']!r} (use copy, symlink or move)")
+    explicit = str(kwargs.get("copy_type") or kwargs.get("mv_mode") or "").lower()
+    if not is_stagein and explicit in ("symlink", "ln", "link"):
+        raise StageOutFailure("mv copytool: symlink is not a stage-out method (use copy or move)")
     mode = str(kwargs.get("mv_mode") or tool_setting(kwargs, "mv", "copy_type", "copy")).lower()
     aliases = {"cp": "copy", "ln": "symlink", "link": "symlink", "mv": "move"}
     mode = aliases.get(mode, mode)
     if mode not in MODES:
         raise PilotException(f"mv copytool: unknown copy_type {mode!r} (use {', '.join(MODES)})",
                              code=ErrorCodes.BADQUEUECONFIGURATION)
+    if mode == "symlink" and not is_stagein:
+        logger.info("mv copytool: the queue's symlink mode is for inputs; outputs are copied")
+        return "copy"
     return mode
 
 
@@ -81,7 +96,7 @@ def parallel_transfers(kwargs: dict, is_stagein: bool = True) -> bool:
     so both keep their threads. A bad ``copy_type`` keeps them too: each transfer reports it.
     """
     try:
-        return get_mode(kwargs) != "symlink"
+        return get_mode(kwargs, is_stagein) != "symlink"
     except PilotException:
         return True
 
@@ -105,7 +120,7 @@ def copy_in(files: list, **kwargs: Any) -> list:
 
 def copy_out(files: list, **kwargs: Any) -> list:
     """Put each output file at its destination; raise PilotException on the first failure."""
-    mode = get_mode(kwargs)
+    mode = get_mode(kwargs, is_stagein=False)
     output_dir = kwargs.get("output_dir") or ""
     for fspec in files:
         try:

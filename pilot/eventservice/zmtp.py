@@ -14,7 +14,7 @@ speaks the wire protocol itself, through this module:
   not trusted).
 
 :class:`Connection` is the protocol state machine without I/O (bytes in, messages and bytes out);
-:class:`StdlibRouter` drives connections of a listening socket with ``select``; :class:`DealerClient`
+:class:`StdlibRouter` drives connections of a listening socket with a selector (epoll); :class:`DealerClient`
 is a blocking DEALER for payloads and tests. This file imports nothing from the pilot, so a payload
 may run it from a copy.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
-import select
+import selectors
 import socket
 import stat
 from typing import Dict, List, Optional, Tuple
@@ -329,6 +329,9 @@ class StdlibRouter:
             raise
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ, 0)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, -1)
 
     @property
     def description(self) -> str:
@@ -346,27 +349,25 @@ class StdlibRouter:
 
     def poll(self, timeout: Optional[float] = None) -> Tuple[list, list, bool, int]:
         """Wait up to ``timeout``; return (messages as (peer, frames), closed peers, woken, ready sockets)."""
-        socks = [peer.sock for peer in self._peers.values()]
-        readable, _, _ = select.select([self._listener, self._wake_r] + socks, [], [], timeout)
+        ready = self._selector.select(timeout)
         messages: list = []
         closed: list = []
         woken = False
-        by_sock = {peer.sock: number for number, peer in self._peers.items()}
-        for item in readable:
-            if item == self._wake_r:
+        for key, _ in ready:
+            number = key.data
+            if number == -1:
                 try:
                     os.read(self._wake_r, 4096)
                 except OSError:
                     pass
                 woken = True
-            elif item is self._listener:
+            elif number == 0:
                 self._accept()
-            elif item in by_sock:
-                number = by_sock[item]
+            elif number in self._peers:
                 if not self._read(number, messages):
                     self._drop(number)
                     closed.append(number)
-        return messages, closed, woken, len(readable)
+        return messages, closed, woken, len(ready)
 
     def _accept(self) -> None:
         try:
@@ -381,6 +382,7 @@ class StdlibRouter:
         conn = Connection("ROUTER", server=True, max_message=self.max_message)
         self._next += 1
         self._peers[self._next] = _Peer(sock, conn)
+        self._selector.register(sock, selectors.EVENT_READ, self._next)
         if not self._flush(self._next):
             self._drop(self._next)
 
@@ -417,6 +419,10 @@ class StdlibRouter:
         peer = self._peers.pop(number, None)
         if peer is not None:
             try:
+                self._selector.unregister(peer.sock)
+            except (KeyError, ValueError):
+                pass
+            try:
                 peer.sock.close()
             except OSError:
                 pass
@@ -436,6 +442,7 @@ class StdlibRouter:
     def close(self) -> None:
         for number in list(self._peers):
             self._drop(number)
+        self._selector.close()
         try:
             self._listener.close()
         except OSError:

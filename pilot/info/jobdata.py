@@ -9,6 +9,7 @@ second copy.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import os
 import time
@@ -347,8 +348,43 @@ class JobData:
             spec.accessmode = "copy"
         return spec
 
+    # ------------------------------------------------------------------ Pilot 2 call shapes
+    def prepare_infiles(self, data: dict) -> list:
+        """FileSpec objects of the input files described by the getJob fields in ``data`` (Pilot 2 name)."""
+        return self._files_of(data)[0]
+
+    def prepare_outfiles(self, data: dict) -> tuple:
+        """(output FileSpecs, log FileSpecs) described by the getJob fields in ``data`` (Pilot 2 name)."""
+        _, outdata, logdata = self._files_of(data)
+        return outdata, logdata
+
+    def _files_of(self, data: dict) -> tuple:
+        scratch = JobData(jobid=self.jobid, accessmode=self.accessmode)
+        scratch._parse_files(dict(data or {}))
+        for code, diag in scratch.errors.entries():
+            logger.warning("job %s: %s (error %s)", self.jobid, diag, code)
+        return scratch.indata, scratch.outdata, scratch.logdata
+
     def __repr__(self) -> str:
         return f"JobData(jobid={self.jobid}, phase={self.phase.value}, errors={self.errors.codes})"
+
+
+def _accept_definition(init: Any) -> Any:
+    """Let ``JobData(definition)`` (Pilot 2's call shape, also ``JobData(data=...)`` and ``use_kmap``)
+    parse a getJob field set like :meth:`JobData.from_definition`; field arguments work as before."""
+
+    @functools.wraps(init)
+    def __init__(self: "JobData", *args: Any, use_kmap: bool = True, **kwargs: Any) -> None:
+        definition = args[0] if len(args) == 1 and isinstance(args[0], dict) and not kwargs else kwargs.get("data")
+        if isinstance(definition, dict) and (args or list(kwargs) == ["data"]):
+            self.__dict__.update(type(self).from_definition(definition).__dict__)
+            return
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+JobData.__init__ = _accept_definition(JobData.__init__)  # type: ignore[method-assign]
 
 
 def lfn_problem(lfn: str) -> str:

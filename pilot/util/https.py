@@ -675,3 +675,15 @@ def _form_value(value: Any) -> str:
 
 def _short(url: str) -> str:
     return url.split("?", 1)[0]
+
+
+_PILOT2_NAMES = ("https_setup", "cacert", "capath", "cacert_default_location")
+
+
+def __getattr__(name: str) -> Any:
+    """Pilot 2's set-up names, importable from here (they live in :mod:`pilot.util.httpsetup`)."""
+    if name in _PILOT2_NAMES:
+        from pilot.util import httpsetup
+
+        return getattr(httpsetup, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,6 +55,7 @@ class RunSummary:
     recovered: int = 0  # jobs of earlier pilots finished by this one
     signal: Optional[str] = None  # the signal that stopped the pilot
     collected: bool = False  # the workflow filled in the counts (the HPC workflow does not)
+    stopped_early: str = ""  # why the pilot ended before its workflow ran
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def listener(self, ctx: Any) -> Callable[[dict, bool], None]:
@@ -90,7 +91,9 @@ class RunSummary:
             head += f", {count['other']} not finished here (e.g. holding for recovery)"
         if self.recovered:
             head += f"; {self.recovered} job(s) of earlier pilots recovered"
-        if not self.collected:
+        if self.stopped_early:
+            head = f"pilot summary: no job was asked for: {self.stopped_early}"
+        elif not self.collected:
             head = "pilot summary: (this workflow does not count its jobs: see the log)"
         out = [head]
         with self._lock:

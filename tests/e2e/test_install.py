@@ -24,10 +24,12 @@ PLAIN_PYTHON = os.environ.get("PILOT_PLAIN_PYTHON", "/root/.pyenv/versions/3.9.1
 
 
 def plain_python() -> str:
-    if os.path.exists(PLAIN_PYTHON):
-        return PLAIN_PYTHON
-    base = Path(sys.base_prefix) / "bin" / "python3"
-    return str(base)
+    """The oldest supported Python with nothing installed: the image's pyenv 3.9, else the 3.9 that
+    scripts/test.sh found ($PILOT_TEST_PYTHON), else the base interpreter of this venv."""
+    for candidate in (PLAIN_PYTHON, os.environ.get("PILOT_TEST_PYTHON", "")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return str(Path(sys.base_prefix) / "bin" / "python3")
 
 
 def clean_env(**extra: str) -> dict:

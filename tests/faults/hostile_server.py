@@ -19,6 +19,8 @@ request (headers and a Content-Length body), counts it per path, then answers as
 ``/status/<n>``    an empty reply with status ``n``
 ``/sequence/...``  the Nth request to this path gets the Nth comma-separated status of the list
 =================  ==================================================================================
+
+Any other path gets ``404 Not Found``, or with ``HostileServer(fallback="silent")`` no answer at all.
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ def gzip_bomb(size: int = 64 * 1024 * 1024) -> bytes:
 class HostileServer:
     """See the module doc. Use as a context manager; ``url(path)``, ``count(path)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, fallback: str = "404") -> None:
+        self.fallback = fallback  # what any other path gets: "404" or "silent"
         self.stop = threading.Event()
         self.counts: Counter = Counter()
+        self.headers: dict = {}  # path -> the headers of its last request (lower-case names)
         self._lock = threading.Lock()
         self._conns: list = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -131,11 +135,13 @@ class HostileServer:
         if "://" in target:  # through a forwarding proxy: the absolute form
             target = urllib.parse.urlsplit(target).path or "/"
         length = 0
+        seen = {}
         while True:
             header = reader.readline(65537)
             if header in (b"\r\n", b"\n", b""):
                 break
             name, _, value = header.decode("latin-1").partition(":")
+            seen[name.strip().lower()] = value.strip()
             if name.strip().lower() == "content-length":
                 length = int(value.strip())
         if length:
@@ -143,6 +149,7 @@ class HostileServer:
         path = target.split("?", 1)[0]
         with self._lock:
             self.counts[path] += 1
+            self.headers[path] = seen
         return path
 
     def _answer(self, conn: socket.socket, path: str) -> bool:
@@ -194,7 +201,7 @@ class HostileServer:
             else:
                 conn.shutdown(socket.SHUT_WR)
             return False
-        if path == "/silent" or path.endswith("/getJob") and path.startswith("/silent"):
+        if path == "/silent" or self.fallback == "silent":
             self.stop.wait(60)
             return False
         if path.startswith("/status/"):

@@ -138,21 +138,28 @@ def _client(http: Any) -> Any:
 
 
 def download(url: str, path: str, http: Any = None, timeout: float = DOWNLOAD_TIMEOUT) -> str:
-    """GET ``url`` into the new file ``path`` within the size cap; '' when done, else why not."""
+    """GET ``url`` into the new file ``path`` within the size cap; '' when done, else why not.
+
+    The client's ``download`` streams to disk (its reply-size cap bounds it); a client without one
+    (an older or a test client) is asked with ``get``.
+    """
     limit = max_trf_size()
+    client = _client(http)
     try:
-        data = _client(http).get(url, timeout=timeout)
+        if hasattr(client, "download"):
+            size = client.download(url, path, timeout=timeout)
+        else:
+            data = client.get(url, timeout=timeout)
+            if len(data) > limit:
+                return f"{url}: {len(data)} B is more than [Payload] max_trf_size ({limit} B)"
+            _write_new(path, data)
+            size = len(data)
     except (PilotException, OSError) as exc:
         return f"{url}: {getattr(exc, 'diag', '') or exc}"
-    if not data:
-        return f"{url}: empty reply"
-    if len(data) > limit:
-        return f"{url}: {len(data)} B is more than [Payload] max_trf_size ({limit} B)"
-    try:
-        _write_new(path, data)
-    except OSError as exc:
-        return f"cannot write {path}: {exc}"
-    logger.info("downloaded transformation %s from %s (%d B)", os.path.basename(path), url, len(data))
+    if size > limit or size == 0:
+        os.unlink(path)
+        return f"{url}: {size} B is {'empty' if not size else f'more than [Payload] max_trf_size ({limit} B)'}"
+    logger.info("downloaded transformation %s from %s (%d B)", os.path.basename(path), url, size)
     return ""
 
 

@@ -13,7 +13,7 @@ from apitools import FAST, adler
 from pilot.api import bulk, data
 from pilot.api.data import StageInClient, StageOutClient
 from pilot.common.errorcodes import ErrorCodes as E
-from pilot.common.exception import StageInFailure
+from pilot.common.exception import StageInFailure, StageOutFailure
 from pilot.copytool import mv
 from pilot.copytool.common import deterministic_path, transfers_in_threads
 from pilot.info import FileSpec
@@ -57,7 +57,8 @@ class RecordingHttp:
 
 def test_mv_hint_per_mode():
     assert mv.parallel_transfers({"copy_type": "symlink"}, True) is False
-    assert mv.parallel_transfers({"copy_type": "ln"}, False) is False
+    assert mv.parallel_transfers({"copy_type": "ln"}, True) is False
+    assert mv.parallel_transfers({"copy_type": "ln"}, False) is True  # refused for stage-out: each transfer says so
     assert mv.parallel_transfers({"copytools": {"mv": {"copy_type": "symlink"}}}, True) is False
     assert mv.parallel_transfers({"catchall": "mv_copy_type=symlink"}, True) is False
     # bytes move (a copy; a move is checksummed afterwards and may cross file systems): threads stay
@@ -156,14 +157,15 @@ def test_cancel_between_links_is_honoured(site, monkeypatch):
     assert not any(os.path.lexists(site.work / f.lfn) for f in files[1:])
 
 
-def test_symlink_stage_out_runs_in_the_calling_thread(site, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "ThreadPoolExecutor", NoPool)
+def test_symlink_stage_out_is_refused(site, tmp_path):
     outs = []
     for i in range(3):
         (site.work / f"o{i}.dat").write_bytes(b"o")
         outs.append(FileSpec(filetype="output", scope="tests", lfn=f"o{i}.dat", workdir=str(site.work)))
-    StageOutClient(site.info, acopytools="mv").transfer(outs, copy_type="symlink", output_dir=str(tmp_path / "out"))
-    assert all(f.status == "transferred" and os.path.islink(tmp_path / "out" / f.lfn) for f in outs)
+    with pytest.raises(StageOutFailure) as err:
+        StageOutClient(site.info, acopytools="mv").transfer(outs, copy_type="symlink", output_dir=str(tmp_path / "out"))
+    assert err.value.get_error_code() == E.STAGEOUTFAILED
+    assert not any(os.path.lexists(tmp_path / "out" / f.lfn) for f in outs)
 
 
 def test_bulk_checks_run_inline_for_one_file_and_for_a_tool_without_threads(monkeypatch):
