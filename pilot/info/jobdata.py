@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 #: a longer LFN is refused (the storage systems' limit)
 MAX_LFN_LENGTH = 255
+#: checksum types the pilot verifies (``ad:``/``md:`` in the definition); any other is 1314
+KNOWN_CHECKSUMS = ("adler32", "md5")
 
 
 class JobPhase(str, enum.Enum):
@@ -329,6 +331,16 @@ class JobData:
         if logname and not self.logdata:
             rec = {"lfn": logname, "guid": str(d.get("logGUID") or ""), "scope": str(d.get("scopeLog") or "")}
             self.logdata.append(self._make_file(rec, "log"))
+        self._check_duplicates()
+
+    def _check_duplicates(self) -> None:
+        """Two files of one kind with the same name would be one file in the work dir: 1302."""
+        for kind, specs in (("input", self.indata), ("output", self.outdata + self.logdata)):
+            names = [spec.lfn for spec in specs]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                self.fail(ErrorCodes.CONVERSIONFAILURE,
+                          f"duplicate {kind} file name(s) in the job definition: {', '.join(twice)[:200]}")
 
     def _make_file(self, rec: dict, filetype: str) -> FileSpec:
         spec = FileSpec.from_kwargs(filetype=filetype, **rec)
@@ -341,6 +353,10 @@ class JobData:
             code = ErrorCodes.LFNTOOLONG if "long" in problem else (
                 ErrorCodes.BADOUTPUTFILENAME if filetype != "input" else ErrorCodes.STAGEINFAILED)
             self.fail(code, f"illegal {filetype} file name {spec.lfn[:80]!r}: {problem}")
+        unknown = sorted(kind for kind in spec.checksum if kind not in KNOWN_CHECKSUMS)
+        if unknown:
+            self.fail(ErrorCodes.UNKNOWNCHECKSUMTYPE,
+                      f"unknown checksum type {unknown[0][:20]!r} for {spec.lfn[:80]} (known: ad, md)")
         size = str(rec.get("filesize") if rec.get("filesize") is not None else "").strip()
         if size not in ("", "NULL") and (not size.isdigit() or len(size) > 16):
             self.fail(ErrorCodes.CONVERSIONFAILURE, f"bad file size {size[:40]!r} for {spec.lfn[:80]}")

@@ -2,7 +2,10 @@
 
 ``QueueData`` is a plain dataclass: Harvester and the pilot set attributes directly
 (``infosys.queuedata.direct_access_lan = False``). Field values are coerced to the declared types when
-the record is built; fields the pilot does not know are kept in ``params``.
+the record is built; fields the pilot does not know are kept in ``params``. A value of the wrong type
+or a resource limit that makes no sense (a negative ``maxtime``, ``maxwdir``, ``maxrss``, ``timefloor``,
+``corecount``, ``zip_time_gap``; ``maxinputsize`` below -1; ``pledgedcpu`` below -1) raises
+``CoercionError``, which the info service turns into 1341 BADQUEUECONFIGURATION (README promise).
 
 Unit note: the external ``timefloor`` is in minutes; ``QueueData.timefloor`` is in **seconds** (as in
 Pilot 2) and ``timefloor_minutes`` keeps the raw value.
@@ -79,9 +82,10 @@ class QueueData:
         if not isinstance(data, dict):
             raise CoercionError(f"queuedata is not an object: {type(data).__name__}")
         known, params, problems = load_record(cls, _prepare(data), _ALIASES)
-        _check_problems(problems, strict=False)
+        _check_problems(problems, strict=True)
         obj = cls(**known)
         obj.params = params
+        _check_problems(obj.limit_problems(), strict=True)
         obj.clean()
         return obj
 
@@ -103,6 +107,7 @@ class QueueData:
         for key, value in known.items():
             setattr(self, key, value)
         self.params.update(params)
+        _check_problems(self.limit_problems(), strict=True)
         self.clean()
         logger.info("queuedata overridden: %s", ", ".join(sorted(overrides)))
 
@@ -118,6 +123,20 @@ class QueueData:
             opts = self.catchall_value("singularity_options")
             if opts:
                 self.container_options = opts
+
+    def limit_problems(self) -> list:
+        """(field, message) for resource limits that make no sense (negative sizes and times, ...)."""
+        problems = []
+        for name in ("maxtime", "maxwdir", "maxrss", "timefloor_minutes", "es_stageout_gap"):
+            if getattr(self, name) < 0:
+                problems.append((name, f"{_external_name(name)}: negative value {getattr(self, name)}"))
+        if self.maxinputsize < -1:
+            problems.append(("maxinputsize", f"maxinputsize: {self.maxinputsize} (use -1 to turn the check off)"))
+        if self.corecount < 0:
+            problems.append(("corecount", f"corecount: negative value {self.corecount}"))
+        if self.pledgedcpu < -1:
+            problems.append(("pledgedcpu", f"pledgedcpu: {self.pledgedcpu} (only -1 is special)"))
+        return problems
 
     # ------------------------------------------------------------------ queries
     @property

@@ -27,6 +27,10 @@ CASES = {
     "scope_dotdot": ({"scopeOut": "../../x"}, E.BADOUTPUTFILENAME),
     "nul_byte": ({"jobPars": "-c 'echo hi'\x00; touch " + CANARY}, E.CONVERSIONFAILURE),
     "not_utf8": ({"jobPars": "-c 'echo \udcff'"}, E.CONVERSIONFAILURE),
+    "duplicate_inputs": ({key: "{dup},{dup}" for key in ("inFiles", "GUID", "fsize", "checksum", "scopeIn",
+                                                         "realDatasetsIn", "prodDBlockToken", "dispatchDblock",
+                                                         "ddmEndPointIn")}, E.CONVERSIONFAILURE),
+    "unknown_checksum_type": ({"checksum": "sha256:6004e1a1"}, E.UNKNOWNCHECKSUMTYPE),
 }
 
 
@@ -36,7 +40,8 @@ def test_bad_definition(name, devserver, start_pilot, tmp_path):
         os.unlink(CANARY)
     overrides, code = CASES[name]
     job = sample_job(devserver.storage_dir)
-    job.update({k: v.replace("{log}", job["logFile"]) for k, v in overrides.items()})
+    job.update({k: v.replace("{log}", job["logFile"]).replace("{dup}", str(job.get(k, "")))
+                for k, v in overrides.items()})
     pandaid = devserver.submit(job)
     before = {p for p in Path(devserver.storage_dir).rglob("*")}
     run = start_pilot()

@@ -70,11 +70,27 @@ def test_bad_override_raises():
         q.apply_overrides({"maxwdir": "lots"})
 
 
-def test_bad_structural_field_raises_bad_scalar_is_ignored():
+def test_bad_structural_field_and_bad_scalar_raise():
     with pytest.raises(CoercionError):
         QueueData.from_dict({"nickname": "Q", "copytools": "{not json"})
-    q = QueueData.from_dict({"nickname": "Q", "maxrss": "huge"})
-    assert q.maxrss == 0
+    with pytest.raises(CoercionError, match="maxrss"):  # mis-typed queue data is 1341, not a silent default
+        QueueData.from_dict({"nickname": "Q", "maxrss": "huge"})
+
+
+@pytest.mark.parametrize("field, value", [("maxtime", -1), ("maxwdir", "-5"), ("maxrss", -100), ("timefloor", -3),
+                                          ("corecount", -2), ("maxinputsize", -2), ("pledgedcpu", -7),
+                                          ("zip_time_gap", -1)])
+def test_nonsense_resource_limits_raise(field, value):
+    with pytest.raises(CoercionError, match=field):
+        QueueData.from_dict({"nickname": "Q", field: value})
+    q = QueueData.from_dict({"nickname": "Q"})
+    with pytest.raises(CoercionError, match=field):
+        q.apply_overrides({field: value})
+
+
+def test_special_values_are_accepted():
+    q = QueueData.from_dict({"nickname": "Q", "maxinputsize": -1, "pledgedcpu": -1, "corecount": 0, "maxtime": 0})
+    assert q.maxinputsize == -1 and q.pledgedcpu == -1 and q.corecount == 1 and q.es_stageout_gap == 600
 
 
 def test_copytools_as_list_and_string():
