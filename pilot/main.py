@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from typing import Any, Optional, Sequence
+from urllib.parse import urlsplit
 
 from pilot.common.exception import ConfigurationError, PilotException
 from pilot.util.auxiliary import shell_exit_code
@@ -52,6 +53,16 @@ def check_options(args: Any) -> None:
         raise ConfigurationError(f"option --capath: {args.capath} is not a directory")
     if args.workdir and os.path.exists(args.workdir) and not os.path.isdir(args.workdir):
         raise ConfigurationError(f"option -a/--workdir: {args.workdir} is not a directory")
+    for option, url in (("--url", args.url), ("--queuedata-url", args.queuedata_url),
+                        ("--storagedata-url", getattr(args, "storagedata_url", ""))):
+        if url and "://" in url:
+            parts = urlsplit(url)
+            try:
+                parts.port  # noqa: B018  (raises for a port that is not a number)
+            except ValueError:
+                raise ConfigurationError(f"option {option}: {url} has an invalid port") from None
+            if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.hostname):
+                raise ConfigurationError(f"option {option}: {url} is not an http(s):// or file:// URL")
 
 
 def load_configuration(args: Any) -> Any:
