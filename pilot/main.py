@@ -111,21 +111,10 @@ def close_log_file() -> None:
 
 def recovery_needs(mainworkdir: str, outbox_root: str) -> list:
     """Jobs in the recovery area whose files are in ``mainworkdir`` (a later pilot stages them out)."""
-    from pilot.util.filehandling import read_json
+    from pilot.control.recovery import jobs_waiting_in
+    from pilot.util.statefile import RECOVERY_DIR
 
-    area = os.path.join(outbox_root, "pilot_recovery")
-    needed = []
-    for name in sorted(os.listdir(area)) if os.path.isdir(area) else []:
-        if not name.endswith(".json"):
-            continue
-        try:
-            record = read_json(os.path.join(area, name))
-        except PilotException:
-            continue
-        workdir = str((record.get("state") or {}).get("workdir") or "") if isinstance(record, dict) else ""
-        if workdir == mainworkdir or workdir.startswith(mainworkdir + os.sep):
-            needed.append(name[:-5])
-    return needed
+    return jobs_waiting_in(os.path.join(outbox_root, RECOVERY_DIR), mainworkdir)
 
 
 def clean_up(args: Any, launchdir: str, mainworkdir: str) -> bool:
