@@ -170,7 +170,7 @@ def test_forged_state_is_set_aside_by_the_next_pilot(devserver, ns_pilot, tmp_pa
         assert not os.path.lexists(site / "pilot_recovery" / name)
         assert any(n.startswith(name + ".rejected-") for n in _entries(site / "pilot_recovery")), name
     assert "was never run by this pilot tree" in log
-    assert "not a regular file" in log and "cannot open safely" in log
+    assert "is a FIFO, not a regular file" in log and "resolves to /dev/zero, outside" in log
     _no_trace_of_forged(devserver, site)
     assert "recovering job" not in log
 
