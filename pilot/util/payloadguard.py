@@ -1,31 +1,45 @@
-"""The payload guard: a tiny parent process that keeps a payload's whole process tree in one place.
+"""The payload guard: the small process between the pilot and a payload, and the payload's boundary.
 
-The pilot starts ``python -m pilot.util.payloadguard --status FILE -- <shell line>`` in a new
-session. The guard makes itself a *child subreaper*, so every process the payload forks, even one
-that double-forks or calls ``setsid``, stays its descendant. It then
+The pilot starts ``python -m pilot.util.payloadguard --status FILE [--status-fd N] -- <shell line>``
+in a new session. The guard
 
-- waits for the payload (blocking ``wait4``, no polling) and reaps every orphan it adopts;
-- when the payload's main process exits, stops whatever the payload left running
-  (SIGTERM, grace, SIGKILL) so no daemon outlives the job;
-- on SIGTERM/SIGINT/SIGHUP from the pilot, does the same to the whole tree at once;
-- writes a JSON status file with the exit code, the terminating signal and the CPU seconds of
-  the whole tree (its own children's rusage, which includes every reaped descendant), then exits
-  with the payload's exit status.
+- moves itself into the job's cgroup when the pilot made one (``--cgroup DIR``; the pilot empties
+  it with ``cgroup.kill`` when the job ends, whatever the payload did);
+- dies with the pilot: ``PR_SET_PDEATHSIG`` (``--pilot-pid``) tells it when the pilot is gone, and
+  it then takes the payload with it;
+- puts the payload in a PID namespace of its own where the kernel allows it (``--pidns``): the guard
+  forks a second process that is the namespace's init (PID 1), mounts a ``/proc`` that shows only
+  the namespace, masks the credentials and starts the payload. The payload can neither see nor
+  signal nor ptrace the pilot or the outer guard, its signals to its init are ignored, and when
+  that init ends the kernel kills every process left in the namespace, so nothing of the payload
+  outlives it. As root the namespace is made directly; otherwise inside a user namespace that maps
+  only the caller's own uid and gid (the payload keeps its ids and holds no capability);
+- otherwise (``--pidns off`` or refused by the kernel) stays the payload's parent as a *child
+  subreaper*, so every process the payload forks, even one that double-forks or calls ``setsid``,
+  stays its descendant and is stopped with the payload;
+- runs the payload as ``--user UID:GID`` when given (the pilot passes it when it runs as root), so
+  a root pilot's payload cannot undo the masks or read the pilot's ``/proc`` entries;
+- waits for the payload (no polling), reaps every orphan it adopts, and when the payload's main
+  process exits, stops whatever the payload left running (SIGTERM, grace, SIGKILL);
+- on SIGTERM/SIGINT/SIGHUP/SIGUSR1 from the pilot stops the whole tree at once;
+- hands over a JSON status record (exit code, terminating signal, CPU seconds of the whole tree, what
+  isolation it got) through the pipe ``--status-fd`` and the file ``--status``, and exits with the
+  payload's exit status.
 
-Credential masks (``--mask PATH``, repeated; the pilot chooses the paths): the payload's shell starts
-in a private mount namespace where each path shows nothing, a file being covered by a read-only bind
-of ``/dev/null``, a directory by an empty read-only tmpfs. The namespace is made in the child just
-before exec (``/`` made recursively private first, so nothing propagates to the host); as root with
-``CLONE_NEWNS`` alone, otherwise inside a new user namespace that maps only the caller's own uid and
-gid, so the payload keeps its ids and cannot undo the mounts. ``--isolation`` says what a failure
-means: ``auto`` runs the payload anyway, ``required`` does not start it (exit 126), ``off`` masks
-nothing. The status file's ``credentials`` record says what happened.
+Credential masks (``--mask PATH``, repeated; the pilot chooses the paths): each path shows nothing
+to the payload, a file being covered by a read-only bind of ``/dev/null``, a directory by an empty
+read-only tmpfs, in a private mount namespace (``/`` made recursively private first, so nothing
+propagates to the host). ``--isolation`` says what a failure means: ``auto`` runs the payload
+anyway, ``required`` does not start it (exit 126), ``off`` masks nothing. ``--pidns`` has the same
+three values for the PID namespace. The status record's ``credentials`` and ``isolation`` entries
+say what happened.
 
 The guard is started for every job and its CPU is the pilot's own cost per job, so it loads only
-``os``, ``sys``, ``ctypes`` and ``resource``: no ``subprocess`` (it forks and execs itself), no
-threads (it waits for its signals and for SIGCHLD with ``sigwaitinfo``), no ``json`` (it writes its
-small status record itself) and the C ``_signal`` module rather than ``signal`` (whose enums pull in
-``enum`` and ``re``). :mod:`pilot.util.proctree` is loaded only when something has to be killed.
+``os``, ``sys``, ``time``, ``ctypes`` and ``resource``: no ``subprocess`` (it forks and execs itself),
+no threads (it waits for its signals and for SIGCHLD with ``sigwaitinfo``), no ``json`` (see
+:mod:`pilot.util.guardstatus`) and the C ``_signal`` module rather than ``signal`` (whose enums pull
+in ``enum`` and ``re``). :mod:`pilot.util.proctree` is loaded only when something has to be killed
+outside a namespace.
 """
 
 from __future__ import annotations
@@ -34,23 +48,25 @@ import ctypes
 import os
 import resource
 import sys
+import time
 
 try:  # the C module behind ``signal``: the same calls and numbers without the enum wrappers
     import _signal as signal
 except ImportError:  # pragma: no cover - another Python implementation
     import signal  # type: ignore[no-redef]
 
+from pilot.util import payloadns
+from pilot.util.payloadns import (_mask_report, enter_pid_namespace, mask_credentials, mask_here,  # noqa: F401
+                                  masking_preexec)
+from pilot.util.guardstatus import SHORT_ESCAPES, _json_string, json_text, write_status  # noqa: F401
+
 PR_SET_CHILD_SUBREAPER = 36
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
-MS_REC, MS_PRIVATE, MS_RELATIME = 0x4000, 1 << 18, 1 << 21
-#: statvfs flags a read-only remount of a bind must keep (a user namespace may not drop them)
-KEPT_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
-              (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME))
 #: exit status of a payload that was not started because its credentials could not be masked
+#: (or, with ``--pidns required``, because it could not get a PID namespace of its own)
 MASK_REFUSED = 126
+#: the parent-death signal: the guard checks that the pilot really is gone (the thread that
+#: started the guard may end while the pilot lives on, and the kernel signals that too)
+PARENT_GONE = signal.SIGUSR2
 ISOLATION_MODES = ("auto", "required", "off")
 
 
@@ -60,76 +76,6 @@ def _become_subreaper() -> bool:
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
-
-
-def _libc_call(libc, name: str, *args) -> None:
-    """Call a libc function that returns 0 on success; raise OSError with its errno otherwise."""
-    if getattr(libc, name)(*args) != 0:
-        errno = ctypes.get_errno()
-        where = " ".join(os.fsdecode(arg) for arg in args[:2] if isinstance(arg, bytes))
-        raise OSError(errno, f"{name}({where}): {os.strerror(errno)}")
-
-
-def _map_own_ids(uid: int, gid: int) -> None:
-    """In a fresh user namespace: map the caller's uid and gid to themselves (setgroups denied first)."""
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as handle:
-            handle.write(text)
-
-
-def _mask_path(libc, path: str) -> None:
-    """Cover one path: a directory by an empty read-only tmpfs, anything else by a read-only /dev/null."""
-    target = os.fsencode(path)
-    if os.path.isdir(path):
-        flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
-        _libc_call(libc, "mount", b"tmpfs", target, b"tmpfs", ctypes.c_ulong(flags), b"mode=0555,size=4k")
-        return
-    _libc_call(libc, "mount", b"/dev/null", target, None, ctypes.c_ulong(MS_BIND), None)
-    kept = os.statvfs(path).f_flag
-    flags = MS_BIND | MS_REMOUNT | MS_RDONLY
-    for st_flag, ms_flag in KEPT_FLAGS:
-        if kept & st_flag:
-            flags |= ms_flag
-    _libc_call(libc, "mount", None, target, None, ctypes.c_ulong(flags), None)
-
-
-def mask_credentials(paths: list) -> list:
-    """Enter a private mount namespace in which every existing path of ``paths`` is masked; the masked ones.
-
-    Meant for the payload's child just before exec (it changes the calling process). Raises OSError.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    uid, gid = os.geteuid(), os.getegid()
-    if uid == 0:
-        _libc_call(libc, "unshare", CLONE_NEWNS)
-    else:
-        _libc_call(libc, "unshare", CLONE_NEWUSER | CLONE_NEWNS)
-        _map_own_ids(uid, gid)
-    _libc_call(libc, "mount", None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None)
-    masked = []
-    for path in paths:
-        if os.path.lexists(path):  # a credential removed since the pilot looked needs no cover
-            _mask_path(libc, path)
-            masked.append(path)
-    return masked
-
-
-def _masking_preexec(paths: list, mode: str, report_fd: int):
-    """The child's last step before exec: mask ``paths``; write what was masked, or the error, to ``report_fd``.
-
-    In ``required`` mode a failure is raised, so the payload is not started.
-    """
-    def preexec() -> None:
-        try:
-            masked = mask_credentials(paths)
-        except Exception as exc:  # whatever stops the masking is reported; 'auto' runs the payload anyway
-            os.write(report_fd, b"error\0" + str(exc)[:1000].encode(errors="replace"))
-            if mode == "required":
-                raise
-            return
-        os.write(report_fd, b"\0".join([b"masked"] + [os.fsencode(path) for path in masked]))
-
-    return preexec
 
 
 def _read_report(read_fd: int) -> bytes:
@@ -144,117 +90,74 @@ def _read_report(read_fd: int) -> bytes:
     return b"".join(chunks)
 
 
-#: the characters json.dumps escapes with a letter
-SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-
-
-def _json_string(text: str) -> str:
-    """``text`` as a JSON string, escaped as ``json.dumps`` does (non-ASCII as ``\\uXXXX``)."""
-    out = []
-    for char in text:
-        code = ord(char)
-        if char in SHORT_ESCAPES:
-            out.append(SHORT_ESCAPES[char])
-        elif 0x20 <= code < 0x7f:
-            out.append(char)
-        elif code > 0xffff:
-            code -= 0x10000
-            out.append(f"\\u{0xd800 | (code >> 10):04x}\\u{0xdc00 | (code & 0x3ff):04x}")
-        else:
-            out.append(f"\\u{code:04x}")
-    return '"' + "".join(out) + '"'
-
-
-def json_text(value) -> str:
-    """The JSON text of the status record's values (None, bool, int, float, str, list, dict).
-
-    The guard's own small encoder: ``import json`` alone (with the ``re`` it loads) would cost more
-    than half of the rest of the guard's start-up.
-    """
-    if value is None:
-        return "null"
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[repr(value)]
-        return float.__repr__(value)
-    if isinstance(value, str):
-        return _json_string(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_json_string(str(key))}: {json_text(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(json_text(item) for item in value) + "]"
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _write_status(path: str, status: dict) -> None:
-    """Write the status record; on a full disk (or any write error) leave it out: the exit status says it."""
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(json_text(status))
-        os.replace(tmp, path)
-    except OSError as exc:
-        sys.stderr.write(f"payloadguard: cannot write the status file {path}: {exc}\n")
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-
-
 class GuardOptions:
     """The guard's command line (read by hand: argparse alone would double the guard's start-up CPU)."""
 
-    __slots__ = ("status", "grace", "stdout", "stderr", "cwd", "mask", "isolation", "command")
+    __slots__ = ("status", "status_fd", "grace", "stdout", "stderr", "cwd", "mask", "isolation", "pidns", "user",
+                 "pilot_pid", "cgroup", "command")
 
     def __init__(self) -> None:
         self.status, self.grace, self.stdout, self.stderr, self.cwd = "", 10.0, None, None, None
+        self.status_fd = None
         self.mask: list = []
         self.isolation = "auto"
+        self.pidns = "off"
+        self.user = None  # (uid, gid) the payload runs as, or None: the guard's own
+        self.pilot_pid = 0
+        self.cgroup = ""
         self.command: list = []
 
 
-USAGE = ("usage: payloadguard --status FILE [--grace S] [--stdout F] [--stderr F] [--cwd DIR] "
-         "[--mask PATH]... [--isolation auto|required|off] -- SHELL LINE")
+USAGE = ("usage: payloadguard --status FILE [--status-fd N] [--grace S] [--stdout F] [--stderr F] [--cwd DIR] "
+         "[--mask PATH]... [--isolation auto|required|off] [--pidns auto|required|off] [--user UID:GID] "
+         "[--pilot-pid PID] [--cgroup DIR] -- SHELL LINE")
+VALUED = {"--status", "--status-fd", "--grace", "--stdout", "--stderr", "--cwd", "--mask", "--isolation", "--pidns",
+          "--user", "--pilot-pid", "--cgroup"}
 
 
 def _parse(argv: list | None) -> GuardOptions:
     """Options before ``--``, the shell line after it; a usage error exits with status 2."""
     words = list(sys.argv[1:] if argv is None else argv)
     opts = GuardOptions()
-    valued = {"--status", "--grace", "--stdout", "--stderr", "--cwd", "--mask", "--isolation"}
     while words:
         word = words.pop(0)
         if word == "--":
             opts.command = ["--"] + words
             break
         name, eq, value = word.partition("=")
-        if name not in valued:
+        if name not in VALUED:
             opts.command = [word] + words  # the shell line without a separating --
             break
         if not eq:
             if not words:
                 _usage(f"{name} needs a value")
             value = words.pop(0)
-        if name == "--mask":
-            opts.mask.append(value)
-        elif name == "--grace":
-            try:
-                opts.grace = float(value)
-            except ValueError:
-                _usage(f"--grace: not a number: {value!r}")
-        elif name == "--isolation":
-            if value not in ISOLATION_MODES:
-                _usage(f"--isolation: one of {', '.join(ISOLATION_MODES)}, not {value!r}")
-            opts.isolation = value
-        else:
-            setattr(opts, name[2:], value)
-    if not opts.status:
-        _usage("--status is required")
+        _set_option(opts, name, value)
+    if not opts.status and opts.status_fd is None:
+        _usage("--status or --status-fd is required")
     return opts
+
+
+def _set_option(opts: GuardOptions, name: str, value: str) -> None:
+    if name == "--mask":
+        opts.mask.append(value)
+    elif name in ("--grace", "--status-fd", "--pilot-pid"):
+        try:
+            number = float(value) if name == "--grace" else int(value)
+        except ValueError:
+            _usage(f"{name}: not a number: {value!r}")
+        setattr(opts, name[2:].replace("-", "_"), number)
+    elif name in ("--isolation", "--pidns"):
+        if value not in ISOLATION_MODES:
+            _usage(f"{name}: one of {', '.join(ISOLATION_MODES)}, not {value!r}")
+        setattr(opts, name[2:], value)
+    elif name == "--user":
+        uid, _, gid = value.partition(":")
+        if not uid.isdigit() or not (gid or uid).isdigit():
+            _usage(f"--user: UID:GID, not {value!r}")
+        opts.user = (int(uid), int(gid or uid))
+    else:
+        setattr(opts, name[2:], value)
 
 
 def _usage(message: str) -> None:
@@ -262,40 +165,227 @@ def _usage(message: str) -> None:
     raise SystemExit(2)
 
 
+#: the signals on which the guard stops the whole payload tree
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+#: signals Python ignores at start-up; the payload gets them back at their default (as subprocess does)
+RESTORED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
+
+
 def main(argv: list | None = None) -> int:
     """Run the payload under guard; return its exit status."""
     args = _parse(argv)
     line = " ".join(args.command[1:] if args.command[:1] == ["--"] else args.command)
-    subreaper = _become_subreaper()
-
-    # The stop signals and SIGCHLD are blocked and taken with sigwaitinfo: no handler, no thread,
-    # nothing lost between two waits. The payload's shell gets the mask the guard started with.
+    isolation = {"pidns": False, "mode": args.pidns, "kind": "", "proc": False, "user": list(args.user or ()),
+                 "cgroup": "", "error": ""}
+    if args.cgroup:
+        try:
+            payloadns.join_cgroup(args.cgroup)  # before any fork: every process of the job is in it
+            isolation["cgroup"] = args.cgroup
+        except OSError as exc:
+            isolation["error"] = f"cgroup: {exc}"
+    # The stop signals, SIGCHLD and the parent-death signal are blocked and taken with sigwaitinfo:
+    # no handler, no thread, nothing lost between two waits. The payload starts with the old mask.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an inherited SIG_IGN would reap the children for us
-    watched = {signal.SIGCHLD, *STOP_SIGNALS}
+    watched = {signal.SIGCHLD, PARENT_GONE, *STOP_SIGNALS}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    if args.pilot_pid:
+        payloadns.set_parent_death_signal(PARENT_GONE)
+        if os.getppid() != args.pilot_pid:  # gone before the request took effect
+            return _not_started(args, 128 + signal.SIGKILL, "the pilot ended before the payload started",
+                                isolation=isolation)
+    if args.pidns != "off":
+        try:
+            isolation["kind"] = enter_pid_namespace()
+        except OSError as exc:
+            isolation["error"] = f"no PID namespace: {exc}"
+            if args.pidns == "required":
+                return _not_started(args, MASK_REFUSED, f"process isolation required but failed: {exc}",
+                                    isolation=isolation)
+        else:
+            isolation["pidns"] = True
+            return _run_outer(args, line, old_mask, watched, isolation)
+    return _run_single(args, line, old_mask, watched, isolation)
 
+
+def _not_started(args: GuardOptions, code: int, error: str, **record) -> int:
+    status = {"exit_code": code, "signal": None, "error": error, "cpu": 0.0}
+    status.update(record)
+    write_status(args.status, args.status_fd, status)
+    return code
+
+
+def _pilot_gone(args: GuardOptions) -> bool:
+    """After the parent-death signal: is the pilot really gone (not just the thread that started us)?"""
+    return os.getppid() != args.pilot_pid
+
+
+# ------------------------------------------------------------------------------ without a PID namespace
+def _run_single(args: GuardOptions, line: str, old_mask, watched: set, isolation: dict) -> int:
+    """The payload as the guard's own child, the guard its subreaper."""
+    subreaper = _become_subreaper()
     pid, credentials, error = _start_payload(args, line, old_mask)
     if pid is None:
         code = MASK_REFUSED if credentials["error"] and args.isolation == "required" else 127
-        _write_status(args.status, {"exit_code": code, "signal": None, "error": error, "cpu": 0.0,
-                                    "subreaper": subreaper, "credentials": credentials})
-        return code
+        return _not_started(args, code, error, subreaper=subreaper, credentials=credentials, isolation=isolation)
+
+    def accept(info) -> bool:
+        return info.si_signo != PARENT_GONE or _pilot_gone(args)
+
     received: list = []
-    status = _supervise(pid, watched, received, args.grace)
+    status = _supervise(pid, watched, received, args.grace, _stop_tree, accept)
+    return _finish(args, status, received, subreaper=subreaper, credentials=credentials, isolation=isolation)
+
+
+def _finish(args: GuardOptions, status: dict, received: list, **record) -> int:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     status.update({"cpu": usage.ru_utime + usage.ru_stime, "cpu_user": usage.ru_utime,
-                   "cpu_system": usage.ru_stime, "maxrss_kb": usage.ru_maxrss, "subreaper": subreaper,
-                   "guard_signal": received[0] if received else None, "credentials": credentials})
-    _write_status(args.status, status)
+                   "cpu_system": usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
+                   "guard_signal": received[0] if received else None})
+    status.update(record)
+    write_status(args.status, args.status_fd, status)
     if status["signal"]:
         return 128 + status["signal"]
     return status["exit_code"]
 
 
-#: the signals on which the guard stops the whole payload tree
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
-#: signals Python ignores at start-up; the payload gets them back at their default (as subprocess does)
-RESTORED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
+# ------------------------------------------------------------------------------ in a PID namespace
+def _run_outer(args: GuardOptions, line: str, old_mask, watched: set, isolation: dict) -> int:
+    """The guard outside the namespace: fork its init, pass stop signals on, end it when the pilot is gone.
+
+    The init has SIGKILL as its parent-death signal, so whatever ends this process ends the
+    namespace too; a stop the init does not finish in ``grace`` + 5 s ends with SIGKILL.
+    """
+    alive_r, alive_w = os.pipe()  # end of file on alive_r: this process is gone
+    init = os.fork()
+    if init == 0:  # pragma: no cover - the namespace's init (measured by the guard tests, not by coverage)
+        code = 127
+        try:
+            os.close(alive_w)
+            code = _run_init(args, line, old_mask, watched, isolation, alive_r)
+        finally:
+            os._exit(code)
+    os.close(alive_r)
+    received: list = []
+    deadline = None
+    while True:
+        pid, wstatus = os.waitpid(init, os.WNOHANG)
+        if pid:
+            break
+        if deadline is None:
+            info = signal.sigwaitinfo(watched)
+        else:
+            info = signal.sigtimedwait(watched, max(0.0, deadline - time.monotonic()))
+            if info is None:  # the init did not stop its namespace in time
+                os.kill(init, signal.SIGKILL)
+                deadline = None
+                continue
+        if info.si_signo == signal.SIGCHLD:
+            continue
+        if info.si_signo == PARENT_GONE:
+            if _pilot_gone(args):
+                os.kill(init, signal.SIGKILL)  # the kernel empties the namespace with it
+            continue
+        received.append(info.si_signo)
+        os.kill(init, signal.SIGTERM)
+        if deadline is None:
+            deadline = time.monotonic() + args.grace + 5.0
+    if os.WIFEXITED(wstatus):
+        return os.WEXITSTATUS(wstatus)  # the init wrote the status record
+    sig = os.WTERMSIG(wstatus)
+    return _not_started(args, 128 + sig, f"the payload's namespace was ended by signal {sig}", signal=sig,
+                        guard_signal=received[0] if received else None, isolation=isolation)
+
+
+def _run_init(args: GuardOptions, line: str, old_mask, watched: set, isolation: dict,
+              alive_fd: int) -> int:  # pragma: no cover - runs as a namespace's init
+    """PID 1 of the payload's namespace: mount its /proc, mask the credentials, run and reap the payload.
+
+    ``alive_fd``: the read end of a pipe the outer guard holds open (its parent is outside the
+    namespace, so ``getppid()`` says 0 here whether it lives or not).
+    """
+    payloadns.set_parent_death_signal(signal.SIGKILL)
+    import select
+
+    if select.select([alive_fd], [], [], 0)[0]:  # the outer guard ended before the request took effect
+        return 128 + signal.SIGKILL
+    os.close(alive_fd)
+    payloadns.set_dumpable(False)  # a payload of the same uid cannot ptrace its init
+    for sig in watched:  # a namespace's init gets only the signals it handles (they stay blocked)
+        signal.signal(sig, _no_op)
+    try:
+        payloadns.mount_namespace_proc()
+        isolation["proc"] = True
+    except OSError as exc:
+        isolation["error"] = f"no private /proc: {exc}"
+        if args.pidns == "required":
+            return _not_started(args, MASK_REFUSED, f"process isolation required but failed: {exc}",
+                                isolation=isolation)
+    paths = list(args.mask) if args.isolation != "off" else []
+    credentials = {"mode": args.isolation, "masked": False, "paths": [], "error": ""}
+    preexec = None
+    if paths:
+        try:
+            credentials.update(masked=True, paths=mask_here(paths))
+        except OSError as exc:
+            credentials["error"] = str(exc)[:1000]
+            if args.isolation == "required":
+                return _not_started(args, MASK_REFUSED, f"credentials not masked: {exc}", credentials=credentials,
+                                    isolation=isolation)
+    if args.user:
+        preexec = _drop_to(*args.user)
+    pid, error = _open_and_spawn(args, line, preexec, old_mask)
+    if pid is None:
+        return _not_started(args, 127, error, credentials=credentials, isolation=isolation)
+
+    def accept(info) -> bool:
+        # signals sent from inside the namespace (the payload) carry its PID; the pilot's carry 0
+        return info.si_pid == 0
+
+    received: list = []
+    status = _supervise(pid, watched, received, args.grace, _stop_namespace, accept)
+    return _finish(args, status, received, subreaper=True, credentials=credentials, isolation=isolation)
+
+
+def _no_op(*_args) -> None:  # pragma: no cover - the signals stay blocked
+    return None
+
+
+def _drop_to(uid: int, gid: int):
+    """A preexec step: become ``uid``/``gid`` with no supplementary groups (the guard runs as root)."""
+    def preexec() -> None:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    return preexec
+
+
+def _chain(*steps):
+    steps = [step for step in steps if step is not None]
+    if not steps:
+        return None
+
+    def preexec() -> None:
+        for step in steps:
+            step()
+
+    return preexec
+
+
+def _open_and_spawn(args: GuardOptions, line: str, preexec, child_mask) -> tuple:
+    """Open the payload's stdout/stderr and start ``bash -c line``: (PID, '') or (None, error)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    out = err = None
+    try:
+        out = os.open(args.stdout, flags, 0o666) if args.stdout else None
+        err = os.open(args.stderr, flags, 0o666) if args.stderr else None
+        return _spawn(["/bin/bash", "-c", line], args.cwd, out, err, preexec, child_mask)
+    except OSError as exc:  # no fork (process limit, memory), an output name that is a link
+        return None, str(exc)
+    finally:
+        for fd in (out, err):
+            if fd is not None:
+                os.close(fd)
 
 
 def _start_payload(args: GuardOptions, line: str, child_mask=()) -> tuple:
@@ -308,19 +398,13 @@ def _start_payload(args: GuardOptions, line: str, child_mask=()) -> tuple:
     preexec, read_fd, write_fd = None, None, None
     if paths:
         read_fd, write_fd = os.pipe()
-        preexec = _masking_preexec(paths, args.isolation, write_fd)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    out = os.open(args.stdout, flags, 0o666) if args.stdout else None
-    err = os.open(args.stderr, flags, 0o666) if args.stderr else None
-    pid, error = None, ""
+        preexec = masking_preexec(paths, args.isolation, write_fd)
+    preexec = _chain(preexec, _drop_to(*args.user) if args.user else None)
     try:
-        pid, error = _spawn(["/bin/bash", "-c", line], args.cwd, out, err, preexec, child_mask)
-    except OSError as exc:  # no fork (process limit, memory)
-        error = str(exc)
+        pid, error = _open_and_spawn(args, line, preexec, child_mask)
     finally:
-        for fd in (out, err, write_fd):
-            if fd is not None:
-                os.close(fd)
+        if write_fd is not None:
+            os.close(write_fd)
     if read_fd is not None:
         credentials.update(_mask_report(_read_report(read_fd)))
         if pid is None and credentials["error"]:
@@ -389,18 +473,6 @@ def _max_fd() -> int:
         return 256
 
 
-def _mask_report(data: bytes) -> dict:
-    """The child's report (``masked\\0path...`` or ``error\\0message``) as credentials record fields."""
-    if not data:
-        return {"masked": False, "paths": [], "error": "the payload process ended before masking"}
-    kind, *rest = data.split(b"\0")
-    if kind == b"masked":
-        return {"masked": True, "paths": [os.fsdecode(path) for path in rest], "error": ""}
-    if kind == b"error":
-        return {"masked": False, "paths": [], "error": b"\0".join(rest).decode(errors="replace")}
-    return {"masked": False, "paths": [], "error": f"unreadable masking report: {data[:200]!r}"}
-
-
 def _has_children() -> bool:
     """True while the guard has a child left (live or not yet reaped).
 
@@ -417,48 +489,64 @@ def _has_children() -> bool:
         return bool(descendants(pid))
 
 
-def _supervise(payload: int, watched: set, received: list, grace: float) -> dict:
+def _supervise(payload: int, watched: set, received: list, grace: float, stop_tree, accept) -> dict:
     """Reap children until the payload is gone and nothing of its tree is left.
 
-    Stops the tree once (SIGTERM, ``grace``, SIGKILL) when a stop signal arrives or when the
-    payload's main process ends and leaves something running. Signals are appended to ``received``.
+    Stops the tree once (``stop_tree(grace, reap)``) when an accepted stop signal arrives or when the
+    payload's main process ends and leaves something running. Accepted signals go to ``received``.
     """
-    exit_code, term_signal = None, None
-    stop, stopped = False, False
-    while True:
-        try:  # reap whatever has ended
+    state = {"exit_code": None, "signal": None, "stop": False}
+
+    def reap() -> bool:
+        """Reap whatever has ended; True while children are left."""
+        try:
             while True:
                 pid, wstatus, _ = os.wait4(-1, os.WNOHANG)
                 if pid == 0:
-                    break
+                    return True
                 if pid == payload:
                     if os.WIFSIGNALED(wstatus):
-                        term_signal = os.WTERMSIG(wstatus)
-                        exit_code = 128 + term_signal
+                        state["signal"] = os.WTERMSIG(wstatus)
+                        state["exit_code"] = 128 + state["signal"]
                     else:
-                        exit_code = os.WEXITSTATUS(wstatus)
+                        state["exit_code"] = os.WEXITSTATUS(wstatus)
                     # the payload's main process is done: whatever it left behind goes too
                     if _has_children():
-                        stop = True
+                        state["stop"] = True
         except ChildProcessError:
-            break
-        if stop and not stopped:
+            return False
+
+    stopped = False
+    while reap():
+        if state["stop"] and not stopped:
             stopped = True
-            _stop_tree(grace)  # blocks for the grace period at most; the ended ones are reaped next round
+            stop_tree(grace, reap)  # blocks for the grace period at most
             continue
         info = signal.sigwaitinfo(watched)
-        if info.si_signo != signal.SIGCHLD:
+        if info.si_signo != signal.SIGCHLD and accept(info):
             received.append(info.si_signo)
-            stop = True
-    return {"exit_code": exit_code if exit_code is not None else -1,
-            "signal": term_signal}
+            state["stop"] = True
+    return {"exit_code": state["exit_code"] if state["exit_code"] is not None else -1, "signal": state["signal"]}
 
 
-def _stop_tree(grace: float) -> None:
+def _stop_tree(grace: float, reap=None) -> None:
     from pilot.util.proctree import kill_process_tree
 
     # the guard is the root of the tree; kill_process_tree never signals the calling process
     kill_process_tree(os.getpid(), grace=grace)
+
+
+def _stop_namespace(grace: float, reap) -> None:  # pragma: no cover - runs as a namespace's init
+    """As the namespace's init: SIGTERM every process in it, ``grace`` seconds, then SIGKILL the rest."""
+    payloadns.kill_namespace(signal.SIGTERM)
+    payloadns.kill_namespace(signal.SIGCONT)
+    deadline = time.monotonic() + grace
+    while reap():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            payloadns.kill_namespace(signal.SIGKILL)
+            return
+        signal.sigtimedwait({signal.SIGCHLD}, remaining)
 
 
 if __name__ == "__main__":  # pragma: no cover

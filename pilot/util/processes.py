@@ -8,13 +8,15 @@ a descendant of one, is ever signalled; never PID 1, never the pilot itself. Lin
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 # /proc reading and the tree killer live in pilot.util.proctree (the payload guard imports it alone)
 from pilot.util.proctree import (CLOCK_TICKS, ProcInfo, _signal_all, _targets, ancestors, children,  # noqa: F401
-                                 cores_in_use, descendants, is_alive, kill_process_tree, process_table, read_stat,
+                                 cores_in_use, descendants, innermost_pid, is_alive, kill_process_tree, process_table,
+                                 read_stat,
                                  tree_cpu_seconds, tree_table, wait_for_exit)
 
 logger = logging.getLogger(__name__)
@@ -81,3 +83,27 @@ class TreeTracker:
         table = table if table is not None else process_table()
         return [pid for pid, start in self.members.items()
                 if pid in table and table[pid].starttime == start and table[pid].state not in ("Z", "X")]
+
+
+def processes_with_environ(entry: str, table: Optional[dict] = None) -> list:
+    """PIDs of the live processes whose environment holds ``entry`` (``NAME=value``), the caller excluded.
+
+    Only processes whose ``/proc/<pid>/environ`` the caller may read count (its own uid, or all as
+    root). A process can change its environment, so this finds what an escaped payload left only as
+    long as it did not try to hide: the last resort after a killed guard, where neither a PID
+    namespace nor a cgroup holds the payload.
+    """
+    table = table if table is not None else process_table()
+    needle = entry.encode()
+    found = []
+    for pid, info in table.items():
+        if pid in (0, 1, os.getpid()) or info.state in ("Z", "X"):
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                data = handle.read(1 << 20)
+        except OSError:
+            continue
+        if needle in data.split(b"\0"):
+            found.append(pid)
+    return found

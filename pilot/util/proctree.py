@@ -167,6 +167,18 @@ def tree_cpu_seconds(root: int, table: Optional[dict] = None) -> float:
     return sum(table[p].cpu_seconds for p in pids if p in table)
 
 
+def innermost_pid(pid: int) -> Optional[int]:
+    """The PID of ``pid`` in its own (innermost) PID namespace, from ``NSpid`` (None when unknown)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def cores_in_use(root: int, table: Optional[dict] = None) -> int:
     """How many distinct CPUs the live processes of a tree last ran on (0 when none is known).
 

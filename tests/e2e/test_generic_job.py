@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import zlib
 from pathlib import Path
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.devserver.samples import sample_job
+
+from tests.payload_procs import wait_gone
 
 from .conftest import wait_for_file
 
@@ -103,11 +104,8 @@ def test_sigterm_mid_payload(devserver, start_pilot):
     assert status == 143
     # the log of the aborted job still reached storage
     assert job["logFile"] in json.loads(devserver.updates(pandaid)[-1]["fields"]["xml"])
-    # no payload process is left
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{payload_pid}"):
-        time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{payload_pid}")
+    # no payload process is left (it wrote its PID in its own namespace)
+    assert wait_gone(payload_pid, "sleep 300", cwd=str(pidfile.parent), timeout=5)
 
 
 def test_no_job_available(devserver, start_pilot):

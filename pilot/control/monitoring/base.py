@@ -69,6 +69,13 @@ class WatchedJob:
         proc = getattr(self.executor, "proc", None)
         return proc.pid if proc is not None else None
 
+    def guard_pids(self) -> List[int]:
+        """The guard's own processes (with a PID namespace: the guard and the namespace's init)."""
+        own = getattr(self.executor, "guard_pids", None)
+        pids = list(own()) if callable(own) else []
+        root = self.guard_pid
+        return pids or ([root] if root else [])
+
     def tree(self) -> dict:
         """``pid -> ProcInfo`` of the payload guard and everything below it (only their /proc entries)."""
         root = self.guard_pid
@@ -77,8 +84,8 @@ class WatchedJob:
     def payload_pids(self, table: Optional[dict] = None) -> List[int]:
         """The payload's processes (the guard itself left out), zombies excluded."""
         table = self.tree() if table is None else table
-        root = self.guard_pid
-        return [pid for pid, info in table.items() if pid != root and info.state not in ("Z", "X")]
+        guards = set(self.guard_pids())
+        return [pid for pid, info in table.items() if pid not in guards and info.state not in ("Z", "X")]
 
     def queuedata(self) -> Any:
         getter = getattr(self.ctx, "get_queuedata", None)

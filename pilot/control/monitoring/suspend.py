@@ -71,7 +71,8 @@ class PauseTracker:
 def tree_is_stopped(watched: WatchedJob) -> bool:
     """True when the payload has processes and every one of them is stopped."""
     table = watched.tree()
-    states = [info.state for pid, info in table.items() if pid != watched.guard_pid and info.state not in ("Z", "X")]
+    guards = set(watched.guard_pids())
+    states = [info.state for pid, info in table.items() if pid not in guards and info.state not in ("Z", "X")]
     return bool(states) and all(state in STOPPED_STATES for state in states)
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
 from typing import Any, List, Optional
 
@@ -15,30 +12,15 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.info.jobdata import JobData
 from pilot.util.config import config
-from pilot.util.processes import TreeTracker, kill_process_tree, tree_cpu_seconds, tree_table
+from pilot.util.guardedprocess import (ISOLATION_MODES, PILOT_ROOT, GuardedProcess, GuardSpec,  # noqa: F401
+                                       credential_isolation_mode, payload_user_ids, process_isolation_mode)
 from pilot.util.proxy import fetch_payload_proxy, isolate_credentials, masked_credential_paths
 
 logger = logging.getLogger(__name__)
 
-PILOT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 GUARD_STATUS = "payload_guard.json"
 #: seconds the guard waits between SIGTERM and SIGKILL of the payload tree
 KILL_GRACE = 10.0
-#: ``[Payload] credential_isolation`` values (see payload_environment / credential_masks)
-ISOLATION_MODES = ("auto", "required", "off")
-
-
-def credential_isolation_mode() -> str:
-    """``[Payload] credential_isolation``: auto (default), required or off (``false`` also means off)."""
-    value = config.Payload.get("credential_isolation", "auto")
-    if value is False:  # the config reader turns 'false' into a boolean
-        return "off"
-    text = str("auto" if value is None else value).strip().lower() or "auto"
-    if text not in ISOLATION_MODES:
-        logger.warning("[Payload] credential_isolation = %r is not one of %s: using auto", value,
-                       "/".join(ISOLATION_MODES))
-        return "auto"
-    return text
 
 
 class PayloadExecutor:
@@ -51,13 +33,20 @@ class PayloadExecutor:
         self.user = user
         self.env = env
         self.grace = grace
-        self.proc: Optional[subprocess.Popen] = None
-        self.tracker: Optional[TreeTracker] = None
+        self.guarded: Optional[GuardedProcess] = None
         self.kill_reason = ""
         self.started = threading.Event()
-        self._timer: Optional[threading.Timer] = None
         self.communicator: Any = None  # set when the payload may receive the user's proxy (getProxy)
         self._lock = threading.Lock()
+
+    @property
+    def proc(self) -> Any:
+        """The guard's Popen (None before the start)."""
+        return self.guarded.proc if self.guarded is not None else None
+
+    @property
+    def tracker(self) -> Any:
+        return self.guarded.tracker if self.guarded is not None else None
 
     @property
     def stdout_path(self) -> str:
@@ -137,50 +126,68 @@ class PayloadExecutor:
         # the pilot's own state (outbox, recovery records, ledger, log, caches): set by control.payload
         return masks + [path for path in getattr(self, "state_masks", ()) if path not in masks]
 
+    def guard_spec(self, line: str) -> GuardSpec:
+        """What the guard runs and with which isolation (the same for every payload path)."""
+        env = self.payload_environment()
+        return GuardSpec(line=line, workdir=self.job.workdir, stdout=self.stdout_path, stderr=self.stderr_path,
+                         status_path=self.status_path, env=env, grace=self.grace, masks=self.credential_masks(env),
+                         credential_isolation=credential_isolation_mode(),
+                         process_isolation=process_isolation_mode(), payload_user=payload_user_ids(),
+                         label=f"job {self.job.jobid}: {self.name}")
+
     def start(self, line: str, record_pid: bool = True) -> int:
         """Start the payload under the guard; return the guard's PID."""
-        status = self.status_path
-        bootstrap = (f"import sys; sys.path.insert(0, {PILOT_ROOT!r}); "
-                     "from pilot.util.payloadguard import main; sys.exit(main())")
-        env = self.payload_environment()
-        masks = [arg for path in self.credential_masks(env) for arg in ("--mask", path)]
-        cmd = [sys.executable, "-S", "-c", bootstrap, "--status", status, "--grace", str(self.grace),
-               "--stdout", self.stdout_path, "--stderr", self.stderr_path, "--cwd", self.job.workdir,
-               "--isolation", credential_isolation_mode(), *masks, "--", line]
+        spec = self.guard_spec(line)
         logger.info("job %s: payload command: %s", self.job.jobid, line)
         with self._lock:
             if self.kill_reason:
                 raise PilotException(f"payload not started: {self.kill_reason}",
                                      code=ErrorCodes.PAYLOADEXECUTIONFAILURE)
-            self.proc = subprocess.Popen(cmd, cwd=self.job.workdir, env=env,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-            self.tracker = TreeTracker(self.proc.pid)
-        logger.debug("job %s: payload started under the guard, PID %d, cwd %s, isolation %s, stdout %s",
-                     self.job.jobid, self.proc.pid, self.job.workdir, credential_isolation_mode(), self.stdout_path)
+            self.guarded = GuardedProcess(spec)
+            pid = self.guarded.start()
+        logger.debug("job %s: payload started under the guard, PID %d, cwd %s, isolation %s/%s, stdout %s",
+                     self.job.jobid, pid, self.job.workdir, spec.credential_isolation, spec.process_isolation,
+                     self.stdout_path)
         if record_pid:
-            self.job.pid = self.proc.pid
-            self.job.pgrp = self.proc.pid
+            self.job.pid = pid
+            self.job.pgrp = pid
         self.started.set()
-        return self.proc.pid
+        return pid
 
     def wait(self) -> dict:
-        """Block until the payload tree is gone; return the guard's status record."""
-        assert self.proc is not None
-        returncode = self.proc.wait()
-        if self._timer is not None:
-            self._timer.cancel()
-        try:
-            with open(self.status_path) as handle:
-                status = json.load(handle)
-        except (OSError, ValueError):
-            # the guard itself was killed: fall back to its own exit status and sweep what is left
-            status = {"exit_code": returncode if returncode >= 0 else 128 - returncode,
-                      "signal": -returncode if returncode < 0 else None, "cpu": None}
-            self._sweep()
+        """Block until the payload tree is gone; return the guard's status record.
+
+        A guard that was killed (only possible where the payload shares its PID namespace) leaves no
+        record: the payload's remains are stopped and the job fails with 1310
+        (PAYLOADEXECUTIONEXCEPTION), not with the signal the guard got.
+        """
+        assert self.guarded is not None
+        status = self.guarded.wait()
+        if status.get("guard_lost"):
+            diag = (f"the payload guard was killed (exit {status.get('exit_code')}, signal {status.get('signal')}); "
+                    "the payload's processes were stopped")
+            logger.error("job %s: %s", self.job.jobid, diag)
+            if self.name == "payload" and not self.kill_reason:
+                self.job.fail(ErrorCodes.PAYLOADEXECUTIONEXCEPTION, diag)
         self._judge_isolation(status.get("credentials"))
-        logger.debug("job %s: payload guard PID %d ended (status %s): %s", self.job.jobid, self.proc.pid, returncode,
+        self._judge_process_isolation(status.get("isolation"))
+        logger.debug("job %s: payload guard PID %d ended: %s", self.job.jobid, self.guarded.pid,
                      {k: v for k, v in status.items() if k != "credentials"})
         return status
+
+    def _judge_process_isolation(self, record: Any) -> None:
+        """Log the payload's process isolation; fail the job when ``process_isolation = required`` was not met."""
+        if not isinstance(record, dict):
+            return
+        jobid, error = self.job.jobid, str(record.get("error", ""))
+        if record.get("pidns"):
+            logger.info("job %s: %s ran in its own PID namespace (%s)%s%s", jobid, self.name, record.get("kind"),
+                        f" as uid {record['user'][0]}" if record.get("user") else "",
+                        f" in cgroup {record['cgroup']}" if record.get("cgroup") else "")
+        if error and record.get("mode") == "required" and not record.get("pidns"):
+            self.job.fail(ErrorCodes.SETUPFAILURE, f"process isolation required but failed: {error}"[:250])
+        elif error:
+            logger.warning("job %s: %s: weaker process isolation: %s", jobid, self.name, error)
 
     def _judge_isolation(self, record: Any) -> None:
         """Log what the guard did with the pilot's credentials; fail the job when required masking failed.
@@ -208,58 +215,32 @@ class PayloadExecutor:
 
     def cpu_seconds(self) -> Optional[float]:
         """CPU seconds of the payload tree so far (None before the start)."""
-        if self.proc is None:
-            return None
-        table = tree_table(self.proc.pid)  # only the payload tree's /proc entries
-        if self.tracker is not None:
-            self.tracker.update(table)
-        return tree_cpu_seconds(self.proc.pid, table)
+        return self.guarded.cpu_seconds() if self.guarded is not None else None
+
+    def guard_pids(self) -> List[int]:
+        """The payload guard's own processes (the guard, and the init of the payload's PID namespace)."""
+        return self.guarded.guard_pids() if self.guarded is not None else []
 
     def kill(self, reason: str = "") -> None:
         """Stop the payload tree: the guard forwards SIGTERM, waits, then SIGKILLs the tree."""
         with self._lock:
             self.kill_reason = self.kill_reason or reason or "killed by the pilot"
-            proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        logger.warning("job %s: killing the payload (%s)", self.job.jobid, self.kill_reason)
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        # if the guard does not end in time, stop its tree directly
-        timer = threading.Timer(self.grace + 15.0, self._escalate)
-        timer.daemon = True
-        self._timer = timer
-        timer.start()
-
-    def _escalate(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            logger.error("job %s: the payload guard did not stop in time; killing its tree", self.job.jobid)
-            kill_process_tree(proc.pid, pgrp=proc.pid, grace=2.0,
-                              extra=self.tracker.live() if self.tracker else ())
-
-    def _sweep(self) -> None:
-        if self.tracker is not None:
-            leftovers = self.tracker.live()
-            if leftovers:
-                logger.warning("job %s: %d payload process(es) left behind; killing them", self.job.jobid,
-                               len(leftovers))
-                for pid in leftovers:
-                    kill_process_tree(pid, grace=2.0)
+            guarded = self.guarded
+        if guarded is not None:
+            guarded.kill(self.kill_reason)
 
 
 def read_job_report(job: JobData) -> None:
     """Read jobReport.json: metaData text, exeErrorCode/exeErrorDiag and event counts."""
     path = os.path.join(job.workdir, config.Payload.jobreport)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return
-    try:
-        with open(path, errors="replace") as handle:
-            text = handle.read()
+    try:  # the payload's file: a checked regular file in its work dir, of bounded size
+        from pilot.util.safefile import read_checked
+
+        text = read_checked(path, job.workdir).decode(errors="replace")
         report = json.loads(text)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, PilotException) as exc:
         logger.warning("job %s: unreadable %s: %s", job.jobid, path, exc)
         return
     job.metadata = text

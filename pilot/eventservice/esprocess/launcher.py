@@ -2,26 +2,19 @@
 
 The pilot's payload control passes its own executor (so the job monitor measures and stops the
 same process); this small launcher serves stand-alone users of ESProcess/ESManager. Either way the
-payload runs under :mod:`pilot.util.payloadguard`, and stopping it means signalling the guard the
-launcher started, which stops the payload's whole tree.
+payload runs through :class:`pilot.util.guardedprocess.GuardedProcess`, with the same isolation as
+every other payload: its own PID namespace, the pilot's credentials masked, an unprivileged uid
+when the pilot is root, its own cgroup, a guard that dies with the pilot.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import signal
-import subprocess
-import sys
-import threading
 from typing import Any, Optional
 
-from pilot.util.processes import kill_process_tree
-
-logger = logging.getLogger(__name__)
-
-PILOT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from pilot.util.guardedprocess import (GuardedProcess, GuardSpec, credential_isolation_mode, payload_user_ids,
+                                       process_isolation_mode)
+from pilot.util.proxy import isolate_credentials, masked_credential_paths
 
 
 def _file_name(value: Any, workdir: str, default: str) -> str:
@@ -42,52 +35,37 @@ class GuardedLauncher:
         self.status_path = os.path.join(self.workdir, "es_payload_guard.json")
         self.env = dict(env if env is not None else os.environ)
         self.grace = grace
-        self.proc: Optional[subprocess.Popen] = None
-        self._timer: Optional[threading.Timer] = None
+        self.guarded: Optional[GuardedProcess] = None
+
+    @property
+    def proc(self) -> Any:
+        return self.guarded.proc if self.guarded is not None else None
 
     @property
     def pid(self) -> Optional[int]:
-        return self.proc.pid if self.proc is not None else None
+        return self.guarded.pid if self.guarded is not None else None
 
     def start(self, line: str, env: Optional[dict] = None) -> int:
         """Start ``line`` (a shell line) in the work dir; return the guard's PID."""
         os.makedirs(self.workdir, exist_ok=True)
-        bootstrap = (f"import sys; sys.path.insert(0, {PILOT_ROOT!r}); "
-                     "from pilot.util.payloadguard import main; sys.exit(main())")
-        cmd = [sys.executable, "-S", "-c", bootstrap, "--status", self.status_path, "--grace", str(self.grace),
-               "--stdout", self.stdout, "--stderr", self.stderr, "--cwd", self.workdir, "--", line]
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, env={**self.env, **(env or {})},
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        return self.proc.pid
+        payload_env = isolate_credentials({**self.env, **(env or {})}, self.workdir, keep_pilot_proxy=False,
+                                          pilot_environ=self.env)
+        mode = credential_isolation_mode()
+        environs = [dict(os.environ), self.env]
+        masks = [] if mode == "off" else masked_credential_paths(payload_env, self.workdir, environs)
+        spec = GuardSpec(line=line, workdir=self.workdir, stdout=self.stdout, stderr=self.stderr,
+                         status_path=self.status_path, env=payload_env, grace=self.grace, masks=masks,
+                         credential_isolation=mode, process_isolation=process_isolation_mode(),
+                         payload_user=payload_user_ids(), label="ES payload")
+        self.guarded = GuardedProcess(spec)
+        return self.guarded.start()
 
     def wait(self) -> dict:
         """Block until the payload's tree is gone; the guard's status record."""
-        assert self.proc is not None
-        code = self.proc.wait()
-        if self._timer is not None:
-            self._timer.cancel()
-        try:
-            with open(self.status_path) as handle:
-                return dict(json.load(handle))
-        except (OSError, ValueError):
-            return {"exit_code": code if code >= 0 else 128 - code, "signal": -code if code < 0 else None,
-                    "cpu": None}
+        assert self.guarded is not None
+        return dict(self.guarded.wait())
 
     def kill(self, reason: str = "") -> None:
         """SIGTERM the guard (it stops the tree); SIGKILL the tree if the guard does not end in time."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        logger.warning("stopping the ES payload: %s", reason or "requested")
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        self._timer = threading.Timer(self.grace + 15.0, self._escalate)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _escalate(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            kill_process_tree(proc.pid, pgrp=proc.pid, grace=2.0)
+        if self.guarded is not None:
+            self.guarded.kill(reason or "requested")

@@ -11,9 +11,10 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 from pilot.common.errorcodes import ErrorCodes
+
+from tests.payload_procs import wait_gone
 
 from ..conftest import wait_for_file
 from .esjobs import ES_CONFIG, adler32_bytes, es_job, merge_job, storage_file, tar_members
@@ -93,7 +94,7 @@ def test_sigterm_leaves_unprocessed_ranges_to_the_next_pilot(devserver, start_pi
     devserver.set_queuedata("DEV_QUEUE", {"zip_time_gap": 600})  # after the first batch, outputs wait
     run = start_pilot(config_text=ES_CONFIG)
     assert wait_for_file(tmp_path / "payload.pid", 60), run.log_text()[-3000:]
-    payload_pid = int((tmp_path / "payload.pid").read_text())
+    payload_pid = int((tmp_path / "payload.pid").read_text())  # its PID in its own namespace
     jobdir = run.main_dir() / f"PanDA_Pilot-{pandaid}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(jobdir.glob("testpayload.out.*"))) < 3:
@@ -102,7 +103,7 @@ def test_sigterm_leaves_unprocessed_ranges_to_the_next_pilot(devserver, start_pi
     assert run.wait(90) == 143
     final = devserver.wait_final(pandaid, timeout=30)["final_update"]
     assert final["state"] == "failed" and int(final["pilotErrorCode"]) == ErrorCodes.SIGTERM
-    assert _wait_gone(payload_pid)
+    assert wait_gone(payload_pid, "testpayload", cwd=str(jobdir))
     first = {r["range_id"]: r for r in devserver.event_ranges(pandaid)}
     done = [rid for rid, r in first.items() if r["status"] == "finished"]
     # the first batch left at once; the outputs still waiting for the gap were staged out at the kill
@@ -121,13 +122,6 @@ def test_sigterm_leaves_unprocessed_ranges_to_the_next_pilot(devserver, start_pi
     after = devserver.event_ranges(pandaid)
     check_finished_ranges(devserver, after)
     assert {r["range_id"] for r in after} == set(ids)
-
-
-def _wait_gone(pid: int, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        time.sleep(0.05)
-    return not Path(f"/proc/{pid}").exists()
 
 
 def test_es_merge_job_merges_premerge_outputs(devserver, start_pilot):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.devserver.samples import sample_job
+from tests.payload_procs import host_pids, wait_gone
 
 from ..conftest import wait_for_file
 
@@ -57,11 +58,9 @@ def outputs(final: dict) -> dict:
     return json.loads(final["xml"]) if final.get("xml") else {}
 
 
-def gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-        time.sleep(0.05)
-    return not os.path.exists(f"/proc/{pid}")
+def gone(pid: int, workdir: Path, timeout: float = 5.0) -> bool:
+    """No process of the job at ``pid`` is left (the PID the payload wrote: its own namespace's)."""
+    return wait_gone(pid, environ=f"PILOT_JOB_WORKDIR={workdir}", timeout=timeout)
 
 
 def wait_for_update(devserver, pandaid: int, predicate, timeout: float = 20.0) -> dict:
@@ -88,8 +87,8 @@ def test_looping_payload(devserver, start_pilot):
     assert_failed(final, ErrorCodes.LOOPINGJOB, run)
     assert "looping" in final["pilotErrorDiag"]
     assert job["logFile"] in outputs(final)  # the log still left
-    pid = int((run.main_dir() / f"PanDA_Pilot-{pandaid}" / "payload.pid").read_text())
-    assert gone(pid)
+    workdir = run.main_dir() / f"PanDA_Pilot-{pandaid}"
+    assert gone(int((workdir / "payload.pid").read_text()), workdir)
 
 
 def test_memory_hog(devserver, start_pilot):
@@ -154,7 +153,7 @@ def test_daemonizing_payload_leaves_nothing_behind(devserver, start_pilot):
     # the pids are in the log tarball's work dir copy; read them from the job dir if it is still there
     workdir = run.main_dir() / f"PanDA_Pilot-{pandaid}"
     pids = [int((workdir / name).read_text()) for name in ("daemon.pid", "orphan.pid", "session.pid")]
-    assert all(gone(pid) for pid in pids), [p for p in pids if os.path.exists(f"/proc/{p}")]
+    assert all(gone(pid, workdir) for pid in pids), pids
 
 
 def test_stopped_and_resumed_payload_is_not_looping(devserver, start_pilot):
@@ -170,7 +169,9 @@ def test_stopped_and_resumed_payload_is_not_looping(devserver, start_pilot):
         pidfile = dirs[0] if dirs and dirs[0].read_text().strip() else None
         time.sleep(0.05)
     assert pidfile is not None, run.log_text()[-3000:]
-    pid = int(pidfile.read_text())
+    found = host_pids(int(pidfile.read_text()), environ=f"PILOT_JOB_WORKDIR={pidfile.parent}")
+    assert len(found) == 1, found
+    pid = found[0]  # its PID seen from here
     time.sleep(1.0)
     os.kill(pid, signal.SIGSTOP)
     time.sleep(5.0)  # well over the looping limit without any file update
@@ -187,8 +188,8 @@ def test_tobekilled(devserver, start_pilot):
     devserver.set_command(pandaid, "tobekilled")
     final = final_of(devserver, pandaid, run)
     assert_failed(final, ErrorCodes.PANDAKILL, run)
-    pid = int((run.main_dir() / f"PanDA_Pilot-{pandaid}" / "payload.pid").read_text())
-    assert gone(pid)
+    workdir = run.main_dir() / f"PanDA_Pilot-{pandaid}"
+    assert gone(int((workdir / "payload.pid").read_text()), workdir)
 
 
 def test_debug_commands(devserver, start_pilot):
@@ -224,7 +225,7 @@ def test_kill_instruction_file(devserver, start_pilot):
     assert final["state"] == "finished" and int(final["pilotErrorCode"]) == 0, run.log_text()[-3000:]
     assert job["outFiles"].split(",")[0] in outputs(final)  # the output was staged out
     assert not (main / "pilot_kill_payload").exists()
-    assert gone(int((main / f"PanDA_Pilot-{pandaid}" / "payload.pid").read_text()))
+    assert gone(int((main / f"PanDA_Pilot-{pandaid}" / "payload.pid").read_text()), main / f"PanDA_Pilot-{pandaid}")
 
 
 def test_lifetime_ends_mid_payload(devserver, start_pilot):

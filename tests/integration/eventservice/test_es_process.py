@@ -18,6 +18,7 @@ import pytest
 from pilot.common.errorcodes import ErrorCodes
 from pilot.eventservice.esprocess import ESHook, ESManager, ESProcess
 from pilot.eventservice.workexecutor import WorkExecutor
+from tests.payload_procs import wait_gone
 
 PAYLOAD = Path(__file__).resolve().parents[3] / "pilot" / "eventservice" / "testpayload.py"
 BACKENDS = ["stdlib"] + (["pyzmq"] if importlib.util.find_spec("zmq") else [])
@@ -56,13 +57,6 @@ class Hook(ESHook):
             self.messages.append(message)
 
 
-def gone(pid, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-        time.sleep(0.05)
-    return not os.path.exists(f"/proc/{pid}")
-
-
 def test_es_manager_with_four_workers(tmp_path):
     hook = Hook(tmp_path / "wd", make_ranges(20), "--workers 4 --fail r5")
     assert ESManager(hook, waiting_time=10).run() == 0
@@ -88,7 +82,7 @@ def test_payload_ignoring_no_more_events_is_stopped(tmp_path):
     assert not proc.is_alive() and proc.timed_out
     assert time.monotonic() - started < 20
     assert len(hook.messages) == 2 and proc.poll() == 128 + 15
-    assert gone(int((tmp_path / "payload.pid").read_text()))
+    assert wait_gone(int((tmp_path / "payload.pid").read_text()), "testpayload", cwd=str(tmp_path))
 
 
 def test_kill_keeps_the_messages_already_sent(tmp_path):
@@ -107,7 +101,7 @@ def test_kill_keeps_the_messages_already_sent(tmp_path):
     assert 2 <= len(done) < 50
     # ranges handed out = ranges reported + at most the one in flight
     assert proc.ranges_sent - len(done) <= 1
-    assert gone(int((tmp_path / "payload.pid").read_text()))
+    assert wait_gone(int((tmp_path / "payload.pid").read_text()), "testpayload", cwd=str(tmp_path))
 
 
 def test_payload_failure_and_missing_executable(tmp_path):

@@ -3,6 +3,7 @@ tree, the tree killer (daemons, new sessions, nothing else signalled), stopped p
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from pilot.control.monitoring.memory import MemorySampler, choose_monitor
 from pilot.control.monitoring.suspend import tree_is_stopped
 from pilot.control.payloads.generic import PayloadExecutor
 from pilot.info.jobdata import JobData
+from pilot.util.config import config
 from pilot.util.memorymonitor import COLUMNS, MemoryMonitor, Prmon
 from pilot.util.processes import is_alive, tree_table
 
@@ -37,8 +39,16 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
 
 
 @pytest.fixture
-def payload(tmp_path):
-    """Start a shell line under the payload guard; yields a starter, kills leftovers at the end."""
+def payload(tmp_path, monkeypatch):
+    """Start a shell line under the payload guard; yields a starter, kills leftovers at the end.
+
+    These tests find the payload's processes by the PIDs it writes, so they run the guard in its
+    fallback mode (child subreaper, no PID namespace: ``process_isolation = off``), the one where the
+    pilot's own tree killer does the work. The namespace mode: tests/unit/util/test_payload_guard_pidns.py
+    and tests/security.
+    """
+    monkeypatch.setattr(config, "_overrides", copy.deepcopy(config._overrides))
+    config.set("Payload", "process_isolation", "off")
     started = []
 
     def start(line: str, grace: float = 2.0) -> PayloadExecutor:

@@ -126,11 +126,16 @@ def test_the_guard_gets_the_mode_and_the_masks(tmp_path, pilot_env, isolation, m
         def __init__(self, cmd, **kwargs):
             seen["cmd"], seen["env"] = cmd, kwargs["env"]
 
-    monkeypatch.setattr(generic.subprocess, "Popen", FakePopen)
-    monkeypatch.setattr(generic, "TreeTracker", lambda pid: None)
+    from pilot.util import guardedprocess
+
+    monkeypatch.setattr(guardedprocess.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(guardedprocess, "TreeTracker", lambda pid: None)
+    monkeypatch.setattr(guardedprocess.payloadns, "make_job_cgroup", lambda name: "")
     _executor(_job(tmp_path), env).start("true", record_pid=False)
     cmd = seen["cmd"]
     assert cmd[cmd.index("--isolation") + 1] == "required"
+    assert cmd[cmd.index("--pidns") + 1] == "auto"  # the shipped [Payload] process_isolation
+    assert cmd[cmd.index("--pilot-pid") + 1] == str(guardedprocess.os.getpid())
     masks = [cmd[i + 1] for i, arg in enumerate(cmd[:cmd.index("--")]) if arg == "--mask"]
     assert str(proxy) in masks and str(tokens) in masks
     assert "X509_USER_PROXY" not in seen["env"]

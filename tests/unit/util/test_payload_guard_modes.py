@@ -1,7 +1,7 @@
 """The payload guard's isolation modes when masking fails (a faked libc ``unshare``) and when it is off.
 
 The guard runs in its own process (it becomes a subreaper and reaps every child: never inside pytest);
-the fake replaces ``_libc_call`` there, so ``unshare`` fails as it does on a kernel or in a container
+the fake replaces ``payloadns._libc_call`` there, so ``unshare`` fails as it does on a kernel or in a container
 that forbids it.
 """
 
@@ -20,7 +20,8 @@ FAKE_GUARD = f"""
 import sys
 sys.path.insert(0, {str(REPO)!r})
 import pilot.util.payloadguard as guard
-real = guard._libc_call
+import pilot.util.payloadns as ns
+real = ns._libc_call
 
 
 def refuse_unshare(libc, name, *args):
@@ -29,7 +30,7 @@ def refuse_unshare(libc, name, *args):
     return real(libc, name, *args)
 
 
-guard._libc_call = refuse_unshare
+ns._libc_call = refuse_unshare
 sys.exit(guard.main(sys.argv[1:]))
 """
 
