@@ -199,25 +199,38 @@ class HttpClient:
             return data
         return self.request(url, None, method="GET", timeout=timeout, retries=retries)
 
-    def download(self, url: str, path: str, timeout: Optional[float] = None, retries: Optional[int] = None) -> int:
-        """GET ``url`` into the file ``path`` (written next to it, then renamed); the number of bytes."""
+    def download(self, url: str, path: str, timeout: Optional[float] = None, retries: Optional[int] = None,
+                 max_size: Optional[int] = None) -> int:
+        """GET ``url`` into the file ``path`` (written next to it, then renamed); the number of bytes.
+
+        ``max_size`` caps the decoded file (below the client's own caps); more is ReplyTooLarge.
+        """
         part = f"{path}.part"
         handles: list = []
+        written = [0]
+        cap = max_size if max_size is not None else self.max_decoded_size
 
-        def restart() -> None:  # each attempt writes the file from its start
+        def restart() -> None:  # each attempt writes the file from its start (never through a link)
             while handles:
                 handles.pop().close()
-            handles.append(open(part, "wb"))  # noqa: SIM115 - closed below
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            handles.append(os.fdopen(fd, "wb"))
+            written[0] = 0
+
+        def sink(data: bytes) -> None:
+            written[0] += len(data)
+            if written[0] > cap:
+                raise hc.ReplyTooLarge(f"{_short(url)} is larger than {cap} bytes")
+            handles[0].write(data)
 
         try:
-            self._request(url, None, "GET", {}, timeout, retries, True,
-                          sink=lambda data: handles[0].write(data), before=restart)
+            self._request(url, None, "GET", {}, timeout, retries, True, sink=sink, before=restart)
             handles.pop().close()
             os.replace(part, path)
         except BaseException:
             while handles:
                 handles.pop().close()
-            if os.path.exists(part):
+            if os.path.lexists(part):
                 os.unlink(part)
             raise
         return os.path.getsize(path)
@@ -277,13 +290,14 @@ class HttpClient:
                 if failure.permanent:
                     raise failure from exc
                 if failure.written and not resend:
-                    raise RequestFailure(f"{failure} (not sent again: the server may have acted on it)",
+                    raise RequestFailure(f"{failure.diag} (not sent again: the server may have acted on it)",
                                          failure.kind, written=True) from exc
                 logger.warning("%s %s: %s (attempt %d/%d)", method, _short(url), exc, attempt, attempts)
         kind = last.kind if isinstance(last, (RequestFailure, HttpError)) else (
             _failure(last, method, url).kind if isinstance(last, OSError) else "network")
         written = bool(getattr(last, "written", False) or getattr(last, "pilot_written", False))
-        raise RequestFailure(f"{method} {_short(url)} failed after {tried} attempt(s): {last}", kind,
+        why = getattr(last, "diag", "") or last
+        raise RequestFailure(f"{method} {_short(url)} failed after {tried} attempt(s): {why}", kind,
                              written=written) from last
 
     def _wait_backoff(self, n: int) -> bool:

@@ -160,3 +160,36 @@ def test_token_header(monkeypatch, tmp_path):
     assert gs.auth_headers() == {}
     assert gs.service_endpoint({}) == "https://storage.googleapis.com"
     assert gs.service_endpoint({"STORAGE_EMULATOR_HOST": "localhost:9023"}) == "http://localhost:9023"
+
+
+def test_data_api_harvester_call_shape(env, tmp_path, monkeypatch):
+    """StageOutClient/StageInClient with acopytools={'default': ['gs']}, as Harvester builds them."""
+    from pilot.api.data import StageInClient, StageOutClient
+    from pilot.info import InfoService
+
+    monkeypatch.setenv("PILOT_USE_RUCIO_TRACES", "False")
+    storages = {"GCS_DISK": {"name": "GCS_DISK", "id": 7, "is_deterministic": True, "type": "DISK",
+                             "arprotocols": {"read_lan": [{"endpoint": f"gs://{BUCKET}", "path": "/atlas", "id": 1}],
+                                             "write_lan": [{"endpoint": f"gs://{BUCKET}", "path": "/atlas", "id": 2}]}}}
+    queue = {"nickname": "GQ", "atlas_site": "SITE", "state": "ACTIVE", "maxwdir": 100,
+             "acopytools": {"pr": ["gs"], "pw": ["gs"], "pl": ["gs"]},
+             "astorages": {"pr": ["GCS_DISK"], "pw": ["GCS_DISK"], "pl": ["GCS_DISK"]}, "copytools": {"gs": {}}}
+    (tmp_path / "q.json").write_text(json.dumps(queue))
+    (tmp_path / "s.json").write_text(json.dumps(storages))
+    info = InfoService().init("GQ", queuedata_path=str(tmp_path / "q.json"), storagedata_url=str(tmp_path / "s.json"),
+                              cache_dir=str(tmp_path / "cache"), use_config=False)
+    info.queuedata.direct_access_lan = info.queuedata.direct_access_wan = False
+    out_dir = tmp_path / "job"
+    out_dir.mkdir()
+    data = os.urandom(5000)
+    (out_dir / "out.root").write_bytes(data)
+    out = FileSpec(type="output", scope="user.pilot", lfn="out.root", workdir=str(out_dir), ddmendpoint="GCS_DISK",
+                   dataset="user.pilot.ds")
+    StageOutClient(info, acopytools={"default": ["gs"]}).transfer([out])
+    assert out.status == "transferred" and out.status_code == 0 and out.surl.startswith(f"gs://{BUCKET}/atlas/user/")
+    in_dir = tmp_path / "harvester"
+    in_dir.mkdir()
+    spec = FileSpec(type="input", scope="user.pilot", lfn="out.root", ddmendpoint="GCS_DISK", workdir=str(in_dir),
+                    filesize=len(data), checksum={"adler32": adler32(data)}, guid="1234", dataset="user.pilot.ds")
+    result = StageInClient(info, acopytools={"default": ["gs"]}).transfer([spec], use_vp=False)
+    assert [f.status_code for f in result] == [0] and (in_dir / "out.root").read_bytes() == data
