@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from typing import Any, Optional, Sequence
+from urllib.parse import urlsplit
 
 from pilot.common.exception import ConfigurationError, PilotException
 from pilot.util.auxiliary import shell_exit_code
@@ -52,6 +53,16 @@ def check_options(args: Any) -> None:
         raise ConfigurationError(f"option --capath: {args.capath} is not a directory")
     if args.workdir and os.path.exists(args.workdir) and not os.path.isdir(args.workdir):
         raise ConfigurationError(f"option -a/--workdir: {args.workdir} is not a directory")
+    for option, url in (("--url", args.url), ("--queuedata-url", args.queuedata_url),
+                        ("--storagedata-url", getattr(args, "storagedata_url", ""))):
+        if url and "://" in url:
+            parts = urlsplit(url)
+            try:
+                parts.port  # noqa: B018  (raises for a port that is not a number)
+            except ValueError:
+                raise ConfigurationError(f"option {option}: {url} has an invalid port") from None
+            if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.hostname):
+                raise ConfigurationError(f"option {option}: {url} is not an http(s):// or file:// URL")
 
 
 def load_configuration(args: Any) -> Any:
@@ -100,21 +111,10 @@ def close_log_file() -> None:
 
 def recovery_needs(mainworkdir: str, outbox_root: str) -> list:
     """Jobs in the recovery area whose files are in ``mainworkdir`` (a later pilot stages them out)."""
-    from pilot.util.filehandling import read_json
+    from pilot.control.recovery import jobs_waiting_in
+    from pilot.util.statefile import RECOVERY_DIR
 
-    area = os.path.join(outbox_root, "pilot_recovery")
-    needed = []
-    for name in sorted(os.listdir(area)) if os.path.isdir(area) else []:
-        if not name.endswith(".json"):
-            continue
-        try:
-            record = read_json(os.path.join(area, name))
-        except PilotException:
-            continue
-        workdir = str((record.get("state") or {}).get("workdir") or "") if isinstance(record, dict) else ""
-        if workdir == mainworkdir or workdir.startswith(mainworkdir + os.sep):
-            needed.append(name[:-5])
-    return needed
+    return jobs_waiting_in(os.path.join(outbox_root, RECOVERY_DIR), mainworkdir)
 
 
 def clean_up(args: Any, launchdir: str, mainworkdir: str) -> bool:

@@ -75,6 +75,7 @@ PY39=$(bash scripts/python39.sh "$VENV/bin/python")
 set +e
 PILOT_TEST_PYTHON="$PY39" "$VENV/bin/python" -m pytest -q -p no:cacheprovider --timeout=600 \
   tests/e2e/test_generic_job.py tests/e2e/test_pilot_lifecycle.py tests/e2e/data/test_copytool_jobs.py \
+  tests/e2e/eventservice/test_es_athenamp.py \
   -k "not rucio and not s3"  # those copytools need the optional rucio-clients/boto3, absent from a bare 3.9
 rc=$?
 set -e

@@ -100,6 +100,8 @@ def command(pilot: Pilot, https_url: str, getjob_requests: Optional[int] = None)
     host, port = https_url.rsplit(":", 1)
     cmd = [python, script, "-q", QUEUE, "--pilot-user", "generic", "-w", "generic", "--url", host, "-p", port,
            "-j", "managed", "--es-executor-type", "none"]
+    if not pilot.reference:  # the references leave their files in the launch dir: ours keeps its own dir too
+        cmd += ["--cleanup", "false"]
     if getjob_requests:  # multi-job: -v job requests per slot, and stop at the first empty reply (-x 1)
         cmd += ["-v", str(getjob_requests), "-x", "1"]
     return cmd

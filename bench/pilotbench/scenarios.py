@@ -164,8 +164,12 @@ def _clean_launch_dir(launch_dir: Path, keep: Path) -> None:
     """Keep the pilot's logs, drop everything else (inputs, outputs, job dirs)."""
     keep.mkdir(parents=True, exist_ok=True)
     for name in ("pilotlog.txt", "pilot.stdout"):
-        if (launch_dir / name).exists():
-            shutil.copy(launch_dir / name, keep / name)
+        # ours (without -a) logs in its own PanDA_Pilot2_* dir inside the launch dir
+        found = [launch_dir / name] + sorted(launch_dir.glob(f"PanDA_Pilot2_*/{name}"))
+        for path in found:
+            if path.exists():
+                shutil.copy(path, keep / name)
+                break
     shutil.rmtree(launch_dir, ignore_errors=True)
 
 

@@ -223,6 +223,22 @@ def resume_orphans(ctx: Any) -> list:
     return resumed
 
 
+def jobs_waiting_in(directory: str, mainworkdir: str) -> list:
+    """PandaIDs of the readable records in ``directory`` whose work dir lies in ``mainworkdir``.
+
+    Read like every record (bounded, checked, the unreadable ones set aside): the pilot uses it at
+    its end, to keep a main work dir a later pilot still needs.
+    """
+    main = os.path.abspath(mainworkdir)
+    needed = []
+    for _name, match, raw in read_valid(directory, _RECORD_RE):
+        state = raw.get("state")
+        workdir = str(state.get("workdir") or "") if isinstance(state, dict) else ""
+        if workdir == main or workdir.startswith(main + os.sep):
+            needed.append(match.group(1))
+    return needed
+
+
 def is_transient_stageout_failure(job: JobData) -> bool:
     """Whether the job's (only) problem is a stage-out another pilot may retry."""
     codes = job.errors.codes

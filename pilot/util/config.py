@@ -215,7 +215,7 @@ class Config:
                 where = f"[{section}] {key}" + (f" in {self.origin(section, key)}" if self.origin(section, key) else "")
                 value = convert_value(self.get_raw(section, key), self.environ, where)
                 default = reference.get_raw(section, key, None) if reference is not None else None
-                if default is None or value is None or not _NUMBER.match(default.strip()):
+                if default is None or value in (None, "") or not _NUMBER.match(default.strip()):
                     continue
                 if isinstance(value, bool) or not _NUMBER.match(str(value).strip()):
                     raise ConfigurationError(f"configuration key {where}: '{value}' is not a number "

@@ -70,12 +70,17 @@ def remove_file(path: str) -> bool:
         return False
 
 
-def read_json(path: str) -> Any:
-    """Read a JSON file; raise FileHandlingFailure with the reason when it cannot be read."""
+def read_json(path: str, root: Optional[str] = None, limit: int = 64 * 1024 * 1024) -> Any:
+    """Read a JSON file; raise FileHandlingFailure with the reason when it cannot be read.
+
+    The file is read as a checked regular file of at most ``limit`` bytes (a FIFO or ``/dev/zero`` in
+    its place cannot hang or flood the pilot); with ``root`` a symlink must stay inside that directory.
+    """
+    from pilot.util.safefile import read_checked
+
     try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as exc:
+        return json.loads(read_checked(path, root, limit))
+    except (OSError, ValueError, PilotException) as exc:
         raise FileHandlingFailure(f"cannot read JSON from {path}: {exc}") from exc
 
 
@@ -152,15 +157,20 @@ def safe_join(base: str, name: str) -> str:
     return path
 
 
-def tail(path: str, nbytes: int = 2048) -> str:
-    """The last ``nbytes`` of a text file ('' when it does not exist)."""
+def tail(path: str, nbytes: int = 2048, root: Optional[str] = None) -> str:
+    """The last ``nbytes`` of a text file ('' when it does not exist or is no regular file).
+
+    The file is opened checked: a FIFO or device in its place gives '' at once, and a symlink must stay
+    inside ``root`` (by default the file's own directory, the job's work dir), so a payload cannot make
+    a diagnostic carry the proxy or another file of the pilot to the server.
+    """
+    from pilot.util.safefile import open_checked
+
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - nbytes))
-            return handle.read().decode(errors="replace")
-    except OSError:
+        with open_checked(path, os.path.dirname(os.path.abspath(path)) if root is None else root) as handle:
+            start = max(0, handle.size - nbytes)
+            return os.pread(handle.fd, handle.size - start, start).decode(errors="replace")
+    except (OSError, PilotException):
         return ""
 
 

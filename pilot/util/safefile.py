@@ -236,6 +236,15 @@ def _plain_below(path: str, root: str) -> bool:
     return parent == os.path.abspath(root)
 
 
+def read_checked(path: str, root: Optional[str] = None, limit: int = 64 * 1024 * 1024) -> bytes:
+    """The bytes of a checked regular file (:func:`open_checked`), refused (1303) when larger than ``limit``."""
+    with open_checked(path, root) as checked:
+        if checked.size > limit:
+            raise UnsafeFile(f"{path}: {checked.size} bytes, more than the {limit} it may have",
+                             ErrorCodes.FILEHANDLINGFAILURE, NOT_REGULAR)
+        return checked.read()
+
+
 def create_exclusive(path: str, mode: int = 0o644) -> int:
     """A descriptor of a new file at ``path``: fails if anything (a link included) is there already."""
     return os.open(path, CREATE_FLAGS, mode)

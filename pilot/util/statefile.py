@@ -14,10 +14,11 @@ read-only tmpfs over each, see :mod:`pilot.util.payloadguard`). Because masking 
 available on a node, nothing read back from them is believed before it is checked:
 
 - a name must match the exact pattern of its kind (a PandaID is 1-20 digits);
-- the entry is opened ``O_NOFOLLOW|O_NONBLOCK`` relative to the directory (itself opened
-  ``O_NOFOLLOW``), checked with ``fstat`` on the descriptor (a regular file, owned by the pilot's
-  uid, no larger than :data:`MAX_RECORD_BYTES`) and read with that bound, so a FIFO, a device, a
-  symlink (to ``/dev/zero`` or anywhere), a directory or a huge file never blocks or floods the pilot;
+- the entry is opened through the pilot's one checked open (:mod:`pilot.util.safefile`:
+  ``O_NOFOLLOW|O_NONBLOCK``, a link only to a regular file inside the state directory), judged by
+  ``fstat`` on the descriptor (a regular file, owned by the pilot's uid, no larger than
+  :data:`MAX_RECORD_BYTES`) and read with that bound, so a FIFO, a device, a symlink to
+  ``/dev/zero`` or out of the directory, a directory or a huge file never blocks or floods the pilot;
 - what fails is *set aside*: renamed in place to ``<name>.rejected-<time>`` (a name no scan accepts)
   with a log line, and never used.
 
@@ -45,8 +46,6 @@ MAX_RECORD_BYTES = 8 * 1024 * 1024
 MAX_ENTRIES = 10000
 PANDAID_RE = re.compile(r"^[0-9]{1,20}$")
 OUTBOX_DIR, RECOVERY_DIR, LEDGER_DIR = "pilot_outbox", "pilot_recovery", "pilot_ledger"
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 class RejectedRecord(ValueError):
@@ -87,44 +86,25 @@ def set_aside(directory: str, name: str, reason: str) -> None:
         logger.warning("cannot set %s aside (%s): it is ignored", name, exc)
 
 
-def _read_bounded(fd: int, limit: int) -> bytes:
-    chunks, left = [], limit + 1
-    while left > 0:
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    data = b"".join(chunks)
-    if len(data) > limit:
-        raise RejectedRecord(f"larger than {limit} bytes")
-    return data
-
-
 def read_record(directory: str, name: str, limit: int = MAX_RECORD_BYTES) -> dict:
-    """The JSON object in ``directory/name``, read as described in the module doc; raises RejectedRecord."""
+    """The JSON object in ``directory/name``, read as described in the module doc; raises RejectedRecord.
+
+    Opened through the pilot's one checked open (:func:`pilot.util.safefile.open_checked`, with the
+    state directory as the root a link may not leave), then owner and size are judged on the
+    descriptor's ``fstat`` and no more than that size is read.
+    """
+    from pilot.util.safefile import UnsafeFile, open_checked
+
     try:
-        dfd = os.open(directory, _DIR_FLAGS)
-    except OSError as exc:
-        raise RejectedRecord(f"state directory not usable: {exc}") from exc
-    try:
-        try:
-            fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
-        except OSError as exc:  # ELOOP: a symlink; ENXIO: a FIFO without a writer may also show here
-            raise RejectedRecord(f"cannot open safely: {exc.strerror or exc}") from exc
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise RejectedRecord(f"not a regular file (mode {stat.filemode(st.st_mode)})")
-            if st.st_uid != os.geteuid():
-                raise RejectedRecord(f"owned by uid {st.st_uid}, not by the pilot ({os.geteuid()})")
-            if st.st_size > limit:
-                raise RejectedRecord(f"{st.st_size} bytes, more than a record can be ({limit})")
-            data = _read_bounded(fd, limit)
-        finally:
-            os.close(fd)
-    finally:
-        os.close(dfd)
+        handle = open_checked(os.path.join(directory, name), root=directory)
+    except UnsafeFile as exc:
+        raise RejectedRecord(f"cannot open safely: {exc.get_detail()}") from None
+    with handle:
+        if handle.stat.st_uid != os.geteuid():
+            raise RejectedRecord(f"owned by uid {handle.stat.st_uid}, not by the pilot ({os.geteuid()})")
+        if handle.size > limit:
+            raise RejectedRecord(f"{handle.size} bytes, more than a record can be ({limit})")
+        data = handle.read(limit)
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -88,16 +88,22 @@ def test_wheel_installs_the_pilot_command_and_python_m_pilot(venv, tmp_path):
     assert where.stdout.strip().startswith(str(venv)), where.stdout
 
 
-def test_user_install_gives_working_commands(wheel, tmp_path):
-    """``pip install --user``: the console script lands in ~/.local/bin next to nothing that shadows the package."""
-    base = tmp_path / "userbase"
-    env = clean_env(PYTHONUSERBASE=str(base))
+@pytest.mark.parametrize("scheme", ["--user", "--prefix"])
+def test_user_and_system_style_installs_give_working_commands(wheel, tmp_path, scheme):
+    """``pip install --user`` and a system-style install (``--prefix``, as into /usr/local): the console
+    script lands in a bin/ next to nothing that shadows the package."""
+    base = tmp_path / "base"
     python = plain_python()
-    result = subprocess.run([python, "-m", "pip", "install", "-q", "--user", "--no-deps", "--no-index",
+    env = clean_env(PYTHONUSERBASE=str(base))
+    target = ["--user"] if scheme == "--user" else ["--prefix", str(base)]
+    result = subprocess.run([python, "-m", "pip", "install", "-q", *target, "--no-deps", "--no-index",
                              "--no-warn-script-location", str(wheel)],
                             capture_output=True, text=True, timeout=300, env=env, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert not (base / "bin" / "pilot.py").exists()
+    assert (base / "bin" / "pilot").exists() and not (base / "bin" / "pilot.py").exists()
+    if scheme == "--prefix":  # the prefix's site-packages is on the path, as /usr/local's is for the system Python
+        site = next(base.glob("lib/python3*/site-packages"))
+        env = clean_env(PYTHONPATH=str(site))
     version = (REPO / "PILOTVERSION").read_text().strip()
     for cmd in ([str(base / "bin" / "pilot"), "--version"], [python, "-m", "pilot", "--version"]):
         got = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env, check=False)

@@ -33,6 +33,8 @@ def run_pilot(args: list, cwd: Path, timeout: float = 60) -> subprocess.Complete
     (None, ["--cleanup", "maybe"], "argument --cleanup: boolean value expected"),
     (None, ["--cacert", "nothere.pem"], "option --cacert: nothere.pem is not a file"),
     ("afile:x", ["-a", "afile"], "option -a/--workdir: afile is not a directory"),
+    (None, ["--url", "https://server:port"], "option --url: https://server:port has an invalid port"),
+    (None, ["--queuedata-url", "ftp://x/q.json"], "option --queuedata-url: ftp://x/q.json is not an http(s)://"),
 ])
 def test_configuration_and_option_mistakes_are_one_line_with_status_2(tmp_path, setup, args, expected):
     if setup == "dir":

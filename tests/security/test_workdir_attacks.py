@@ -176,3 +176,35 @@ def test_unknown_output_endpoint_fails_with_nostorage(secure_devserver, secure_p
     assert int(final["pilotErrorCode"]) == E.NOSTORAGE, final["pilotErrorDiag"]
     assert "NOWHERE_DATADISK" in final["pilotErrorDiag"]
     assert not list(Path(secure_pilot.base).rglob("output.list"))  # not handed to aCT's list either
+
+
+@pytest.fixture
+def json_secret(secure_base, pilot_mode):
+    """A JSON file of the pilot's (a token, say) that a job report link could point at."""
+    path = secure_base / "token.json"
+    path.write_text('{"exitCode": 0, "exitMsg": "OK", "access_token": "pilot-secret-7f3a9c"}')
+    os.chown(path, pilot_mode.uid, pilot_mode.gid)
+    path.chmod(0o600)
+    return path
+
+
+def test_job_report_and_stderr_linked_to_secrets_reach_no_server(secure_devserver, secure_pilot, json_secret):
+    pandaid, job, out, log = submit(
+        secure_devserver, f"echo hi > $OUT; ln -s {json_secret} jobReport.json; "
+                          f"rm -f payload.stderr; ln -s {json_secret} payload.stderr; exit 3")
+    run, final = run_job(secure_devserver, secure_pilot, pandaid)
+    assert final["state"] == "failed"
+    sent = repr(secure_devserver.updates(pandaid))
+    assert "pilot-secret-7f3a9c" not in sent
+    assert "unreadable" in run.log_text() and "outside the work dir" in run.log_text()
+
+
+def test_payload_output_replaced_by_fifos_hangs_nothing(secure_devserver, secure_pilot):
+    pandaid, job, out, log = submit(
+        secure_devserver, "echo hi > $OUT; rm -f payload.stdout payload.stderr; mkfifo payload.stdout "
+                          "payload.stderr jobReport.json; exit 5")
+    run, final = run_job(secure_devserver, secure_pilot, pandaid, bound=60)
+    assert final["state"] == "failed"
+    assert int(final["transExitCode"]) == 5, final
+    members = tarball_members(on_storage(secure_devserver, log))
+    assert not any(name.endswith(("payload.stdout", "jobReport.json")) for name in members)

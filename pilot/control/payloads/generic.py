@@ -233,13 +233,14 @@ class PayloadExecutor:
 def read_job_report(job: JobData) -> None:
     """Read jobReport.json: metaData text, exeErrorCode/exeErrorDiag and event counts."""
     path = os.path.join(job.workdir, config.Payload.jobreport)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return
-    try:
-        with open(path, errors="replace") as handle:
-            text = handle.read()
+    try:  # the payload's file: a checked regular file in its work dir, of bounded size
+        from pilot.util.safefile import read_checked
+
+        text = read_checked(path, job.workdir).decode(errors="replace")
         report = json.loads(text)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, PilotException) as exc:
         logger.warning("job %s: unreadable %s: %s", job.jobid, path, exc)
         return
     job.metadata = text

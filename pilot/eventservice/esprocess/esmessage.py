@@ -12,12 +12,14 @@ ZeroMQ sockets belong to one thread, so :meth:`MessageThread.send` hands the mes
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from pilot.common.exception import MessageFailure
+from pilot.util.guardedprocess import payload_user_ids
 from pilot.eventservice.channel import (ChannelMessage, channel_name, decode, encode, endpoint, open_router,
                                         socket_path)
 
@@ -66,6 +68,23 @@ class MessageThread(threading.Thread):
         except (OSError, ImportError, ValueError) as exc:
             raise MessageFailure(f"cannot open the event range channel {endpoint(self._socket_name)}: {exc}") from exc
         self.backend = self._router.backend
+        self._share_with_payload_user()
+
+    def _share_with_payload_user(self) -> None:
+        """A root pilot runs its payload as ``[Payload] payload_user``: that uid must be able to connect.
+
+        Connecting to a Unix socket needs write permission on its file, so the file goes to the payload's
+        uid (mode 0755 as bound: nobody else but root may connect).
+        """
+        ids = payload_user_ids()
+        if ids is None:
+            return
+        try:
+            os.chown(self.socket_file, ids[0], ids[1], follow_symlinks=False)
+        except OSError as exc:
+            self.terminate()
+            raise MessageFailure(f"cannot give the event range channel to uid {ids[0]}: {exc}") from exc
+        logger.info("event range channel socket %s given to uid %d", self.socket_file, ids[0])
 
     def get_yampl_socket_name(self) -> str:
         """The channel name (Pilot 2 name of this method)."""

@@ -114,12 +114,17 @@ def parse_jobreport_data(report: Any) -> Dict[str, Any]:
 def read_job_report(workdir: str) -> Optional[dict]:
     """The job report of a work dir as a dict (None when absent or unreadable)."""
     path = os.path.join(workdir, str(config.Payload.jobreport))
-    try:
-        with open(path, errors="replace") as handle:
-            report = json.load(handle)
-    except FileNotFoundError:
+    from pilot.common.exception import PilotException
+    from pilot.util.safefile import MISSING, UnsafeFile, read_checked
+
+    try:  # the payload's file: a checked regular file in its work dir, of bounded size
+        report = json.loads(read_checked(path, workdir).decode(errors="replace"))
+    except UnsafeFile as exc:
+        if exc.reason == MISSING:
+            return None
+        logger.warning("unreadable job report %s: %s", path, exc.diag)
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, PilotException) as exc:
         logger.warning("unreadable job report %s: %s", path, exc)
         return None
     return report if isinstance(report, dict) else None

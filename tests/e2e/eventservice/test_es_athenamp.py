@@ -9,8 +9,13 @@ pyzmq ROUTER and with its standard-library ROUTER (``[Payload] es_channel``).
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,14 +23,19 @@ import pytest
 
 from pilot.common.errorcodes import ErrorCodes
 
-from .esjobs import ES_CONFIG, es_job
+from ..conftest import PILOT_PYTHON
+from .esjobs import ES_CONFIG, es_job, storage_file
 from .test_es_jobs import check_finished_ranges
 
 pytest.importorskip("zmq")
 
 FAKE = Path(__file__).resolve().parent / "athenamp_fake.py"
-BACKENDS = ["pyzmq", "stdlib"]
+#: the pilot may run on a bare interpreter (e.g. Python 3.9 without pyzmq, PILOT_TEST_PYTHON): then only
+#: the stdlib ROUTER serves, the payload still speaks through libzmq
+PILOT_HAS_PYZMQ = subprocess.run([PILOT_PYTHON, "-c", "import zmq"], capture_output=True).returncode == 0
+BACKENDS = (["pyzmq"] if PILOT_HAS_PYZMQ else []) + ["stdlib"]
 LOG_LINE = {"pyzmq": "ROUTER, pyzmq", "stdlib": "ROUTER, standard-library ZMTP"}
+LOG_LINE["auto"] = LOG_LINE["pyzmq" if PILOT_HAS_PYZMQ else "stdlib"]
 
 
 def athenamp_job(storage_dir: str, nranges: int, args: str = "", broken: bool = False) -> tuple:
@@ -45,7 +55,7 @@ def config(backend: str, extra: str = "") -> str:
     return ES_CONFIG + f"es_channel: {backend}\n" + extra
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS + ["auto"])
 def test_athenamp_job_with_malformed_and_failed_ranges(backend, devserver, start_pilot, tmp_path):
     devserver.set_queuedata("DEV_QUEUE", {"zip_time_gap": 1})
     log = tmp_path / "athenamp_messages.jsonl"
@@ -119,3 +129,30 @@ def test_athenamp_in_a_container_with_a_private_tmp(backend, devserver, start_pi
     assert record["state"] == "finished", text[-4000:]
     assert "payload runs in bwrap" in text and "channel socket /tmp/zmq_EventService_EventRanges_" in text
     check_finished_ranges(devserver, devserver.event_ranges(pandaid), prefix="athenamp.out.")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a pilot that is not root runs its payload as itself")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_payload_running_as_the_payload_user_reaches_the_channel(backend, devserver, start_pilot):
+    """A root pilot runs the payload as [Payload] payload_user (nobody): the socket file is handed to it."""
+    nobody = pwd.getpwnam("nobody").pw_uid
+    top = Path(tempfile.mkdtemp(prefix="zmq-es-user-", dir="/tmp"))  # reachable by nobody, unlike pytest's dirs
+    top.chmod(0o755)
+    try:
+        job, ids = es_job(devserver.storage_dir, 3, "--workers 2", jobset="9", tag="u")
+        # the system interpreter (nobody cannot run the test venv's), the stdlib DEALER of the test payload
+        job["jobPars"] = job["jobPars"].replace(sys.executable, "/usr/bin/python3")
+        pandaid = devserver.submit(job)
+        run = start_pilot(config_text=config(backend), workdir=top / "pilot")
+        assert run.wait(180) == 0, run.log_text()[-4000:]
+        record = devserver.wait_final(pandaid, timeout=30)
+        text = run.log_text()
+        assert record["state"] == "finished", text[-4000:]
+        assert f"given to uid {nobody}" in text and "not reachable by uid" not in text
+        ranges = devserver.event_ranges(pandaid)
+        check_finished_ranges(devserver, ranges)
+        lfn = ranges[0]["last_update"]["zipFile"]["lfn"]
+        with tarfile.open(storage_file(devserver.storage_dir, "transient", lfn)) as tar:
+            assert {member.uid for member in tar.getmembers()} == {nobody}  # written by the payload as nobody
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

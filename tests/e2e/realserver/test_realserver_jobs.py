@@ -119,3 +119,40 @@ def test_credentials_through_the_rest_api(realserver):
         assert proxy["StatusCode"] != 0 and "not in authorized users" in proxy["errorDialog"]
     finally:
         http.close()
+
+
+def test_downloaded_transformation_job_record(realserver, start_pilot):
+    """A transformation given as a URL (a user analysis job): the pilot downloads it from the server's /trf/."""
+    t = tag()
+    out, log = f"pilotci.{t}.trf.txt", f"pilotci.{t}.log.tgz"
+    script = realserver.trf_dir / f"pilotci-run-{t}.sh"
+    script.write_text('#!/bin/sh\necho "downloaded transformation ran with $*" > "$1"\n')
+    script.chmod(0o644)  # served as a plain file: the pilot must make its copy executable
+    url = f"{realserver.url}/trf/{script.name}"
+    [pandaid] = realserver.submit({"name": f"trf-{t}", "transformation": url, "parameters": f"{out} x y",
+                                   "outputs": [out], "log": log})
+    run = start_pilot(extra=["-g", f"{realserver.url}/trf/"])
+    assert run.wait(180) == 0, run.log_text()[-3000:]
+    row = realserver.wait_final(pandaid)
+    assert row["jobstatus"] == "finished", (row, run.log_text()[-3000:])
+    assert int(row["piloterrorcode"]) == 0 and row["transformation"] == url
+    files = realserver.files(pandaid)
+    assert set(files) == {out, log}
+    for lfn in (out, log):
+        assert_file_row(realserver, files[lfn])
+    assert storage_path(realserver.storage, SCOPE, out).read_text() == \
+        f"downloaded transformation ran with {out} x y\n"
+
+
+def test_transformation_outside_the_allowed_urls_fails_1149(realserver, start_pilot):
+    t = tag()
+    log = f"pilotci.{t}.log.tgz"
+    [pandaid] = realserver.submit({"name": f"trf-refused-{t}", "transformation": f"{realserver.url}/trf/nope-{t}.sh",
+                                   "parameters": "", "log": log})
+    run = start_pilot()  # no -g: the server's /trf/ is not an allowed base URL
+    run.wait(180)
+    row = realserver.wait_final(pandaid)
+    assert row["jobstatus"] == "failed", (row, run.log_text()[-3000:])
+    assert int(row["piloterrorcode"]) == ErrorCodes.TRFDOWNLOADFAILURE
+    assert "allowed base URL" in row["piloterrordiag"]
+    assert set(realserver.files(pandaid)) == {log}  # a job that fails before its payload still leaves a log

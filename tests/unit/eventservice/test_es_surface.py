@@ -110,3 +110,18 @@ def test_ranges_athenamp_would_misread_are_named():
     assert "nested" in athenamp_unsafe(dict(good, extra={"a": 1}))
     assert "LFN" in athenamp_unsafe(dict(good, LFN="a,b"))
     assert athenamp_unsafe("text") == "not an object"
+
+
+def test_alrb_line_of_an_es_payload_binds_the_channel_socket(tmp_path):
+    from types import SimpleNamespace
+
+    from pilot.api.container import Bind
+    from pilot.user.atlas.container import alrb_wrapper
+
+    job = SimpleNamespace(workdir=str(tmp_path), payload_setup={}, alrbuserplatform="centos7", imagename="",
+                          platform="", jobid="7", containeroptions={})
+    socket_file = "/tmp/zmq_EventService_EventRanges_9"
+    line = alrb_wrapper("Sim_tf.py --preExec 'x'", job, SimpleNamespace(container_options=""),
+                        binds=[Bind(socket_file, socket_file)])
+    assert line.endswith(f"-e '-C -B {socket_file}:{socket_file}'")
+    assert "Sim_tf.py --preExec 'x'" in (tmp_path / "container_script.sh").read_text()
