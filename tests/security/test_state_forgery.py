@@ -242,3 +242,58 @@ def test_forged_record_of_a_job_of_this_tree_with_a_foreign_work_dir(devserver, 
     assert len(devserver.updates(first_id)) == before
     _no_trace_of_forged(devserver, site)
     assert "recovering job" not in log
+
+
+# ---------------------------------------------------------------- the pilot as root and as a user
+def _secure_start(server, mode, site: Path, config_text: str = ""):
+    """A pilot in ``mode`` (tests.security harness) working in ``site``, which two pilots may share."""
+    from tests.security.harness import give_to, start_ns_pilot
+
+    site.mkdir(mode=0o755, exist_ok=True)
+    previous = site / "pilot.stderr"
+    if previous.exists():  # keep each pilot's log apart
+        previous.rename(site / f"pilot.stderr.{time.monotonic_ns()}")
+    cfg = site / "test.cfg"
+    cfg.write_text(TEST_CONFIG + f"\n[Rucio]\nurl: {server.url}/traces/\n" + config_text)
+    cacert = site / "cacert.pem"
+    shutil.copyfile(server.cacert, cacert)
+    give_to(mode, site, Path(server.storage_dir))
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "COV_"))}
+    env.update(PYTHONPATH=str(REPO), PILOT_CACERT=str(cacert), HOME=str(site), TMPDIR=str(site))
+    return start_ns_pilot(pilot_command(server, site, cfg), site, mode, env)
+
+
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+def test_state_attack_as_root_and_as_user(pilot_mode, secure_base, secure_devserver, isolation):
+    """The attack under each identity: masked (auto), or with masks off, by uid (a root pilot's payload
+    runs as nobody) or, for a payload with the pilot's uid, by the checks of the next pilot."""
+    server, site = secure_devserver, secure_base / "site"
+    secret = secure_base / "secrets"
+    secret.mkdir()
+    (secret / "proxy.pem").write_text("-----BEGIN SECRET-----\n")
+    config = f"\n[Payload]\ncredential_isolation: {isolation}\n"
+    first_id = server.submit(_job(server, _attack_script(secret, ledger=isolation != "off")))
+    first = _secure_start(server, pilot_mode, site, config)
+    try:
+        assert first.wait(BOUND) == 0, first.log_text()[-3000:]
+    finally:
+        first.stop()
+    assert server.wait_final(first_id, timeout=10)["state"] == "finished", first.log_text()[-3000:]
+    reached = f"{FORGED}.final.json" in _entries(site / "pilot_outbox")
+    same_uid = not pilot_mode.is_root  # a root pilot's payload runs as nobody: the 0700 dirs stay shut
+    assert reached == (isolation == "off" and same_uid)
+    assert _entries(site / "pilot_ledger") == [f"{first_id}.acked", f"{first_id}.received"]
+
+    second_id = server.submit(sample_job(server.storage_dir))
+    second = _secure_start(server, pilot_mode, site, config)
+    try:
+        assert second.wait(BOUND) == 0, second.log_text()[-3000:]
+    finally:
+        second.stop()
+    assert server.wait_final(second_id, timeout=10)["state"] == "finished", second.log_text()[-3000:]
+    assert [n for n in _entries(site / "pilot_outbox") if ".rejected-" not in n] == []
+    assert [n for n in _entries(site / "pilot_recovery") if ".rejected-" not in n] == []
+    if reached:
+        assert "was never run by this pilot tree" in second.log_text()
+    _no_trace_of_forged(server, site)
+    assert "recovering job" not in second.log_text()
