@@ -276,7 +276,7 @@ class HttpClient:
             if before is not None:
                 before()
             try:
-                return self._send(parts, body, method, headers, timeout, sink)
+                return self._send(parts, body, method, headers, timeout, sink, resend)
             except HttpError as exc:
                 last = exc
                 allowed = RETRY_STATUSES if resend else RETRY_UNPROCESSED_STATUSES
@@ -308,7 +308,7 @@ class HttpClient:
 
     # ------------------------------------------------------------------ one exchange
     def _send(self, parts: urllib.parse.SplitResult, body: Optional[bytes], method: str, headers: dict,
-              timeout: Optional[float], sink: Optional[Callable[[bytes], None]]) -> bytes:
+              timeout: Optional[float], sink: Optional[Callable[[bytes], None]], resend: bool = True) -> bytes:
         seconds = timeout or self.timeout
         if self.stop_event is not None and self.stop_event.is_set():
             seconds = min(seconds, self.stop_maxtime)  # stopping: one short try (the final update)
@@ -353,8 +353,9 @@ class HttpClient:
             except (hc.ServerClosed, BrokenPipeError, ConnectionResetError) as exc:
                 conn.close()
                 # a kept-alive connection the server closed meanwhile: once more on a new connection
-                # (the request did not reach a server that had closed the connection already)
-                if not reused or fresh:
+                # (the request did not reach a server that had closed the connection already), except
+                # a call that hands out work and was written: that one is never sent twice
+                if not reused or fresh or (written and not resend):
                     exc.pilot_written = written  # type: ignore[attr-defined]
                     self._count(method, parts.path, body, b"", start, failed=True)
                     raise

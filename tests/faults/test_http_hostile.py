@@ -53,6 +53,14 @@ def test_a_good_reply_and_a_kept_alive_connection(hostile):
     assert http.stats.requests == 2 and http.stats.failures == 0
 
 
+def test_an_idle_connection_the_server_closed_is_not_used(hostile):
+    http = client()
+    for _ in range(3):
+        assert http.post_form(hostile.url("/ok-then-close"), {}, resend=False) == {"ok": True}
+        time.sleep(0.3)  # the server closes the kept-alive connection meanwhile
+    assert hostile.count("/ok-then-close") == 3 and http.stats.failures == 0
+
+
 def test_trickle_ends_at_the_request_deadline(hostile):
     failure = fails_with(client(), hostile.url("/trickle"), hc.DeadlineExceeded)
     assert failure.kind == "timeout" and failure.written
