@@ -306,11 +306,14 @@ def _run_init(args: GuardOptions, line: str, old_mask, watched: set, isolation: 
     namespace, so ``getppid()`` says 0 here whether it lives or not).
     """
     payloadns.set_parent_death_signal(signal.SIGKILL)
-    import select
-
-    if select.select([alive_fd], [], [], 0)[0]:  # the outer guard ended before the request took effect
-        return 128 + signal.SIGKILL
+    os.set_blocking(alive_fd, False)
+    try:
+        gone = os.read(alive_fd, 1) == b""  # end of file: the outer guard ended before the request took effect
+    except BlockingIOError:
+        gone = False
     os.close(alive_fd)
+    if gone:
+        return 128 + signal.SIGKILL
     payloadns.set_dumpable(False)  # a payload of the same uid cannot ptrace its init
     for sig in watched:  # a namespace's init gets only the signals it handles (they stay blocked)
         signal.signal(sig, _no_op)
