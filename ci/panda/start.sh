@@ -216,6 +216,8 @@ DPID="$PANDA_ROOT/log/panda_daemon.pid"
 if pid=$(pid_alive "$DPID"); then
     plog "daemon: already running (pid $pid)"
 else
+    # a daemon ended without stop.sh (killed, machine reused) leaves its pid file and lock behind
+    rm -f "$DPID" "$DPID.lock"
     (
         cd "$PANDA_HOME"
         env -i "${PANDA_SERVER_ENV[@]}" setsid "$PANDA_VENV/bin/python" -u "$SITE/pandaserver/daemons/master.py" --pidfile "$DPID" \

@@ -8,7 +8,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 down=0
 if port_open "$PANDA_PG_PORT"; then echo "postgres up    $PANDA_HOST:$PANDA_PG_PORT"; else echo "postgres down"; down=1; fi
-if curl -fsS -m 5 -H 'Accept: application/json' "$PANDA_URL/api/v1/system/is_alive" 2>/dev/null \
+if curl -fsS -m 30 -H 'Accept: application/json' "$PANDA_URL/api/v1/system/is_alive" 2>/dev/null \
         | grep -q '"success": *true'; then
     echo "server   up    $PANDA_URL (panda-server $PANDA_SERVER_VERSION)"
 else

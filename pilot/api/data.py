@@ -505,6 +505,55 @@ class StageOutClient(StagingClient):
                 if fspec.ddmendpoint == fspec.ddmendpoint_alt:
                     fspec.ddmendpoint = ""
 
+    def prepare_destinations(self, files: list, activities: Any, alt_exclude: Optional[list] = None) -> list:
+        """Primary and alternative storage of each output by Pilot 2's rules (the job flow calls this when
+        alternative stage-out is allowed).
+
+        The activity's storages are the queue's ``astorages`` of the first activity that has any. The
+        default is the first of them; a file's alternative is the next one in that list (cycled), never its
+        primary nor one in ``alt_exclude`` (the task's nucleus). A file without a storage gets the default;
+        a file whose storage is not one of the queue's gets the default as primary and its own as the
+        alternative. Without astorages: nothing to do on an ``mv`` queue, else 1133 NOSTORAGE.
+        """
+        queuedata = self.queuedata
+        if queuedata is None:
+            return files
+        activities = [activities] if isinstance(activities, str) else list(activities or [])
+        if not activities:
+            raise PilotException("cannot resolve destinations: no activity", code=ErrorCodes.INTERNALPILOTPROBLEM,
+                                 state="INTERNAL_ERROR")
+        storages: list = []
+        for activity in activities:
+            storages = list((queuedata.astorages or {}).get(activity) or [])
+            if storages:
+                break
+        if not storages:
+            if "mv" in (queuedata.copytools or {}):
+                return files
+            raise PilotException(f"no storage for activities {activities}", code=ErrorCodes.NOSTORAGE,
+                                 state="NO_ASTORAGES_DEFINED")
+        exclude = set(alt_exclude or [])
+
+        def next_of(primary: str) -> Optional[str]:
+            start = storages.index(primary) if primary in storages else 0
+            for step in range(1, len(storages) + 1):
+                candidate = storages[(start + step) % len(storages)]
+                if candidate != primary and candidate not in exclude:
+                    return candidate
+            return None
+
+        for fspec in files:
+            if not fspec.ddmendpoint:
+                fspec.ddmendpoint, fspec.ddmendpoint_alt = storages[0], next_of(storages[0])
+            elif fspec.ddmendpoint not in storages:
+                fspec.ddmendpoint_alt = fspec.ddmendpoint if fspec.ddmendpoint not in exclude else None
+                fspec.ddmendpoint = storages[0]
+            else:
+                fspec.ddmendpoint_alt = next_of(fspec.ddmendpoint)
+            self.logger.info("%s: stage-out to %s, alternative %s", fspec.lfn, fspec.ddmendpoint,
+                             fspec.ddmendpoint_alt)
+        return files
+
     def alternatives(self, fspec: FileSpec, kwargs: dict) -> list:
         """The file's storage, then ``ddmendpoint_alt``."""
         return staging.output_storages(fspec, self.queuedata, kwargs.get("activity") or [])

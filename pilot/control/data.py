@@ -221,10 +221,27 @@ def _stage_out_outputs(ctx: PilotContext, job: JobData, client_class: Any, parti
     return _transfer_out(ctx, job, files, OUTPUT_ACTIVITIES, client_class, traces)
 
 
+def allow_altstageout(ctx: PilotContext, job: JobData) -> bool:
+    """Whether a failed output may go to an alternative storage: the queue's ``allow_altstageout`` decides
+    when it says anything, else the job's ``altStageOut`` (on/force; off, no or empty: not allowed).
+
+    Pilot 3 takes any non-empty ``altStageOut`` as on, 'off' included; that is a bug not followed here.
+    """
+    queuedata = getattr(ctx.infosys, "queuedata", None)
+    value = (getattr(queuedata, "params", None) or {}).get("allow_altstageout") if queuedata is not None else None
+    if value is None or value == "":
+        value = job.altstageout
+    if isinstance(value, str):
+        return value.strip().lower() in ("on", "force", "true", "yes", "1")
+    return bool(value)
+
+
 def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list, client_class: Any,
                   traces: Any = None) -> bool:
     try:
         client = _client(ctx, job, client_class, traces=traces)
+        if allow_altstageout(ctx, job):  # primary and alternative storages by Pilot 2's rules
+            client.prepare_destinations(files, activities, alt_exclude=[n for n in (job.nucleus,) if n and n != "NULL"])
         client.transfer(files, activity=activities, workdir=job.workdir, cwd=job.workdir, job=job,
                         output_dir=ctx.args.output_dir, communicator=ctx.communicator)
     except PilotException as exc:
@@ -235,6 +252,9 @@ def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list
         job.fail(ErrorCodes.STAGEOUTFAILED, f"stage-out failed: {exc}")
         return False
     ok = True
+    alt = [spec.lfn for spec in files if spec.is_transferred and spec.is_altstaged]
+    if alt:
+        logger.warning("job %s: alternative stage-out for %s", job.jobid, alt)
     for spec in files:
         if spec.is_transferred:
             job.outputs_xml[spec.lfn] = {"guid": spec.guid, "fsize": spec.filesize,

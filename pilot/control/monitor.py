@@ -193,6 +193,7 @@ class JobMonitor:
         current = {job.jobid for job, _ in running}
         for jobid in [j for j in self.watches if j not in current]:
             logger.info("job %s: the payload has ended: checks stopped", jobid)
+            self.core_sampled.pop(jobid, None)
             self.watches.pop(jobid).close()
         for job, executor in running:
             if job.jobid not in self.watches and job.jobid not in self.unwatched:
@@ -248,7 +249,8 @@ def sample_core_count(job: Any, executor: Any) -> None:
         return
     if count > 0:
         job.corecounts.append(count)
-        logger.debug("job %s: actual core count %d (sub-state %s)", job.jobid, count, job_substate(job))
+        logger.info("job %s: monitoring: state %s, sub-state %s, actual core count %d", job.jobid, job.state,
+                    job_substate(job), count)
 
 
 def handle_server_command(ctx: PilotContext, job: Any, command: Optional[str]) -> None:

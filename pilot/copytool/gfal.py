@@ -52,7 +52,8 @@ def _env() -> dict:
 
 
 def _command(src: str, dst: str, timeout: int, checksum: str, overwrite: bool = True) -> list:
-    cmd = ["gfal-copy", "--verbose"] + (["-f"] if overwrite else []) + ["-t", str(timeout)]
+    # stage-out: never -f (storage is not overwritten), -p (parent directories, which file:// needs)
+    cmd = ["gfal-copy", "--verbose"] + (["-f"] if overwrite else ["-p"]) + ["-t", str(timeout)]
     cmd += ["-K", f"adler32:{checksum}" if checksum else "adler32"]
     return cmd + [src, dst]
 

@@ -84,6 +84,8 @@ _SCALARS: dict[str, tuple[str, Any]] = {
     "maxDiskCount": ("maxdiskcount", int),
     "minRamCount": ("minramcount", int),
     "allowNoOutput": ("allownooutput", str),
+    "altStageOut": ("altstageout", str),
+    "nucleus": ("nucleus", str),
     "writeToFile": ("writetofile", str),
     "eventService": ("is_eventservice", "bool"),
     "eventServiceMerge": ("is_eventservicemerge", "bool"),
@@ -136,6 +138,8 @@ class JobData:
     maxdiskcount: int = 0
     minramcount: int = 0
     allownooutput: str = ""
+    altstageout: str = ""  # the job's alternative stage-out wish: on, off, force ('' none)
+    nucleus: str = ""  # the task's nucleus site (never an alternative destination)
     writetofile: str = ""
     is_eventservice: bool = False
     is_eventservicemerge: bool = False

@@ -199,25 +199,38 @@ class HttpClient:
             return data
         return self.request(url, None, method="GET", timeout=timeout, retries=retries)
 
-    def download(self, url: str, path: str, timeout: Optional[float] = None, retries: Optional[int] = None) -> int:
-        """GET ``url`` into the file ``path`` (written next to it, then renamed); the number of bytes."""
+    def download(self, url: str, path: str, timeout: Optional[float] = None, retries: Optional[int] = None,
+                 max_size: Optional[int] = None) -> int:
+        """GET ``url`` into the file ``path`` (written next to it, then renamed); the number of bytes.
+
+        ``max_size`` caps the decoded file (below the client's own caps); more is ReplyTooLarge.
+        """
         part = f"{path}.part"
         handles: list = []
+        written = [0]
+        cap = max_size if max_size is not None else self.max_decoded_size
 
-        def restart() -> None:  # each attempt writes the file from its start
+        def restart() -> None:  # each attempt writes the file from its start (never through a link)
             while handles:
                 handles.pop().close()
-            handles.append(open(part, "wb"))  # noqa: SIM115 - closed below
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            handles.append(os.fdopen(fd, "wb"))
+            written[0] = 0
+
+        def sink(data: bytes) -> None:
+            written[0] += len(data)
+            if written[0] > cap:
+                raise hc.ReplyTooLarge(f"{_short(url)} is larger than {cap} bytes")
+            handles[0].write(data)
 
         try:
-            self._request(url, None, "GET", {}, timeout, retries, True,
-                          sink=lambda data: handles[0].write(data), before=restart)
+            self._request(url, None, "GET", {}, timeout, retries, True, sink=sink, before=restart)
             handles.pop().close()
             os.replace(part, path)
         except BaseException:
             while handles:
                 handles.pop().close()
-            if os.path.exists(part):
+            if os.path.lexists(part):
                 os.unlink(part)
             raise
         return os.path.getsize(path)
@@ -263,7 +276,7 @@ class HttpClient:
             if before is not None:
                 before()
             try:
-                return self._send(parts, body, method, headers, timeout, sink)
+                return self._send(parts, body, method, headers, timeout, sink, resend)
             except HttpError as exc:
                 last = exc
                 allowed = RETRY_STATUSES if resend else RETRY_UNPROCESSED_STATUSES
@@ -277,13 +290,14 @@ class HttpClient:
                 if failure.permanent:
                     raise failure from exc
                 if failure.written and not resend:
-                    raise RequestFailure(f"{failure} (not sent again: the server may have acted on it)",
+                    raise RequestFailure(f"{failure.diag} (not sent again: the server may have acted on it)",
                                          failure.kind, written=True) from exc
                 logger.warning("%s %s: %s (attempt %d/%d)", method, _short(url), exc, attempt, attempts)
         kind = last.kind if isinstance(last, (RequestFailure, HttpError)) else (
             _failure(last, method, url).kind if isinstance(last, OSError) else "network")
         written = bool(getattr(last, "written", False) or getattr(last, "pilot_written", False))
-        raise RequestFailure(f"{method} {_short(url)} failed after {tried} attempt(s): {last}", kind,
+        why = getattr(last, "diag", "") or last
+        raise RequestFailure(f"{method} {_short(url)} failed after {tried} attempt(s): {why}", kind,
                              written=written) from last
 
     def _wait_backoff(self, n: int) -> bool:
@@ -294,7 +308,7 @@ class HttpClient:
 
     # ------------------------------------------------------------------ one exchange
     def _send(self, parts: urllib.parse.SplitResult, body: Optional[bytes], method: str, headers: dict,
-              timeout: Optional[float], sink: Optional[Callable[[bytes], None]]) -> bytes:
+              timeout: Optional[float], sink: Optional[Callable[[bytes], None]], resend: bool = True) -> bytes:
         seconds = timeout or self.timeout
         if self.stop_event is not None and self.stop_event.is_set():
             seconds = min(seconds, self.stop_maxtime)  # stopping: one short try (the final update)
@@ -339,8 +353,9 @@ class HttpClient:
             except (hc.ServerClosed, BrokenPipeError, ConnectionResetError) as exc:
                 conn.close()
                 # a kept-alive connection the server closed meanwhile: once more on a new connection
-                # (the request did not reach a server that had closed the connection already)
-                if not reused or fresh:
+                # (the request did not reach a server that had closed the connection already), except
+                # a call that hands out work and was written: that one is never sent twice
+                if not reused or fresh or (written and not resend):
                     exc.pilot_written = written  # type: ignore[attr-defined]
                     self._count(method, parts.path, body, b"", start, failed=True)
                     raise

@@ -5,6 +5,7 @@ request (headers and a Content-Length body), counts it per path, then answers as
 
 =================  ==================================================================================
 ``/ok``            a small JSON reply, connection kept alive (HTTP/1.1)
+``/ok-then-close`` the same, then the server closes the idle connection 0.1 s later
 ``/trickle``       a valid header announcing 1 MB, then one byte every 0.2 s until the client leaves
 ``/continue``      ``100 Continue`` interim replies, one every 0.05 s, forever
 ``/gzipbomb``      a ~65 kB gzip body that decodes to 64 MB
@@ -160,6 +161,11 @@ class HostileServer:
             send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                  % (len(body), body))
             return True
+        if path == "/ok-then-close":  # keep-alive announced, then the idle connection is closed
+            body = b'{"ok": true}'
+            send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            self.stop.wait(0.1)
+            return False
         if path == "/trickle":
             send(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n")
             while not self.stop.wait(0.2):

@@ -53,6 +53,14 @@ def test_a_good_reply_and_a_kept_alive_connection(hostile):
     assert http.stats.requests == 2 and http.stats.failures == 0
 
 
+def test_an_idle_connection_the_server_closed_is_not_used(hostile):
+    http = client()
+    for _ in range(3):
+        assert http.post_form(hostile.url("/ok-then-close"), {}, resend=False) == {"ok": True}
+        time.sleep(0.3)  # the server closes the kept-alive connection meanwhile
+    assert hostile.count("/ok-then-close") == 3 and http.stats.failures == 0
+
+
 def test_trickle_ends_at_the_request_deadline(hostile):
     failure = fails_with(client(), hostile.url("/trickle"), hc.DeadlineExceeded)
     assert failure.kind == "timeout" and failure.written
@@ -202,3 +210,18 @@ def test_a_request_made_while_stopping_gets_the_short_deadline(hostile):
         http.post_form(hostile.url("/silent"), {"state": "failed"})
     assert time.monotonic() - start < 10 and info.value.kind == "timeout"
     assert hostile.count("/silent") == 1  # no back-off, no second try once stopping
+
+
+# ---------------------------------------------------------------------------- downloads
+def test_download_streams_to_the_file_and_honours_its_cap(hostile, tmp_path):
+    http = client()
+    target = tmp_path / "reply.json"
+    assert http.download(hostile.url("/ok"), str(target)) == target.stat().st_size > 0
+    with pytest.raises(RequestFailure) as info:
+        http.download(hostile.url("/ok"), str(tmp_path / "small"), max_size=5)
+    assert isinstance(info.value.__cause__, hc.ReplyTooLarge)
+    assert not list(tmp_path.glob("small*"))  # nothing left behind
+    gzip_bomb()
+    with pytest.raises(RequestFailure) as info:
+        http.download(hostile.url("/gzipbomb"), str(tmp_path / "bomb"))
+    assert isinstance(info.value.__cause__, hc.DecodedTooLarge) and not list(tmp_path.glob("bomb*"))

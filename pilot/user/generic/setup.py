@@ -79,7 +79,7 @@ def matching_base(url: str, bases: Iterable[str]) -> str:
 def transform_name(transformation: str) -> str:
     """The file name of a transformation (a URL's last path segment); 1149 when it is not a plain name."""
     path = urllib.parse.urlsplit(transformation).path if is_url(transformation) else transformation
-    name = urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1])
+    name = urllib.parse.unquote(path.rsplit("/", 1)[-1])
     if not _NAME.match(name):
         raise TrfDownloadFailure(f"the transformation has no usable file name: {transformation}")
     return name
