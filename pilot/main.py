@@ -162,6 +162,9 @@ def _start_http_client(args) -> Any:
     except HttpSetupError as exc:
         raise ConfigurationError(str(exc)) from None
     set_shared_client(http)
+    from pilot.util.proxy import forget_token_values
+
+    forget_token_values()  # the client holds the token now: not in the pilot's environment (/proc/<pid>/environ)
     return http
 
 

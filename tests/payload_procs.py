@@ -40,7 +40,7 @@ def host_pids(ns_pid: int, marker: str = "", cwd: str = "", environ: str = "") -
             continue
         try:
             with open(f"/proc/{name}/cmdline", "rb") as handle:
-                if marker.encode() not in handle.read():
+                if marker.encode() not in handle.read().replace(b"\0", b" "):
                     continue
         except OSError:
             continue

@@ -405,6 +405,44 @@ def masked_credential_paths(payload_env: Dict[str, str], workdir: str,
     return covered + [path for path in files if not any(_inside(path, d) for d in covered)]
 
 
+#: variables that hold a token itself (not a path to one): read once at start-up, then removed
+TOKEN_VALUE_VARIABLES = ("BEARER_TOKEN", "ACCESS_TOKEN")
+
+
+def forget_token_values(environ: Optional[dict] = None) -> List[str]:
+    """Remove the variables that hold a token's value from the pilot's own environment; their names.
+
+    Called once the HTTP client holds the token (:func:`pilot.util.httpbuild.BearerToken.from_environ`):
+    from then on the token lives only in the pilot's memory, neither in ``/proc/<pilot>/environ`` nor
+    in the environment of anything the pilot starts.
+    """
+    env = os.environ if environ is None else environ
+    removed = [name for name in TOKEN_VALUE_VARIABLES if name in env]
+    for name in removed:
+        if env is os.environ:
+            _wipe_process_environ(name)
+        del env[name]
+    return removed
+
+
+def _wipe_process_environ(name: str) -> None:
+    """Overwrite the value of ``name`` in the process's C environment with NUL bytes.
+
+    ``/proc/<pid>/environ`` shows the environment block the process was started with; removing a
+    variable (``unsetenv``) only drops the pointer to it, so the value itself is zeroed first.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.getenv.restype = ctypes.c_void_p
+        address = libc.getenv(name.encode())
+        if address:
+            ctypes.memset(address, 0, len(ctypes.string_at(address)))
+    except (OSError, AttributeError) as exc:  # no libc to call: the variable is still removed
+        logger.debug("cannot wipe %s from the process environment: %s", name, exc)
+
+
 def strip_credentials(env: Dict[str, str]) -> Dict[str, str]:
     """A copy of ``env`` without the variables that point at (or hold) the pilot's credentials."""
     return {k: v for k, v in env.items() if k not in PROXY_VARIABLES and k not in TOKEN_VARIABLES}

@@ -17,7 +17,8 @@ from pilot.util.auxiliary import get_error_code_translation_dictionary
 EXIT_USAGE = 2  # usage, option or configuration mistake: nothing was asked from the server
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as shells report it
 _OTHER_MEANINGS = {
-    0: "success: every job finished, or there was no job",
+    0: "success: the job finished, or there was no job (with several jobs: the pilot did not fail; each job's "
+       "state is above)",
     1: "failure: the job failed (error code above) or the pilot could not work",
     EXIT_USAGE: "usage, option or configuration mistake (nothing was asked from the server)",
     EXIT_INTERRUPTED: "interrupted by SIGINT (Ctrl-C)",

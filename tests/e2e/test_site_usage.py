@@ -106,3 +106,22 @@ def test_version_option(tmp_path):
     result = run_pilot(["--version"], tmp_path)
     assert result.returncode == 0
     assert result.stdout.strip() == f"PanDA pilot {(REPO / 'PILOTVERSION').read_text().strip()}"
+
+
+def test_multi_job_mode_and_its_summary(devserver, tmp_path):
+    """timefloor in the queue data and -v: one pilot takes several jobs; the summary lists each."""
+    devserver.set_queuedata("DEV_QUEUE", {"timefloor": 10})
+    first = devserver.submit(sample_job(devserver.storage_dir))
+    second = devserver.submit(sample_job(devserver.storage_dir, overrides={"jobPars": "-c 'exit 2'"}))
+    launch = tmp_path / "launch"
+    launch.mkdir()
+    cmd = pilot_command(devserver, launch, _config(devserver, tmp_path), ["-v", "3"])[2:]
+    result = run_pilot(cmd, launch, timeout=180)
+    assert devserver.wait_final(first, timeout=30)["state"] == "finished"
+    failed = devserver.wait_final(second, timeout=30)["final_update"]
+    assert failed["state"] == "failed"
+    summary = result.stderr[result.stderr.index("pilot summary:"):]
+    assert "pilot summary: 3 job request(s), 2 job(s) received: 1 finished, 1 failed" in summary, summary
+    assert f"job {first}: finished" in summary
+    assert f"job {second}: failed, error {int(failed['pilotErrorCode'])}:" in summary
+    assert result.returncode == 0 and "exit status 0: success" in summary  # several jobs: Pilot 2's rule

@@ -170,3 +170,17 @@ def test_kill_minus_one_hurts_only_the_payload(secure_devserver, secure_pilot, r
     _finished(secure_devserver, run, pandaid)  # the pilot lived on, reported and ended normally
     assert (report / "done").read_text().strip() == "survived"
     assert run.wait_until_empty(30) == []
+
+
+def test_the_token_is_not_in_the_pilots_environment(secure_devserver, secure_pilot, report):
+    secret = f"tok-{uuid.uuid4().hex}"
+    script = f"echo up > {report}/running; sleep 3"
+    pandaid = secure_devserver.submit(_job(secure_devserver, script))
+    run = secure_pilot.start(env={"BEARER_TOKEN": secret})
+    assert _wait_for(report / "running"), run.log_text()[-3000:]
+    pilot = run.pilot_process()
+    assert pilot is not None
+    with open(f"/proc/{pilot.pid}/environ", "rb") as handle:
+        environ = handle.read()
+    assert environ and secret.encode() not in environ  # the HTTP client holds it, in memory only
+    _finished(secure_devserver, run, pandaid)
