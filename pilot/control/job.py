@@ -25,6 +25,7 @@ from pilot.util.harvester import HarvesterDirs, iter_existing, read_job_definiti
 from pilot.util.https import failure_info
 from pilot.util.parameters import resolve_job_label
 from pilot.util.statefile import RejectedRecord, read_record, set_aside
+from pilot.util.background import background_mode, mark_background
 from pilot.util.workernode import disk_space_for_getjob
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ def getjob_fields(ctx: PilotContext, node: Any, jobs_done: int, last_taskid: str
         data["taskID"] = last_taskid
     if getattr(args, "resource_type", ""):
         data["resourceType"] = args.resource_type
+    if background_mode(args, queuedata):
+        data["background"] = "True"  # the dispatcher compares the string (REST: a JSON true)
     for env, key in (("HARVESTER_ID", "harvester_id"), ("HARVESTER_WORKER_ID", "worker_id")):
         if os.environ.get(env):
             data[key] = os.environ[env]
@@ -229,6 +232,8 @@ class JobRetriever:
     def _hand_over(self, job: JobData) -> None:
         ctx = self.ctx
         logger.info("received job %s", job.jobid)
+        if background_mode(ctx.args, ctx.get_queuedata()):
+            mark_background(job)
         ledger = getattr(ctx.recovery, "ledger", None)
         if ledger is not None:
             ledger.received(job.jobid)

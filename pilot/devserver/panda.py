@@ -37,9 +37,10 @@ def get_job(app: "App", request: Request) -> Reply:
     sites = {proto.text_field(params, "siteName"), proto.text_field(params, "computingElement")}
     bulk = "nJobs" in params
     wanted = max(1, proto.int_field(params, "nJobs", default=1)) if bulk else 1
+    background = proto.text_field(params, "background") == "True"  # the dispatcher's test of the legacy form
     jobs = []
     for _ in range(wanted):
-        found = app.store.pop_job(sites)
+        found = app.store.pop_job(sites, background)
         if found is None:
             break
         pandaid, definition = found

@@ -150,7 +150,7 @@ def acquire_jobs(app: "App", request: Request) -> Reply:
     n_jobs = params.get("n_jobs")
     jobs = []
     for _ in range(max(1, n_jobs or 1)):
-        found = app.store.pop_job(sites)
+        found = app.store.pop_job(sites, bool(params.get("background")))
         if found is None:
             break
         pandaid, definition = found

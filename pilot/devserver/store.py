@@ -154,16 +154,22 @@ class Store:
                 (pandaid, queue, "activated", _dumps(definition), now, now))
         return pandaid
 
-    def pop_job(self, sites: Iterable[str]) -> Optional[tuple[int, dict[str, Any]]]:
-        """Take the oldest activated job for one of ``sites`` (or without queue) and mark it sent."""
+    def pop_job(self, sites: Iterable[str], background: bool = False) -> Optional[tuple[int, dict[str, Any]]]:
+        """Take the oldest activated job for one of ``sites`` (or without queue) and mark it sent.
+
+        A job submitted with the private key ``_background`` true is background-capable (OneBox): it
+        goes only to a request with ``background`` true, and such a request gets only those jobs.
+        """
         names = sorted({site for site in sites if site})
         marks = ",".join("?" for _ in names)
         where = f"(queue IS NULL OR queue IN ({marks}))" if names else "queue IS NULL"
         now = time.time()
         with self._lock, self._conn:
-            row = self._conn.execute(
+            rows = self._conn.execute(
                 f"SELECT pandaid, definition FROM jobs WHERE state='activated' AND {where} "  # noqa: S608
-                "ORDER BY created, pandaid LIMIT 1", names).fetchone()
+                "ORDER BY created, pandaid", names)
+            row = next((found for found in rows
+                        if bool(json.loads(found["definition"]).get("_background")) == bool(background)), None)
             if row is None:
                 return None
             self._conn.execute("UPDATE jobs SET state='sent', sent_at=?, state_at=? WHERE pandaid=?",

@@ -149,6 +149,8 @@ class GuardSpec:
     payload_user: Optional[Tuple[int, int]] = None
     cgroup: bool = True
     label: str = "payload"
+    nice: int = 0  # niceness increment of the payload (OneBox background jobs)
+    ionice: int = 0  # I/O class of the payload (3: idle), 0: unchanged
 
 
 class GuardedProcess:
@@ -195,6 +197,10 @@ class GuardedProcess:
         if self.cgroup:
             cmd += ["--cgroup", self.cgroup]
         cmd += [arg for path in spec.masks for arg in ("--mask", path)]
+        if spec.nice:
+            cmd += ["--nice", str(spec.nice)]
+        if spec.ionice:
+            cmd += ["--ionice", str(spec.ionice)]
         return cmd + ["--", spec.line]
 
     def start(self) -> int:

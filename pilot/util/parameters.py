@@ -154,6 +154,8 @@ def _add_getjob(parser: argparse.ArgumentParser) -> None:
     add("--allow-same-user", "--allowsameuser", dest="allow_same_user", type=str2bool, default=True,
         help="follow-up jobs only from the same task, boolean (default: true)")
     add("--job-type", dest="jobtype", default="", help="jobType sent with getJob (e.g. managed, user)")
+    add("--background", dest="background", action="store_true", default=False,
+        help="OneBox: ask getJob for background jobs (background=True) and run them with nice/ionice")
     add("--resource-type", dest="resource_type", default="", type=resource_type,
         help="resourceType sent with getJob: SCORE, MCORE, SCORE_* or MCORE_*")
 

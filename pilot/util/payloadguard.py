@@ -94,7 +94,7 @@ class GuardOptions:
     """The guard's command line (read by hand: argparse alone would double the guard's start-up CPU)."""
 
     __slots__ = ("status", "status_fd", "grace", "stdout", "stderr", "cwd", "mask", "isolation", "pidns", "user",
-                 "pilot_pid", "cgroup", "command")
+                 "pilot_pid", "cgroup", "command", "nice", "ionice")
 
     def __init__(self) -> None:
         self.status, self.grace, self.stdout, self.stderr, self.cwd = "", 10.0, None, None, None
@@ -106,13 +106,15 @@ class GuardOptions:
         self.pilot_pid = 0
         self.cgroup = ""
         self.command: list = []
+        self.nice = 0  # niceness increment of the payload (OneBox background jobs)
+        self.ionice = 0  # I/O scheduling class of the payload (3: idle), 0: unchanged
 
 
 USAGE = ("usage: payloadguard --status FILE [--status-fd N] [--grace S] [--stdout F] [--stderr F] [--cwd DIR] "
          "[--mask PATH]... [--isolation auto|required|off] [--pidns auto|required|off] [--user UID:GID] "
-         "[--pilot-pid PID] [--cgroup DIR] -- SHELL LINE")
+         "[--pilot-pid PID] [--cgroup DIR] [--nice N] [--ionice CLASS] -- SHELL LINE")
 VALUED = {"--status", "--status-fd", "--grace", "--stdout", "--stderr", "--cwd", "--mask", "--isolation", "--pidns",
-          "--user", "--pilot-pid", "--cgroup"}
+          "--user", "--pilot-pid", "--cgroup", "--nice", "--ionice"}
 
 
 def _parse(argv: list | None) -> GuardOptions:
@@ -141,7 +143,7 @@ def _parse(argv: list | None) -> GuardOptions:
 def _set_option(opts: GuardOptions, name: str, value: str) -> None:
     if name == "--mask":
         opts.mask.append(value)
-    elif name in ("--grace", "--status-fd", "--pilot-pid"):
+    elif name in ("--grace", "--status-fd", "--pilot-pid", "--nice", "--ionice"):
         try:
             number = float(value) if name == "--grace" else int(value)
         except ValueError:
@@ -304,11 +306,14 @@ def _run_init(args: GuardOptions, line: str, old_mask, watched: set, isolation: 
     namespace, so ``getppid()`` says 0 here whether it lives or not).
     """
     payloadns.set_parent_death_signal(signal.SIGKILL)
-    import select
-
-    if select.select([alive_fd], [], [], 0)[0]:  # the outer guard ended before the request took effect
-        return 128 + signal.SIGKILL
+    os.set_blocking(alive_fd, False)
+    try:
+        gone = os.read(alive_fd, 1) == b""  # end of file: the outer guard ended before the request took effect
+    except BlockingIOError:
+        gone = False
     os.close(alive_fd)
+    if gone:
+        return 128 + signal.SIGKILL
     payloadns.set_dumpable(False)  # a payload of the same uid cannot ptrace its init
     for sig in watched:  # a namespace's init gets only the signals it handles (they stay blocked)
         signal.signal(sig, _no_op)
@@ -360,6 +365,25 @@ def _drop_to(uid: int, gid: int):
     return preexec
 
 
+#: the ioprio_set system call number per machine (no libc wrapper exists)
+IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "ppc64le": 273, "ppc64": 273, "s390x": 282, "i686": 289}
+
+
+def _lower_priority(nice: int, ioclass: int):
+    """A preexec step: add ``nice`` to the niceness and take I/O class ``ioclass`` (best effort), or None."""
+    if not nice and not ioclass:
+        return None
+    number = IOPRIO_SET.get(os.uname().machine)
+
+    def preexec() -> None:
+        if nice:
+            os.nice(nice)
+        if ioclass and number is not None:  # IOPRIO_WHO_PROCESS (1), this process (0), class << 13
+            ctypes.CDLL(None, use_errno=True).syscall(number, 1, 0, ioclass << 13)
+
+    return preexec
+
+
 def _chain(*steps):
     steps = [step for step in steps if step is not None]
     if not steps:
@@ -379,6 +403,7 @@ def _open_and_spawn(args: GuardOptions, line: str, preexec, child_mask) -> tuple
     try:
         out = os.open(args.stdout, flags, 0o666) if args.stdout else None
         err = os.open(args.stderr, flags, 0o666) if args.stderr else None
+        preexec = _chain(_lower_priority(args.nice, args.ionice), preexec)
         return _spawn(["/bin/bash", "-c", line], args.cwd, out, err, preexec, child_mask)
     except OSError as exc:  # no fork (process limit, memory), an output name that is a link
         return None, str(exc)

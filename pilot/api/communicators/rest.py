@@ -34,6 +34,10 @@ def _float(value: Any) -> float:
     return float(value)
 
 
+def _bool(value: Any) -> bool:
+    return value is True or str(value).strip().lower() == "true"
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
@@ -82,6 +86,7 @@ ACQUIRE_JOBS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "worker_id": ("worker_id", _int),
     "schedulerID": ("scheduler_id", _str),
     "nJobs": ("n_jobs", _int),
+    "background": ("background", _bool),
 }
 
 _MEMORY = ("maxRSS", "maxVMEM", "maxSWAP", "maxPSS", "avgRSS", "avgVMEM", "avgSWAP", "avgPSS", "totRCHAR",

@@ -11,6 +11,7 @@ from typing import Any, List, Optional
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.info.jobdata import JobData
+from pilot.util.background import job_priority
 from pilot.util.config import config
 from pilot.util.guardedprocess import (ISOLATION_MODES, PILOT_ROOT, GuardedProcess, GuardSpec,  # noqa: F401
                                        credential_isolation_mode, payload_user_ids, process_isolation_mode)
@@ -129,11 +130,12 @@ class PayloadExecutor:
     def guard_spec(self, line: str) -> GuardSpec:
         """What the guard runs and with which isolation (the same for every payload path)."""
         env = self.payload_environment()
+        nice, ionice = job_priority(self.job)
         return GuardSpec(line=line, workdir=self.job.workdir, stdout=self.stdout_path, stderr=self.stderr_path,
                          status_path=self.status_path, env=env, grace=self.grace, masks=self.credential_masks(env),
                          credential_isolation=credential_isolation_mode(),
                          process_isolation=process_isolation_mode(), payload_user=payload_user_ids(),
-                         label=f"job {self.job.jobid}: {self.name}")
+                         label=f"job {self.job.jobid}: {self.name}", nice=nice, ionice=ionice)
 
     def start(self, line: str, record_pid: bool = True) -> int:
         """Start the payload under the guard; return the guard's PID."""
