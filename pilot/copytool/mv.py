@@ -190,9 +190,10 @@ def _act_destination(fspec: Any, src: str, ddmconf: dict) -> tuple:
 
 def _append_output_list(directory: str, line: str) -> None:
     """Add one line to ARC's ``output.list`` in ``directory``."""
-    try:
-        with open(os.path.join(directory, "output.list"), "a") as handle:
-            handle.write(line + "\n")
+    from pilot.util.filehandling import append_line
+
+    try:  # never through a link the payload may have placed at the name
+        append_line(os.path.join(directory, "output.list"), line)
     except OSError as exc:
         raise transfer_error(str(exc), is_stagein=False) from None
 

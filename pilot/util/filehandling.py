@@ -209,6 +209,8 @@ def mkdirs(path: str, mode: int = 0o755) -> None:
 
 
 def append_line(path: str, line: str) -> None:
-    """Append one line to a text file."""
-    with open(path, "a") as handle:
+    """Append one line to a text file (created if missing; never through a symlink placed at its name)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o644)
+    with os.fdopen(fd, "a") as handle:
         handle.write(line.rstrip("\n") + "\n")

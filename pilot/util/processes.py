@@ -21,6 +21,9 @@ from pilot.util.proctree import (CLOCK_TICKS, ProcInfo, _signal_all, _targets, a
 
 logger = logging.getLogger(__name__)
 
+#: seconds ``run_command`` waits for a timed-out command's output and exit once its tree was killed
+REAP_TIMEOUT = 10.0
+
 
 @dataclass
 class CommandResult:
@@ -56,7 +59,17 @@ def run_command(cmd: Union[Sequence[str], str], timeout: Optional[float] = None,
         return CommandResult(proc.returncode, out, err)
     except subprocess.TimeoutExpired:
         kill_process_tree(proc.pid, grace=2.0)
-        out, err = proc.communicate()
+        try:  # bounded: a process that escaped the tree may still hold the pipes open
+            out, err = proc.communicate(timeout=REAP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            for stream in (proc.stdout, proc.stderr, proc.stdin):
+                if stream is not None:
+                    stream.close()
+            out, err = "", f"\nits output was still held open {REAP_TIMEOUT} s after the kill"
+            try:
+                proc.wait(REAP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                logger.warning("command %r did not end after SIGKILL", cmd)
         return CommandResult(-1, out or "", (err or "") + f"\ncommand timed out after {timeout} s", timed_out=True)
 
 

@@ -208,3 +208,14 @@ def test_payload_output_replaced_by_fifos_hangs_nothing(secure_devserver, secure
     assert int(final["transExitCode"]) == 5, final
     members = tarball_members(on_storage(secure_devserver, log))
     assert not any(name.endswith(("payload.stdout", "jobReport.json")) for name in members)
+
+
+def test_unreadable_output_fails_at_once(secure_devserver, secure_pilot, pilot_mode):
+    pandaid, job, out, log = submit(secure_devserver, "echo hi > $OUT; chmod 000 $OUT")
+    run, final = run_job(secure_devserver, secure_pilot, pandaid, bound=60)
+    if pilot_mode.is_root:  # root reads a mode-000 file: nothing to refuse
+        assert final["state"] == "finished", run.log_text()[-3000:]
+        return
+    assert final["state"] == "failed"
+    assert int(final["pilotErrorCode"]) == E.FILEHANDLINGFAILURE, final["pilotErrorDiag"]
+    assert "cannot be opened" in final["pilotErrorDiag"]

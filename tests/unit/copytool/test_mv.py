@@ -189,3 +189,15 @@ def test_missing_input_names_every_place_tried(dirs):
     with pytest.raises(PilotException) as err:
         mv.copy_in([f], input_dir=str(src / "in"))
     assert f"tried {src}/nope.dat, {src}/in/nope.dat, {work.parent}/nope.dat" in err.value.diag
+
+
+def test_act_output_list_planted_as_a_link_is_not_written_through(dirs, tmp_path):
+    _, work = dirs
+    (work / "o.dat").write_text("out")
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.symlink(victim, work.parent / "output.list")
+    f = FileSpec(lfn="o.dat", workdir=str(work), surl="root://se/path/o.dat")
+    with pytest.raises(PilotException):
+        mv.copy_out([f])
+    assert victim.read_text() == "precious"

@@ -25,6 +25,26 @@ def test_run_command_timeout_kills_tree():
     assert time.monotonic() - start < 10
 
 
+def test_run_command_timeout_is_bounded_when_an_escaped_process_holds_the_output(monkeypatch):
+    import uuid
+
+    from pilot.util import processes
+
+    monkeypatch.setattr(processes, "REAP_TIMEOUT", 1.0)
+    mark = f"PILOT_TEST_MARK={uuid.uuid4().hex}"
+    env = dict(os.environ, PILOT_TEST_MARK=mark.partition("=")[2])
+    start = time.monotonic()
+    try:  # the double-forked sleep leaves the tree (re-parented) and keeps stdout open
+        res = run_command(["sh", "-c", "(setsid sleep 60 &); sleep 30"], timeout=0.5, env=env)
+        assert res.timed_out and res.exit_code == -1
+        assert time.monotonic() - start < 20
+        escaped = processes.processes_with_environ(mark)
+        assert escaped, "the escaped process should still be there (found by its environment)"
+    finally:
+        for pid in processes.processes_with_environ(mark):
+            os.kill(pid, 9)
+
+
 def test_run_command_missing_binary():
     assert run_command(["/nonexistent/tool"]).exit_code == 127
 
