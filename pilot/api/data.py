@@ -31,6 +31,7 @@ from pilot.common.exception import PilotException, StageInFailure, StageOutFailu
 from pilot.common.pluginfactory import PluginFactory
 from pilot.copytool.common import (CHECKSUM, CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error,
                                    local_file_path, transfers_in_threads)
+from pilot.copytool.middleware import transfers_in
 from pilot.info.filespec import FileSpec
 from pilot.util.tracereport import TraceBatch, TraceReport
 
@@ -290,7 +291,8 @@ class StagingClient:
                 fspec.status, fspec.status_code = None, 0
                 try:
                     trace.update(transferStart=time.time())
-                    self.copy(module, fspec, kwargs)
+                    with transfers_in(self.queuedata, kwargs.get("workdir") or fspec.workdir or ""):
+                        self.copy(module, fspec, kwargs)  # tool commands in the middleware container, if any
                     trace.update(validateStart=time.time())
                     self.verify(fspec, kwargs)
                     self.finish_trace(trace, fspec, "DONE", "", kwargs.get("trace_batch"))
