@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.api import staging
+from pilot.api.directaccess import direct_access_min_size
 from pilot.api.bulk import bulk_stage_in, split_for_bulk, wants_bulk
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
@@ -454,8 +455,13 @@ class StageInClient(StagingClient):
             getattr(job, "accessmode", "") == "direct" or bool(getattr(job, "is_analysis", False))
         if not job_allows:
             return
+        min_size = direct_access_min_size(queuedata)
         for fspec in files:
             if fspec.accessmode == "copy" or not fspec.is_directaccess(ensure_replica=False):
+                continue
+            if min_size and int(fspec.filesize or 0) < min_size:
+                self.logger.info("input %s (%d bytes, below the direct access size %d): copied", fspec.lfn,
+                                 int(fspec.filesize or 0), min_size)
                 continue
             for replica in fspec.replicas or []:
                 lan = replica.get("domain", "lan") == "lan"
@@ -465,7 +471,13 @@ class StageInClient(StagingClient):
                     fspec.turl, fspec.ddmendpoint, fspec.domain = replica["pfn"], replica["ddmendpoint"], \
                         replica.get("domain", "lan")
                     fspec.status, fspec.status_code, fspec.accessmode = "remote_io", 0, "direct"
+                    self.logger.info("input %s (%d bytes): direct access, the payload reads %s", fspec.lfn,
+                                     int(fspec.filesize or 0), fspec.turl)
                     break
+            else:
+                if min_size:
+                    self.logger.info("input %s (%d bytes): copied (no replica the payload can read remotely)",
+                                     fspec.lfn, int(fspec.filesize or 0))
 
     def alternatives(self, fspec: FileSpec, kwargs: dict) -> list:
         return list(fspec.replicas or [])

@@ -105,6 +105,9 @@ def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
         logger.exception("stage-in of job %s raised", job.jobid)
         job.fail(ErrorCodes.STAGEINFAILED, f"stage-in failed: {exc}")
         return False
+    from pilot.api.directaccess import count_inputs
+
+    count_inputs(job, getattr(ctx.infosys, "queuedata", None))
     missing = [f.lfn for f in files if not f.is_transferred]
     if missing:
         code = next((f.status_code for f in files if f.status_code), ErrorCodes.STAGEINFAILED)
