@@ -243,7 +243,8 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
         env.update(xrd.pilot_env())
     if scenario.out_storage:
         assert xrd is not None
-        env.update(stageout.pilot_env(xrd.env, server.info["certdir"], WORK / "certdir-merged"))
+        env.update(stageout.pilot_env(OUT_STORAGES[scenario.out_storage], xrd.env, server.info["certdir"],
+                                      WORK / "certdir-merged"))
     cmd = command(pilot, server.https_url, scenario.njobs if scenario.njobs > 1 else None)
     logger.info("%s %s: %s", scenario.key, pilot.key, " ".join(map(str, cmd)))
     os.sync()  # the previous run's (or file set-up's) writes must not be flushed during this one

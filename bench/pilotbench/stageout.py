@@ -1,7 +1,8 @@
 """Stage-out with real copies (issue 21, point 1): outputs written by the payload, copied to a loopback storage.
 
 Scenarios ``o-*`` copy every output and the log with ``xrdcp`` to the XRootD RSE ``PILOT_XRD``
-(``root://``), ``w-*`` with ``gfal-copy`` to the nginx WebDAV RSE ``PILOT_DAVS`` (``davs://``), ``u-*`` with
+(``root://``), ``w-*`` with ``gfal-copy`` to the same server's WebDAV (XrdHttp, ``davs://``: the nginx RSE
+``PILOT_DAVS`` has no checksums, which every pilot's gfal tool asks for), ``u-*`` with
 the ``rucio`` copytool (Rucio upload) to ``PILOT_XRD``: the same queue settings for all three pilots. The inputs
 are the script alone, linked by ``mv`` as in scenario a. The payload writes, besides its usual output, ``n``
 extra outputs of ``size`` random bytes (``<output>.000`` ...): none in ``*-base``, 200 × 10 kB in ``*-small``,
@@ -57,8 +58,9 @@ class OutStorage:
 
 OUT_STORAGES = {
     "xrd": OutStorage("xrd", "PILOT_XRD", "xrdcp", "root", "STORAGE_XROOTD_PORT", "//rucio/xrd/", "rucio/xrd"),
-    "davs": OutStorage("davs", "PILOT_DAVS", "gfal", "davs", "STORAGE_NGINX_HTTPS_PORT", "/rucio/davs/",
-                       "rucio/davs"),
+    # WebDAV of the XRootD server (XrdHttp, same port): the nginx RSE PILOT_DAVS has no checksums, and every
+    # pilot's gfal tool asks for the destination's adler32 (-K), which nginx fails (gfal-copy exit 38)
+    "davs": OutStorage("davs", "PILOT_XRD", "gfal", "davs", "STORAGE_XROOTD_PORT", "/rucio/xrd/", "rucio/xrd"),
     "rucio": OutStorage("rucio", "PILOT_XRD", "rucio", "root", "STORAGE_XROOTD_PORT", "//rucio/xrd/", "rucio/xrd"),
 }
 
@@ -70,16 +72,21 @@ def out_sizes() -> dict:
     return {"none": (0, 0), "small": SMALL_OUT, "large": LARGE_OUT}
 
 
-def pilot_env(env: dict, server_certdir: str, merged: Path) -> dict:
+def pilot_env(out: OutStorage, env: dict, server_certdir: str, merged: Path) -> dict:
     """What a pilot needs for the storage's copytools: gfal's Python, and a CA dir trusting both the dev
-    server's CA and the storage's (X509_CERT_DIR is one directory; the two CAs are linked into ``merged``)."""
+    server's CA and the storage's (X509_CERT_DIR is one directory; the two CAs are linked into ``merged``).
+
+    Over davs the XRootD server checks the client's certificate against its CAs: the pilot gets the storage's
+    proxy there (the dev server asks for no client certificate, so its PEM is only needed for its CA, which
+    ``merged`` holds)."""
     merged.mkdir(parents=True, exist_ok=True)
     for source in (Path(server_certdir), Path(env["STORAGE_PKI"]) / "certificates"):
         for entry in source.iterdir():
             link = merged / entry.name
             if not link.exists():
                 os.symlink(entry.resolve(), link)
-    return {"X509_CERT_DIR": str(merged), "GFAL_PYTHONBIN": "/usr/bin/python3"}
+    extra = {"X509_USER_PROXY": str(Path(env["STORAGE_PKI"]) / "x509up")} if out.scheme == "davs" else {}
+    return {"X509_CERT_DIR": str(merged), "GFAL_PYTHONBIN": "/usr/bin/python3", **extra}
 
 
 def output_names(out: str, n: int) -> list:
@@ -144,15 +151,19 @@ def plain_copy_seconds(out: OutStorage, env: dict, paths: list) -> float:
     tag = f"plain{os.getpid()}{int(time.time() * 1000)}"
     remote_dir = f"{out.url(env)}{out.prefix}bench-plain/{tag}"
     local_dir = out.directory(env) / "bench-plain" / tag
-    cmd_env = {**os.environ, **env}
+    cmd_env = {**os.environ, **env, "GFAL_PYTHONBIN": "/usr/bin/python3",
+               "X509_CERT_DIR": str(Path(env["STORAGE_PKI"]) / "certificates"),
+               "X509_USER_PROXY": str(Path(env["STORAGE_PKI"]) / "x509up")}
     best = float("inf")
     try:
-        if len(paths) <= 20:
+        if len(paths) <= 20 or out.scheme == "davs":  # gfal-copy --from-file wants a fresh dir: see below
             os.sync()
             start = time.monotonic()
             for path in paths:
                 _run(_one_copy(out, path, f"{remote_dir}/serial/{path.name}"), cmd_env)
             best = time.monotonic() - start
+        if out.scheme == "davs":
+            return best  # gfal-copy --from-file into a new davs dir fails (HTTP 409 on the dir itself)
         listing = paths[0].parent / "plain-list.txt"
         listing.write_text("".join(f"file://{p}\n" if out.scheme == "davs" else f"{p}\n" for p in paths))
         os.sync()
@@ -166,13 +177,13 @@ def plain_copy_seconds(out: OutStorage, env: dict, paths: list) -> float:
 
 def _one_copy(out: OutStorage, path: Path, dest: str) -> list:
     if out.scheme == "davs":
-        return ["gfal-copy", "-f", "-p", f"file://{path}", dest]
+        return ["gfal-copy", "-f", "-p", "-K", "adler32", f"file://{path}", dest]
     return ["xrdcp", "-s", "-f", "-p", "--cksum", "adler32:print", str(path), dest]
 
 
 def _bulk_copy(out: OutStorage, listing: Path, dest_dir: str, n: int) -> list:
     if out.scheme == "davs":
-        return ["gfal-copy", "-f", "-p", "--from-file", str(listing), dest_dir]
+        return ["gfal-copy", "-f", "-p", "-K", "adler32", "--from-file", str(listing), dest_dir]
     return ["xrdcp", "-s", "-f", "-p", "--cksum", "adler32:print", "--parallel", str(min(n, 8)), "--infiles",
             str(listing), dest_dir]
 
