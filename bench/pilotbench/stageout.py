@@ -25,8 +25,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
+from .install import VENV_OURS
 from .jobs import rucio_path
 
 SMALL_OUT = (200, 10 * 1024)
@@ -155,6 +155,8 @@ def plain_copy_seconds(out: OutStorage, env: dict, paths: list) -> float:
                "X509_CERT_DIR": str(Path(env["STORAGE_PKI"]) / "certificates"),
                "X509_USER_PROXY": str(Path(env["STORAGE_PKI"]) / "x509up")}
     best = float("inf")
+    if out.key == "rucio":
+        return _rucio_upload_seconds(paths, tag, cmd_env)
     try:
         if len(paths) <= 20 or out.scheme == "davs":  # gfal-copy --from-file wants a fresh dir: see below
             os.sync()
@@ -173,6 +175,24 @@ def plain_copy_seconds(out: OutStorage, env: dict, paths: list) -> float:
     finally:
         shutil.rmtree(local_dir, ignore_errors=True)
     return best
+
+
+def _rucio_upload_seconds(paths: list, tag: str, env: dict) -> float:
+    """``rucio upload`` of the files (renamed uniquely: a name once registered in Rucio stays) in one call,
+    as the plain tool of the Rucio-upload scenario; the CLI of the storage's client environment."""
+    unique = []
+    for path in paths:
+        target = path.with_name(f"{tag}.{path.name}")
+        path.rename(target)
+        unique.append(target)
+    rucio = VENV_OURS / "bin" / "rucio"  # rucio-clients 41.5.1, installed by the bench in every pilot's venv
+    os.sync()
+    start = time.monotonic()
+    try:
+        _run([str(rucio), "upload", "--rse", "PILOT_XRD", "--scope", OUT_SCOPE, *map(str, unique)], env)
+        return time.monotonic() - start
+    finally:
+        remove_outputs(OUT_STORAGES["rucio"], env, [p.name for p in unique])
 
 
 def _one_copy(out: OutStorage, path: Path, dest: str) -> list:
@@ -194,28 +214,27 @@ def _run(cmd: list, env: dict) -> None:
         raise RuntimeError(f"{' '.join(cmd)}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
 
 
-def overheads(results: list, kind: str, pilot: str) -> dict:
-    """Per extra output: [(stage-out N − base) − (plain N − plain base)] / N for ``<kind>-small``/``-large``.
+def run_overheads(results: list, scenario: str, pilot: str) -> dict:
+    """Per run of ``scenario`` (``<kind>-small`` / ``-large``): seconds per extra output,
+    [(stage-out − base's median) − (plain copy − base's median plain copy)] / N.
 
-    ``results``: the raw results; each stage-out run carries ``stageout_outputs`` (its extra outputs) and
-    ``plain_copy`` (the plain tool's time for the same number of files, 0 in the base scenario). Medians of the
-    runs; None where a run is missing.
+    Each stage-out run carries ``stageout_outputs`` (N, its extra outputs) and ``plain_copy`` (the plain tool's
+    time for N files of the same size: 0 in the base). Runs whose job did not finish are left out.
     """
-    def med(scenario: str, key: str) -> Optional[float]:
-        values = [r[key] if key != "stageout" else (r.get("phases") or {}).get("stageout")
-                  for r in results if r["scenario"] == scenario and r["pilot"] == pilot
-                  and r.get("finished") == r.get("jobs")]
-        values = [v for v in values if v is not None]
-        return statistics.median(values) if values else None
+    def done(key: str) -> list:
+        return [r for r in results if r["scenario"] == key and r["pilot"] == pilot
+                and r.get("finished") == r.get("jobs") and (r.get("phases") or {}).get("stageout") is not None]
 
-    base, base_plain = med(f"{kind}-base", "stageout"), med(f"{kind}-base", "plain_copy") or 0.0
+    kind = scenario.split("-")[0]
+    base_runs = done(f"{kind}-base")
+    if not base_runs:
+        return {}
+    base = statistics.median(r["phases"]["stageout"] for r in base_runs)
+    base_plain = statistics.median(r.get("plain_copy") or 0.0 for r in base_runs)
     out = {}
-    for size in ("small", "large"):
-        key = f"{kind}-{size}"
-        span, plain = med(key, "stageout"), med(key, "plain_copy")
-        n = next((r.get("stageout_outputs") for r in results if r["scenario"] == key), None)
-        if None in (base, span, plain) or not n:
-            out[size] = None
+    for r in done(scenario):
+        n = r.get("stageout_outputs")
+        if not n or r.get("plain_copy") is None:
             continue
-        out[size] = ((span - base) - (plain - base_plain)) / n
+        out[r.get("run", 0)] = ((r["phases"]["stageout"] - base) - (r["plain_copy"] - base_plain)) / n
     return out
