@@ -48,7 +48,7 @@ PANDA_SERVER_ENV=(PATH="$PANDA_VENV/bin:/usr/sbin:/usr/bin:/bin" LANG=C.UTF-8 PA
 
 # shellcheck disable=SC2034  # used by install.sh
 PANDA_APT_PACKAGES=(apache2 apache2-dev postgresql-15 postgresql-15-cron postgresql-client-15 python3-venv
-                    python3-dev gcc)
+                    python3-dev gcc curl)
 
 plog() {
     printf '[panda %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2

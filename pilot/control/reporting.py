@@ -217,7 +217,8 @@ class Outbox:
         found = []
         for name, match, entry in read_valid(self.directory, _RANGES_RE):
             ranges, version = entry.get("ranges"), entry.get("version")
-            if not isinstance(ranges, list) or not isinstance(version, int) or isinstance(version, bool):
+            if not isinstance(ranges, list) or not all(isinstance(r, dict) for r in ranges) \
+                    or not isinstance(version, int) or isinstance(version, bool):
                 set_aside(self.directory, name, "not an event-range update")
                 continue
             found.append((match.group(1), ranges, version))
