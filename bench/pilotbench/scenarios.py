@@ -108,13 +108,17 @@ def _stageout_end(job: dict, launch_dir: Path, storage_root: Path) -> Optional[f
 
 def _http(requests: list) -> dict:
     """Counts and body bytes of the recorded requests by kind."""
-    out = {"panda": 0, "info": 0, "traces": 0, "bytes_in": 0, "bytes_out": 0, "methods": {}}
+    out = {"panda": 0, "info": 0, "traces": 0, "bytes_in": 0, "bytes_out": 0, "methods": {},
+           "bytes_in_by_kind": {"panda": 0, "info": 0, "traces": 0}, "bytes_in_by_method": {}}
     for req in requests:
         method = req["method"]
         kind = "traces" if method == "traces" else "info" if method in INFO_METHODS else "panda"
         out[kind] += 1
         out["methods"][method] = out["methods"].get(method, 0) + 1
-        out["bytes_in"] += req.get("bytes_in") or 0
+        sent = req.get("bytes_in") or 0
+        out["bytes_in"] += sent
+        out["bytes_in_by_kind"][kind] += sent  # point 5 of issue 21: which requests carry the bytes
+        out["bytes_in_by_method"][method] = out["bytes_in_by_method"].get(method, 0) + sent
         out["bytes_out"] += req.get("bytes_out") or 0
     out["total"] = out["panda"] + out["info"] + out["traces"]
     return out

@@ -144,8 +144,10 @@ SQL
 mkdir -p "$PANDA_ROOT/trf"
 chmod 0755 "$PANDA_ROOT/trf"
 t=$(pnow)
+# (os._exit: threads the server's libraries leave behind would keep the interpreter ~10 s after the dump)
 runuser -u atlpan -- env -i "${PANDA_SERVER_ENV[@]}" "$PANDA_VENV/bin/python" -c \
-    'import sys; from pandaserver.daemons.scripts.cache_schedconfig import main; main(argv=sys.argv)' \
+    'import os, sys; from pandaserver.daemons.scripts.cache_schedconfig import main; main(argv=sys.argv)
+sys.stdout.flush(); sys.stderr.flush(); os._exit(0)' \
     -o "$PANDA_ROOT/cache/schedconfig" >"$PANDA_ROOT/logs/cache_schedconfig.log" 2>&1 || true
 [[ -s "$PANDA_ROOT/cache/schedconfig/$PANDA_QUEUE.all.json" ]] \
     || { tail -n 20 "$PANDA_ROOT/logs/cache_schedconfig.log" >&2; pdie "the schedconfig cache has no $PANDA_QUEUE"; }

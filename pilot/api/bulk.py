@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 from pilot.common.exception import PilotException
 from pilot.copytool.common import CHECKSUM, transfers_in_threads
+from pilot.copytool.middleware import transfers_in
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def bulk_stage_in(client: Any, module: Any, name: str, files: list, kwargs: dict
         return files, {}
     logger.info("bulk stage-in of %d file(s) with %s", len(ready), name)
     try:
-        module.copy_in_bulk(ready, **kwargs)
+        with transfers_in(getattr(client, "queuedata", None), kwargs.get("workdir") or ready[0].workdir or ""):
+            module.copy_in_bulk(ready, **kwargs)
     except PilotException as exc:
         logger.warning("bulk stage-in with %s failed (%s): falling back to one file at a time", name, exc.diag)
         for fspec in ready:

@@ -25,12 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.api import staging
+from pilot.api.directaccess import direct_access_min_size
 from pilot.api.bulk import bulk_stage_in, split_for_bulk, wants_bulk
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
 from pilot.common.pluginfactory import PluginFactory
 from pilot.copytool.common import (CHECKSUM, CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error,
                                    local_file_path, transfers_in_threads)
+from pilot.copytool.middleware import transfers_in
 from pilot.info.filespec import FileSpec
 from pilot.util.tracereport import TraceBatch, TraceReport
 
@@ -290,7 +292,8 @@ class StagingClient:
                 fspec.status, fspec.status_code = None, 0
                 try:
                     trace.update(transferStart=time.time())
-                    self.copy(module, fspec, kwargs)
+                    with transfers_in(self.queuedata, kwargs.get("workdir") or fspec.workdir or ""):
+                        self.copy(module, fspec, kwargs)  # tool commands in the middleware container, if any
                     trace.update(validateStart=time.time())
                     self.verify(fspec, kwargs)
                     self.finish_trace(trace, fspec, "DONE", "", kwargs.get("trace_batch"))
@@ -335,6 +338,8 @@ class StagingClient:
                      url=fspec.turl or fspec.surl or None, filesize=int(fspec.filesize or 0))
         if fspec.ddmendpoint:
             trace.remoteSite = fspec.ddmendpoint
+        if fspec.replica_source == "federation":  # the trace says the file came through the federation
+            trace.update(protocol=f"{trace.protocol}/federation")
         try:
             if batch is not None:
                 batch.add(trace)
@@ -428,6 +433,23 @@ class StageInClient(StagingClient):
             for fspec in todo:
                 fspec.replica_source = "rucio"
 
+    def _transfer_with_tools(self, files: list, activities: list, options: dict, stop: threading.Event,
+                             raise_exception: bool) -> list:
+        """The tools in turn, then the federation for inputs none of them could deliver (:mod:`.federation`)."""
+        from pilot.api import federation
+
+        redirector = federation.federation_redirector(self.queuedata)
+        if not redirector:
+            return super()._transfer_with_tools(files, activities, options, stop, raise_exception)
+        super()._transfer_with_tools(files, activities, options, stop, False)
+        failed = [f for f in files if federation.may_retry(f)]
+        if failed and not stop.is_set():
+            federation.fallback(self, failed, redirector, activities, dict(options, stop_event=stop))
+        remaining = [f for f in files if not f.is_transferred]
+        if remaining:
+            self._fail(remaining, [], raise_exception)
+        return files
+
     def transfer_files(self, module: Any, name: str, files: list, activities: list, options: dict) -> list:
         """Transfer ``files``; inputs read from their storage without a lookup get a Rucio lookup if that failed."""
         files = super().transfer_files(module, name, files, activities, options)
@@ -452,8 +474,13 @@ class StageInClient(StagingClient):
             getattr(job, "accessmode", "") == "direct" or bool(getattr(job, "is_analysis", False))
         if not job_allows:
             return
+        min_size = direct_access_min_size(queuedata)
         for fspec in files:
             if fspec.accessmode == "copy" or not fspec.is_directaccess(ensure_replica=False):
+                continue
+            if min_size and int(fspec.filesize or 0) < min_size:
+                self.logger.info("input %s (%d bytes, below the direct access size %d): copied", fspec.lfn,
+                                 int(fspec.filesize or 0), min_size)
                 continue
             for replica in fspec.replicas or []:
                 lan = replica.get("domain", "lan") == "lan"
@@ -463,7 +490,13 @@ class StageInClient(StagingClient):
                     fspec.turl, fspec.ddmendpoint, fspec.domain = replica["pfn"], replica["ddmendpoint"], \
                         replica.get("domain", "lan")
                     fspec.status, fspec.status_code, fspec.accessmode = "remote_io", 0, "direct"
+                    self.logger.info("input %s (%d bytes): direct access, the payload reads %s", fspec.lfn,
+                                     int(fspec.filesize or 0), fspec.turl)
                     break
+            else:
+                if min_size:
+                    self.logger.info("input %s (%d bytes): copied (no replica the payload can read remotely)",
+                                     fspec.lfn, int(fspec.filesize or 0))
 
     def alternatives(self, fspec: FileSpec, kwargs: dict) -> list:
         return list(fspec.replicas or [])

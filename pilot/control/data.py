@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -105,6 +105,9 @@ def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
         logger.exception("stage-in of job %s raised", job.jobid)
         job.fail(ErrorCodes.STAGEINFAILED, f"stage-in failed: {exc}")
         return False
+    from pilot.api.directaccess import count_inputs
+
+    count_inputs(job, getattr(ctx.infosys, "queuedata", None))
     missing = [f.lfn for f in files if not f.is_transferred]
     if missing:
         code = next((f.status_code for f in files if f.status_code), ErrorCodes.STAGEINFAILED)
@@ -236,8 +239,9 @@ def allow_altstageout(ctx: PilotContext, job: JobData) -> bool:
     return bool(value)
 
 
-def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list, client_class: Any,
-                  traces: Any = None) -> bool:
+def _transfer_out_once(ctx: PilotContext, job: JobData, files: list, activities: list, client_class: Any,
+                       traces: Any = None) -> Optional[tuple]:
+    """One stage-out of ``files``: None, or (code, diag, may retry) of the error the Data API raised."""
     try:
         client = _client(ctx, job, client_class, traces=traces)
         if allow_altstageout(ctx, job):  # primary and alternative storages by Pilot 2's rules
@@ -245,11 +249,36 @@ def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list
         client.transfer(files, activity=activities, workdir=job.workdir, cwd=job.workdir, job=job,
                         output_dir=ctx.args.output_dir, communicator=ctx.communicator)
     except PilotException as exc:
-        job.fail(exc.get_error_code(), exc.get_detail())
-        return False
-    except Exception as exc:
+        return exc.get_error_code(), exc.get_detail(), True
+    except Exception as exc:  # a Data API bug: never retried
         logger.exception("stage-out of job %s raised", job.jobid)
-        job.fail(ErrorCodes.STAGEOUTFAILED, f"stage-out failed: {exc}")
+        return ErrorCodes.STAGEOUTFAILED, f"stage-out failed: {exc}", False
+    return None
+
+
+def _transfer_out(ctx: PilotContext, job: JobData, files: list, activities: list, client_class: Any,
+                  traces: Any = None) -> bool:
+    """Stage out ``files``; after a transient failure, the long-break retries (:mod:`.stageoutpause`)."""
+    from pilot.control.recovery import TRANSIENT_STAGEOUT_CODES
+    from pilot.control.stageoutpause import long_pause, pause_plan
+
+    waits = pause_plan(ctx, job)
+    pending = list(files)
+    for attempt in range(len(waits) + 1):
+        error = _transfer_out_once(ctx, job, pending, activities, client_class, traces)
+        failed = [spec for spec in pending if not spec.is_transferred]
+        if error is None and not failed:
+            break
+        codes = {error[0]} if error is not None else {spec.status_code or ErrorCodes.STAGEOUTFAILED for spec in failed}
+        if attempt == len(waits) or not codes <= TRANSIENT_STAGEOUT_CODES or (error is not None and not error[2]):
+            break
+        if not long_pause(ctx, job, waits[attempt], attempt + 1):
+            break
+        for spec in failed:  # tried again from the start, on whatever storage comes first again
+            spec.status, spec.status_code = "", 0
+        pending = failed
+    if error is not None:
+        job.fail(error[0], error[1])
         return False
     ok = True
     alt = [spec.lfn for spec in files if spec.is_transferred and spec.is_altstaged]

@@ -158,7 +158,7 @@ def _final_fields(job: JobData, pilot_start: float) -> dict:
     if job.log_extracts:
         fields["pilotLog"] = job.log_extracts[-MAX_PILOTLOG:]
     if job.outputs_xml:
-        fields["xml"] = json.dumps(job.outputs_xml)
+        fields["xml"] = json.dumps(job.outputs_xml, separators=(",", ":"))  # the server parses it: no blanks
     if job.metadata:
         fields["metaData"] = job.metadata
     return fields

@@ -162,9 +162,15 @@ def run_tool(cmd: list, timeout: float, setup: str = "", env: Optional[dict] = N
     full_env = dict(os.environ)
     full_env.update(env or {})
     line = f"{setup.strip().rstrip(';')}; {shlex.join(cmd)}" if setup.strip() else shlex.join(cmd)
-    logger.info("running: %s (time-out %d s)", line, timeout)
-    result, cancelled = run_cancellable(line if setup.strip() else cmd, timeout, full_env, cwd, stop_event,
-                                        shell=bool(setup.strip()))
+    from pilot.copytool.middleware import wrap_line
+
+    contained = wrap_line(line)  # the queue's middleware container, when it names one
+    logger.info("running: %s (time-out %d s)", contained or line, timeout)
+    if contained:
+        result, cancelled = run_cancellable(contained, timeout, full_env, cwd, stop_event, shell=True)
+    else:
+        result, cancelled = run_cancellable(line if setup.strip() else cmd, timeout, full_env, cwd, stop_event,
+                                            shell=bool(setup.strip()))
     output = f"{result.stdout}\n{result.stderr}".strip()
     if cancelled:
         raise cancelled_error(f"{cmd[0]} was stopped", is_stagein)

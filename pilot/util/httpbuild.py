@@ -120,10 +120,10 @@ def client_from_config(cacert: Optional[str] = None, capath: Optional[str] = Non
 
     if cfg is None:
         from pilot.util.config import config as cfg
-    try:
-        proxies = hc.ProxySettings.from_environ(environ)
-    except ValueError as exc:
-        raise HttpSetupError(str(exc)) from None
+    proxies = hc.ProxySettings.from_environ(environ, strict=False)
+    for name, proxy in (("http_proxy", proxies.http), ("https_proxy", proxies.https)):
+        if proxy is not None and proxy.error:  # a site setting the pilot may not need: said, not fatal
+            logger.warning("%s: %s; requests that would use it will fail", name, proxy.error)
     return HttpClient(cacert=cacert, capath=capath,
                       connect_timeout=_setting(cfg, "http_connect_timeout", 100),
                       timeout=_setting(cfg, "http_maxtime", 120),

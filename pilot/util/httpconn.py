@@ -328,6 +328,7 @@ class ProxyURL:
     host: str
     port: int
     authorization: str = ""
+    error: str = ""  # why the variable's value cannot be used (requests that need it fail with this)
 
     @classmethod
     def parse(cls, text: str) -> "ProxyURL":
@@ -354,8 +355,9 @@ class ProxySettings:
     no_proxy: Tuple[str, ...] = ()
 
     @classmethod
-    def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "ProxySettings":
-        """Read the proxy variables; an unusable proxy value raises ValueError."""
+    def from_environ(cls, environ: Optional[Mapping[str, str]] = None, strict: bool = True) -> "ProxySettings":
+        """Read the proxy variables. An unusable proxy value raises ValueError, or with ``strict``
+        off is kept as a ProxyURL whose ``error`` says why (only the requests that need it fail)."""
         import os
 
         env = os.environ if environ is None else environ
@@ -365,8 +367,18 @@ class ProxySettings:
 
         http_value, https_value = var("http_proxy"), var("https_proxy")
         entries = tuple(e.strip().lower() for e in var("no_proxy").split(",") if e.strip())
-        return cls(ProxyURL.parse(http_value) if http_value else None,
-                   ProxyURL.parse(https_value) if https_value else None, entries)
+
+        def proxy(value: str) -> Optional[ProxyURL]:
+            if not value:
+                return None
+            try:
+                return ProxyURL.parse(value)
+            except ValueError as exc:
+                if strict:
+                    raise
+                return ProxyURL("", 0, error=str(exc))
+
+        return cls(proxy(http_value), proxy(https_value), entries)
 
     def for_target(self, scheme: str, host: str, port: int) -> Optional[ProxyURL]:
         """The proxy to use for ``scheme://host:port``, or None for a direct connection."""

@@ -145,7 +145,7 @@ class HttpClient:
         self.max_reply_size = max_reply_size
         self.max_decoded_size = max_decoded_size
         self.stop_maxtime = stop_maxtime
-        self.proxies = proxies if proxies is not None else hc.ProxySettings.from_environ()
+        self.proxies = proxies if proxies is not None else hc.ProxySettings.from_environ(strict=False)
         self.bearer = bearer if bearer is not None else (BearerToken(value=token) if token else None)
         self.stats = HttpStats()
         self._idle: dict = {}  # (scheme, netloc) -> idle kept-alive connections, newest last
@@ -277,6 +277,9 @@ class HttpClient:
                 before()
             try:
                 return self._send(parts, body, method, headers, timeout, sink, resend)
+            except RequestFailure as exc:  # cannot be sent at all (a CA file gone, an unusable proxy)
+                self._note_failure(parts, exc)
+                raise
             except HttpError as exc:
                 last = exc
                 allowed = RETRY_STATUSES if resend else RETRY_UNPROCESSED_STATUSES
@@ -415,6 +418,8 @@ class HttpClient:
                 return conn, True
             conn.close()
         scheme, host, port = key
+        if proxy is not None and proxy.error:
+            raise RequestFailure(f"{scheme}://{host}:{port}: {proxy.error}", "proxy", permanent=True)
         connect = min(self.connect_timeout, deadline.seconds) if self.connect_timeout else deadline.seconds
         if scheme == "https":
             conn = hc.TLSConnection(proxy.host if proxy else host, proxy.port if proxy else port,

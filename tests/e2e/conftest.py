@@ -17,8 +17,11 @@ from pilot.devserver.control import DevServer
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: the interpreter the pilot runs on: this one, or the node's older Python (CI runs a pass on 3.9)
-PILOT_PYTHON = os.environ.get("PILOT_TEST_PYTHON") or sys.executable
+
+def pilot_python() -> str:
+    """The interpreter the pilot runs on: this one, or the node's older Python (CI runs a pass on 3.9)."""
+    return os.environ.get("PILOT_TEST_PYTHON") or sys.executable
+
 
 #: small limits so the suite stays fast (layered over the packaged default.cfg with --config)
 TEST_CONFIG = """
@@ -68,7 +71,7 @@ def pilot_command(server, workdir: Path, config_path: Path, extra: Optional[list
                   queue: str = "DEV_QUEUE", https: bool = False) -> list:
     url = server.https_url if https else server.url
     base = url.rsplit(":", 1)
-    return [PILOT_PYTHON, str(REPO / "pilot.py"), "-q", queue, "--pilot-user", "generic",
+    return [pilot_python(), str(REPO / "pilot.py"), "-q", queue, "--pilot-user", "generic",
             "--url", base[0], "-p", base[1], "-a", str(workdir), "--config", str(config_path),
             "--queuedata-url", f"{server.url}/queuedata/{{pandaqueue}}.json",
             "--storagedata-url", f"{server.url}/storagedata.json",

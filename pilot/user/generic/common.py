@@ -62,6 +62,11 @@ def get_payload_command(job: Any) -> str:
     """``<transformation> <jobPars>``: the only shell line the pilot runs for the job."""
     if not job.transformation:
         raise PilotException("no transformation in the job definition", code=ErrorCodes.NOTDEFINED)
+    if any(spec.status == "remote_io" for spec in job.indata):  # direct access: the TURLs are in the catalogue
+        from .metadata import create_input_file_metadata
+
+        create_input_file_metadata({spec.guid: spec.turl if spec.status == "remote_io" else spec.lfn
+                                    for spec in job.indata if spec.guid}, job.workdir)
     if job.is_analysis:
         name = get_analysis_trf(job.transformation, job.workdir)
         return f"./{shlex.quote(name)} {job.jobparams}".strip()

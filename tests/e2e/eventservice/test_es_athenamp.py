@@ -23,7 +23,7 @@ import pytest
 
 from pilot.common.errorcodes import ErrorCodes
 
-from ..conftest import PILOT_PYTHON
+from ..conftest import pilot_python
 from .esjobs import ES_CONFIG, es_job, storage_file
 from .test_es_jobs import check_finished_ranges
 
@@ -32,7 +32,7 @@ pytest.importorskip("zmq")
 FAKE = Path(__file__).resolve().parent / "athenamp_fake.py"
 #: the pilot may run on a bare interpreter (e.g. Python 3.9 without pyzmq, PILOT_TEST_PYTHON): then only
 #: the stdlib ROUTER serves, the payload still speaks through libzmq
-PILOT_HAS_PYZMQ = subprocess.run([PILOT_PYTHON, "-c", "import zmq"], capture_output=True).returncode == 0
+PILOT_HAS_PYZMQ = subprocess.run([pilot_python(), "-c", "import zmq"], capture_output=True).returncode == 0
 BACKENDS = (["pyzmq"] if PILOT_HAS_PYZMQ else []) + ["stdlib"]
 LOG_LINE = {"pyzmq": "ROUTER, pyzmq", "stdlib": "ROUTER, standard-library ZMTP"}
 LOG_LINE["auto"] = LOG_LINE["pyzmq" if PILOT_HAS_PYZMQ else "stdlib"]

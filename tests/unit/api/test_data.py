@@ -176,6 +176,31 @@ def test_direct_access(site):
     assert g.status == "transferred"
 
 
+def test_direct_access_by_size(site):
+    from pilot.api.directaccess import count_inputs
+
+    class Job:
+        transfertype = "direct"
+        accessmode = ""
+        is_analysis = False
+        produserid = "dn"
+        jobid = "1"
+        taskid = "2"
+        extra_metrics: dict = {}
+
+    site.info.queuedata.direct_access_lan = True
+    site.info.queuedata.params["direct_access_min_size"] = 1000
+    small, large = infile(site, lfn="s.dat", data=b"x" * 999), infile(site, lfn="l.dat", data=b"y" * 1000)
+    job = Job()
+    job.indata = [small, large]
+    job.extra_metrics = {}
+    client(StageInClient, site, acopytools="mv").transfer([small, large], job=job)
+    assert small.status == "transferred" and (site.work / "s.dat").exists()
+    assert large.status == "remote_io" and large.turl.startswith("file://") and not (site.work / "l.dat").exists()
+    count_inputs(job, site.info.queuedata)
+    assert job.extra_metrics == {"nDirectAccessInputs": 1, "nCopiedInputs": 1}
+
+
 # ---------------------------------------------------------------- stage-out
 def test_stageout_surl_and_checksum(site):
     f = outfile(site, data=b"payload output")

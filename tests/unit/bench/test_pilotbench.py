@@ -184,3 +184,23 @@ def test_merge_replaces_the_scenarios_a_later_part_redid():
 def test_merge_refuses_parts_from_different_machines():
     with pytest.raises(ValueError):
         merge_documents([_document(1.0, "a", ["a"], []), _document(2.0, "b", ["d"], [], cores=8)])
+
+
+def test_http_bytes_are_split_by_kind_and_old_runs_without_traces_still_count():
+    from bench.pilotbench.report import _sent
+    from bench.pilotbench.scenarios import _http
+
+    http = _http([{"method": "getJob", "bytes_in": 150, "bytes_out": 1500},
+                  {"method": "updateJob", "bytes_in": 255, "bytes_out": 36},
+                  {"method": "schedconfig", "bytes_in": 0, "bytes_out": 1116},
+                  {"method": "traces", "bytes_in": 2516, "bytes_out": 7}])
+    assert http["bytes_in"] == 2921
+    assert http["bytes_in_by_kind"] == {"panda": 405, "info": 0, "traces": 2516}
+    assert http["bytes_in_by_method"]["updateJob"] == 255
+    assert _sent({"http": http}, ("panda", "info")) == 405
+    assert _sent({"http": http}, ("traces",)) == 2516
+    # a reference's run of 2026-12-07 (no split recorded, no trace sent): everything went to the PanDA server
+    old = {"http": {"traces": 0, "bytes_in": 1872}}
+    assert _sent(old, ("panda", "info")) == 1872 and _sent(old, ("traces",)) == 0
+    # ours of the same day sent a trace: the split is unknown, not guessed
+    assert _sent({"http": {"traces": 1, "bytes_in": 4308}}, ("panda", "info")) is None

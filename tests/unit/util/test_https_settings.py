@@ -23,8 +23,10 @@ def test_proxy_variables_lower_case_first():
 def test_a_proxy_other_than_http_is_refused():
     with pytest.raises(ValueError):
         hc.ProxySettings.from_environ({"https_proxy": "socks5://h:1080"})
-    with pytest.raises(https.HttpSetupError):
-        https.client_from_config(environ={"https_proxy": "https://h:3128"})
+    client = https.client_from_config(environ={"https_proxy": "https://h:3128", "no_proxy": "direct.org"})
+    with pytest.raises(https.RequestFailure) as info:  # a request that needs it fails at once
+        client.post_form("https://panda.example.org/server/panda/getJob", {})
+    assert https.failure_info(info.value) == ("proxy", True) and "only http://" in str(info.value)
 
 
 @pytest.mark.parametrize("no_proxy,host,port,bypass", [

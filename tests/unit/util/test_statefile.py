@@ -91,3 +91,43 @@ def test_work_dir_must_be_this_trees(tmp_path):
     deep.mkdir(parents=True)
     assert not layout.workdir_inside(str(deep), "7")
     assert not layout.workdir_inside(None, "7")
+
+
+def test_jobs_waiting_in_reads_records_checked(tmp_path):
+    from pilot.control.recovery import jobs_waiting_in
+
+    area = tmp_path / "pilot_recovery"
+    area.mkdir()
+    main = tmp_path / "PanDA_Pilot2_1_2"
+    (area / "7.json").write_text(json.dumps({"state": {"workdir": str(main / "PanDA_Pilot-7")}}))
+    (area / "8.json").write_text(json.dumps({"state": {"workdir": "/elsewhere/PanDA_Pilot-8"}}))
+    os.mkfifo(area / "9.json")  # would block a plain open() for ever
+    assert jobs_waiting_in(str(area), str(main)) == ["7"]
+    assert any(n.startswith("9.json.rejected-") for n in os.listdir(area))
+
+
+def test_final_update_is_sent_when_the_outbox_cannot_be_written(tmp_path):
+    from pilot.control.reporting import Outbox, Reporter, SiteInfo
+    from pilot.info.jobdata import JobData, JobPhase
+
+    class Server:
+        def __init__(self):
+            self.sent = []
+
+        def update_job(self, fields, final=False):
+            self.sent.append(fields)
+            return {"StatusCode": 0}
+
+    class FullOutbox(Outbox):
+        def put(self, jobid, fields):
+            raise OSError(28, "No space left on device")
+
+    ledger = Ledger(str(tmp_path / "ledger"))
+    ledger.received("7")
+    server = Server()
+    reporter = Reporter(server, SiteInfo("S", "n", "p"), FullOutbox(str(tmp_path / "outbox"), ledger=ledger), 0)
+    job = JobData.from_definition({"PandaID": "7", "transformation": "t", "jobPars": ""})
+    job.phase = JobPhase.FINISHED
+    assert reporter.final(job) is True
+    assert server.sent[0]["state"] == "finished" and ledger.is_acknowledged("7")
+    assert reporter.unsaved == {} and reporter.is_stored("7")
