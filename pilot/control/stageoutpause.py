@@ -6,10 +6,10 @@ The stage is taken only for jobs whose payload ran at least ``[Pilot] stageout_l
 seconds (0 switches it off; short jobs are cheaper to rerun), once per value of
 ``stageout_long_retry_waits`` (seconds, comma-separated; per job: the outputs and the log share
 them), and only when the pause still leaves ``stageout_long_retry_reserve`` seconds before the
-job's maximum walltime and the pilot's lifetime end (a pause is shortened to fit, or skipped). During a pause the job's heartbeats go on every
-``[Pilot] heartbeat`` seconds, and the pilot's stop event ends it at once. The queue data keys of
-the same names override the config. Each pause is logged and counted in the job metrics
-(``stageoutLongRetries=N``).
+job's maximum walltime and the pilot's lifetime end (a pause is shortened to fit, or skipped).
+During a pause the job's heartbeats go on every ``[Pilot] heartbeat`` seconds, and the pilot's
+stop event ends it at once. The queue data keys of the same names override the config. Each pause
+is logged and counted in the job metrics (``stageoutLongRetries=N``).
 """
 
 from __future__ import annotations
