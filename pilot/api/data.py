@@ -338,6 +338,8 @@ class StagingClient:
                      url=fspec.turl or fspec.surl or None, filesize=int(fspec.filesize or 0))
         if fspec.ddmendpoint:
             trace.remoteSite = fspec.ddmendpoint
+        if fspec.replica_source == "federation":  # the trace says the file came through the federation
+            trace.update(protocol=f"{trace.protocol}/federation")
         try:
             if batch is not None:
                 batch.add(trace)
@@ -430,6 +432,23 @@ class StageInClient(StagingClient):
             replicas.resolve_replicas(todo, self, schemas, use_vp=use_vp, client=self.rucio)
             for fspec in todo:
                 fspec.replica_source = "rucio"
+
+    def _transfer_with_tools(self, files: list, activities: list, options: dict, stop: threading.Event,
+                             raise_exception: bool) -> list:
+        """The tools in turn, then the federation for inputs none of them could deliver (:mod:`.federation`)."""
+        from pilot.api import federation
+
+        redirector = federation.federation_redirector(self.queuedata)
+        if not redirector:
+            return super()._transfer_with_tools(files, activities, options, stop, raise_exception)
+        super()._transfer_with_tools(files, activities, options, stop, False)
+        failed = [f for f in files if federation.may_retry(f)]
+        if failed and not stop.is_set():
+            federation.fallback(self, failed, redirector, activities, dict(options, stop_event=stop))
+        remaining = [f for f in files if not f.is_transferred]
+        if remaining:
+            self._fail(remaining, [], raise_exception)
+        return files
 
     def transfer_files(self, module: Any, name: str, files: list, activities: list, options: dict) -> list:
         """Transfer ``files``; inputs read from their storage without a lookup get a Rucio lookup if that failed."""

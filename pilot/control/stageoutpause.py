@@ -4,12 +4,12 @@ Storage that is down for a few minutes (a restart, a full pool being cleaned) fa
 attempts of a transfer; for a long job that is an expensive loss, so the pilot can wait and retry.
 The stage is taken only for jobs whose payload ran at least ``[Pilot] stageout_long_retry_min_runtime``
 seconds (0 switches it off; short jobs are cheaper to rerun), once per value of
-``stageout_long_retry_waits`` (seconds, comma-separated), and only when the pause still leaves
-``stageout_long_retry_reserve`` seconds before the job's maximum walltime and the pilot's lifetime
-end (a pause is shortened to fit, or skipped). During a pause the job's heartbeats go on every
-``[Pilot] heartbeat`` seconds, and the pilot's stop event ends it at once. The queue data keys of
-the same names override the config. Each pause is logged and counted in the job metrics
-(``stageoutLongRetries=N``).
+``stageout_long_retry_waits`` (seconds, comma-separated; per job: the outputs and the log share
+them), and only when the pause still leaves ``stageout_long_retry_reserve`` seconds before the
+job's maximum walltime and the pilot's lifetime end (a pause is shortened to fit, or skipped).
+During a pause the job's heartbeats go on every ``[Pilot] heartbeat`` seconds, and the pilot's
+stop event ends it at once. The queue data keys of the same names override the config. Each pause
+is logged and counted in the job metrics (``stageoutLongRetries=N``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def pause_plan(ctx: Any, job: Any) -> List[float]:
         return []
     text = str(_setting(ctx, "stageout_long_retry_waits", "300,600"))
     waits = [_seconds(part, -1.0) for part in text.replace(";", ",").split(",") if part.strip()]
-    return [wait for wait in waits if wait > 0]
+    taken = int(job.extra_metrics.get(METRIC, 0) or 0)  # the pauses are per job: outputs and log share them
+    return [wait for wait in waits if wait > 0][taken:]
 
 
 def remaining_lifetime(ctx: Any, job: Any) -> float:
@@ -82,7 +83,7 @@ def long_pause(ctx: Any, job: Any, wanted: float, number: int) -> bool:
     period = _seconds(config.Pilot.get("heartbeat", 1800), 1800.0) or 1800.0
     logger.warning("job %s: stage-out failed transiently: long-break retry %d after a pause of %.0f s",
                    job.jobid, number, pause)
-    job.extra_metrics[METRIC] = number
+    job.extra_metrics[METRIC] = int(job.extra_metrics.get(METRIC, 0) or 0) + 1
     deadline = time.monotonic() + pause
     while True:
         left = deadline - time.monotonic()

@@ -68,7 +68,15 @@ def test_pause_ends_on_stop_and_counts(settings):
     start = time.monotonic()
     assert sp.long_pause(_ctx(stop=True), job, 600, 2) is False
     assert time.monotonic() - start < 60
-    assert job.extra_metrics["stageoutLongRetries"] == 2
+    assert job.extra_metrics["stageoutLongRetries"] == 1
+
+
+def test_pauses_are_shared_by_outputs_and_log(settings):
+    settings("stageout_long_retry_min_runtime", 1)
+    settings("stageout_long_retry_waits", "300,600")
+    job = _job(10)
+    job.extra_metrics["stageoutLongRetries"] = 1  # the outputs took one pause already
+    assert sp.pause_plan(_ctx(), job) == [600.0]
 
 
 def test_short_pause_with_heartbeats(settings):
