@@ -10,6 +10,7 @@ import argparse
 import datetime
 import json
 import logging
+import os
 import platform
 import sys
 import time
@@ -31,19 +32,19 @@ def expand(selected: list) -> list:
     run)."""
     keys = []
     for key in selected:
-        if key in ("c", "x"):
+        if key in ("c", "x", "o", "w", "u"):
             keys += [f"{key}-base", f"{key}-small", f"{key}-large"]
         elif key in SCENARIOS:
             keys.append(key)
         else:
-            raise SystemExit(f"unknown scenario {key!r} (use a, b, c, x, d)")
+            raise SystemExit(f"unknown scenario {key!r} (use a, b, c, x, d, o, w, u)")
     return keys
 
 
 def run_all(args: argparse.Namespace, raw: Path) -> dict:
     """Run the selected scenarios against one dev server; returns the raw results document."""
     keys = expand(args.scenarios.split(","))
-    xrd = XrdStorage() if any(SCENARIOS[k].storage == "xrd" for k in keys) else None
+    xrd = XrdStorage() if any(SCENARIOS[k].storage == "xrd" or SCENARIOS[k].out_storage for k in keys) else None
     installed = install(args.python39)
     document = {"started": time.time(), "machine": machine_info(), "install": installed,
                 "runs": args.runs, "runs_long": args.runs_long, "scenarios": keys, "results": []}
@@ -94,12 +95,16 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--scenarios", default="a,b,c,x,d", help="comma-separated subset of a,b,c,x,d")
     parser.add_argument("--pilots", help="only these pilots (pilot2,pilot3,ours,ours-link; default all)")
     parser.add_argument("--python39", help="Python 3.9 for Pilot 2 (default: find or fetch one)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes in the stage-out scenarios (o, w, u): proves they run, no figure counts")
     parser.add_argument("--install-only", action="store_true", help="only install the reference pilots")
     parser.add_argument("--report-only", metavar="JSON", nargs="+",
                         help="regenerate the report from a results file, or from the parts of one bench run "
                              "(a later file's scenarios replace the earlier files' results for them)")
     parser.add_argument("--out", help="report base name (default bench/results/<date>-<machine>)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        os.environ["PILOTBENCH_SMOKE"] = "1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.install_only:
         print(json.dumps(install(args.python39), indent=1))

@@ -21,13 +21,16 @@ from typing import Optional
 SCOPE = "bench"
 SCRIPT_LFN = "bench-payload.sh"
 SCRIPT = rb"""#!/bin/bash
-# pilot bench payload: bench-payload.sh <stamp file> <seconds> <output file>
-stamp=$1; secs=$2; out=$3
+# pilot bench payload: bench-payload.sh <stamp file> <seconds> <output file> [<n> <bytes>]
+# (n extra outputs <output file>.000 ... of random bytes, for the stage-out scenarios)
+stamp=$1; secs=$2; out=$3; n=${4:-0}; size=${5:-0}
 echo "start $(date +%s.%N)" >> "$stamp"
 # when each staged-in file was put in place (inode change time; a symlink's own), for stage-in timing
 find . -maxdepth 1 \( -type f -o -type l \) -printf 'ctime %C@ %f\n' >> "$stamp"
 sleep "$secs"
 wc -c < bench-payload.sh > "$out"
+i=0
+while [ "$i" -lt "$n" ]; do head -c "$size" /dev/urandom > "$out.$(printf %03d "$i")"; i=$((i + 1)); done
 echo "end $(date +%s.%N)" >> "$stamp"
 times >> "$stamp"
 """
@@ -101,7 +104,8 @@ class Storage:
 
 
 def job_definition(inputs: list[InputFile], stamp: Path, seconds: float, via_bash: bool,
-                   endpoint_in: str = "LOCAL_DISK", scope_in: str = SCOPE) -> dict:
+                   endpoint_in: str = "LOCAL_DISK", scope_in: str = SCOPE, extra_outputs: int = 0,
+                   output_size: int = 0, endpoint_out: str = "LOCAL_DISK", scope_out: str = SCOPE) -> dict:
     """A generic job running the payload script for ``seconds``; unique output and log names.
 
     ``via_bash``: transformation ``/bin/bash`` with the script as first argument (for a pilot that
@@ -111,10 +115,16 @@ def job_definition(inputs: list[InputFile], stamp: Path, seconds: float, via_bas
     ``./<transformation> <jobPars>``; so there the parameters begin with ``2>/dev/null || bash
     ./bench-payload.sh``: the shell line first fails to execute the script (exit 126, nothing run) and
     then runs it with bash, the same line in all three pilots.
+    ``extra_outputs`` files of ``output_size`` random bytes are written by the payload besides its output
+    (``<output>.000`` ...) and staged out with it to ``endpoint_out`` in ``scope_out`` (the stage-out scenarios).
     """
     tag = uuid.uuid4().hex[:10]
     out, log = f"bench.out.{tag}.txt", f"bench.log.{tag}.tgz"
     args = f"{stamp} {seconds:g} {out}"
+    extras = [f"{out}.{i:03d}" for i in range(extra_outputs)]
+    if extras:
+        args += f" {extra_outputs} {output_size}"
+    outs = [out] + extras
     if endpoint_in != "LOCAL_DISK" and not via_bash:
         args = f"2>/dev/null || bash ./{SCRIPT_LFN} {args}"
     n = len(inputs)
@@ -134,11 +144,14 @@ def job_definition(inputs: list[InputFile], stamp: Path, seconds: float, via_bas
         "scopeIn": rep(scope_in), "realDatasetsIn": rep("bench:bench.inputs"), "prodDBlocks": rep("bench:bench.inputs"),
         "prodDBlockToken": rep("NULL"), "dispatchDblock": rep("NULL"), "dispatchDBlockToken": rep("NULL"),
         "ddmEndPointIn": rep(endpoint_in),
-        "outFiles": f"{out},{log}", "scopeOut": SCOPE, "scopeLog": SCOPE, "logFile": log,
-        "logGUID": str(uuid.uuid4()), "realDatasets": "bench:bench.out,bench:bench.log",
-        "destinationDblock": "bench:bench.out,bench:bench.log", "destinationDBlockToken": "NULL,NULL",
-        "dispatchDBlockTokenForOut": "NULL,NULL", "fileDestinationSE": "LOCAL_DISK,LOCAL_DISK",
-        "ddmEndPointOut": "LOCAL_DISK,LOCAL_DISK",
+        "outFiles": ",".join(outs + [log]), "scopeOut": ",".join([scope_out] * len(outs)), "scopeLog": scope_out,
+        "logFile": log, "logGUID": str(uuid.uuid4()),
+        "realDatasets": ",".join([f"{scope_out}:bench.out"] * len(outs) + [f"{scope_out}:bench.log"]),
+        "destinationDblock": ",".join([f"{scope_out}:bench.out"] * len(outs) + [f"{scope_out}:bench.log"]),
+        "destinationDBlockToken": ",".join(["NULL"] * (len(outs) + 1)),
+        "dispatchDBlockTokenForOut": ",".join(["NULL"] * (len(outs) + 1)),
+        "fileDestinationSE": ",".join([endpoint_out] * (len(outs) + 1)),
+        "ddmEndPointOut": ",".join([endpoint_out] * (len(outs) + 1)),
     }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import REPO
+from . import stageout
 from .scenarios import LARGE, SCENARIOS, SMALL
 
 PHASES = ("getjob", "stagein", "payload", "stageout", "final", "exit")
@@ -341,6 +342,46 @@ def _scenario_x(results: list) -> tuple[str, dict]:
     return "\n".join(lines), ratios
 
 
+OUT_KINDS = (("o", "xrdcp to XRootD (root://)"), ("w", "gfal-copy to WebDAV (davs://, XrdHttp)"),
+             ("u", "Rucio upload to XRootD"))
+
+
+def _scenario_out(results: list) -> tuple[str, dict]:
+    """Stage-out with real copies (o, w, u): stage-out time, the plain tool's, overhead per extra output."""
+    pilots = ("pilot2", "pilot3", "ours")
+    lines = ["| metric | " + " | ".join(LABELS[p] for p in pilots) +
+             " | ours / Pilot 2 | ours / Pilot 3 | ours / best ref |", "|" + "---|" * 7]
+    ratios: dict = {}
+    for kind, how in OUT_KINDS:
+        for size in ("base", "small", "large"):
+            key = f"{kind}-{size}"
+            if not any(r["scenario"] == key for r in results):
+                continue
+            n = next((r.get("stageout_outputs") for r in results if r["scenario"] == key), 0)
+            label = f"{how}, {n} extra output(s)" if size != "base" else f"{how}, output and log only"
+            rows = [(f"{label}: payload end → last file in place (s)",
+                     {p: _values(_runs(results, key, p), lambda r: (r.get("phases") or {}).get("stageout"))
+                      for p in pilots})]
+            if size != "base":
+                rows.append((f"{label}: stage-out overhead per extra output (ms)",
+                             {p: {i: 1000 * v for i, v in stageout.run_overheads(results, key, p).items()}
+                              for p in pilots}))
+            rows.append((f"{label}: plain tool, the same number and size of files (s)",
+                         _per_pilot(results, key, pilots, "plain_copy", 1.0)))
+            for name, vals in rows:
+                cells = [_summary(list(vals[p].values())) for p in pilots]
+                if "plain" in name:
+                    lines.append(f"| {name} | " + " | ".join(cells) + " | | | |")
+                    continue
+                best = _best([vals[p] for p in REFS if vals[p]], False)
+                by_ref = [_summary(_ratio(vals["ours"], vals[p])) for p in REFS]
+                if "overhead" in name:
+                    ratios[name] = _ratio(vals["ours"], best)
+                lines.append(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(by_ref) +
+                             f" | {_summary(_ratio(vals['ours'], best))} |")
+    return ("\n".join(lines) if len(lines) > 2 else ""), ratios
+
+
 def _scenario_d(results: list) -> tuple[str, dict]:
     t = Table(results, "d")
     t.add("jobs finished", lambda r: r.get("finished"))
@@ -361,7 +402,7 @@ def _verdict(ratios: list, limit: float) -> str:
     return f"{'met' if med <= limit else 'MISSED'} ({med:.3f})"
 
 
-def _targets(a: dict, c: dict, d: dict, x: dict) -> str:
+def _targets(a: dict, c: dict, d: dict, x: dict, out: Optional[dict] = None) -> str:
     rows = [("start → payload start ≤ 1/10 of best reference", a.get("start → payload start (s)"), 0.1),
             ("payload end → exit ≤ 1/10", a.get("payload end → exit (s)"), 0.1),
             ("pilot-only CPU per job ≤ 1/3", a.get("pilot-only CPU (s)"), 1 / 3),
@@ -381,6 +422,8 @@ def _targets(a: dict, c: dict, d: dict, x: dict) -> str:
         if "overhead per extra input file" in key:
             rows.append((f"stage-in overhead per file ≤ 1/5, {key.split(':')[0]}, mv links (ours in symlink mode)",
                          value["ours-link"], 0.2))
+    for key, value in (out or {}).items():  # issue 21 point 1: copies against the references' copies
+        rows.append((f"stage-out overhead per extra output ≤ 1/5, {key.split(': ')[0]}", value, 0.2))
     for key, value in x.items():
         if "overhead per extra input file" in key:
             rows.append((f"stage-in overhead per file ≤ 1/5, {key.split(':')[0]}, xrdcp copies through Rucio",
@@ -476,7 +519,8 @@ def write_report(document: dict, base: Path) -> tuple[Path, Path]:
     c_md, c_ratios = _scenario_c(results)
     x_md, x_ratios = _scenario_x(results)
     d_md, d_ratios = _scenario_d(results) if _runs(results, "d", "ours") else ("not run", {})
-    parts += ["## Targets", "", _targets(a_ratios, c_ratios, d_ratios, x_ratios), "",
+    out_md, out_ratios = _scenario_out(results)
+    parts += ["## Targets", "", _targets(a_ratios, c_ratios, d_ratios, x_ratios, out_ratios), "",
               f"## (a) {SCENARIOS['a'].title}", "", "Medians [min–max] over the runs; ratios pair by pair.", "",
               a_md, ""]
     if _runs(results, "b", "ours"):
@@ -485,6 +529,8 @@ def write_report(document: dict, base: Path) -> tuple[Path, Path]:
     parts += ["## (x) stage-in with real copies: xrdcp from XRootD, replicas in Rucio", "", X_NOTE, "",
               x_md or "not run", ""]
     parts += [f"## (d) {SCENARIOS['d'].title}", "", d_md, ""]
+    if out_md:
+        parts += ["## (o, w, u) stage-out with real copies", "", OUT_NOTE, "", out_md, ""]
     failed = [r for r in results if r["finished"] < r["jobs"] or r["timed_out"]]
     if failed:
         parts += ["## Runs with unfinished jobs", ""]
@@ -502,6 +548,16 @@ def write_report(document: dict, base: Path) -> tuple[Path, Path]:
 C_NOTE = """The references' `mv` tool links inputs that lie next to the pilot; ours copies them from the
 `file://` storage and checks their adler32, or links them in symlink mode. Links are compared with links;
 ours' copies against their links are shown, not judged: (x) compares copies with copies."""
+
+OUT_NOTE = """Outputs and log are copied by the queue's copytool to the loopback storage: `xrdcp` to XRootD (o),
+`gfal-copy` to the XRootD server's WebDAV (w; the nginx WebDAV RSE has no checksums, which every pilot's gfal
+tool asks for), the `rucio` copytool's upload to XRootD (u); the same queue settings for the three pilots.
+Stage-out time: payload end → inode change time of the last output or log file in the RSE's directory.
+Overhead per extra output: [(stage-out with N extra outputs − the median of the base run, output and log
+only) − (the plain tool copying N files of the same size − the same for the base, nothing)] / N. The plain
+tool (right before and right after each pilot's run, the mean): the faster of one `xrdcp --cksum
+adler32:print` per file and one `xrdcp --parallel --infiles` call (o); one `gfal-copy -K adler32` per file
+(w); one `rucio upload` of all files (u)."""
 
 X_NOTE = """All three pilots copy their inputs with `xrdcp` from the loopback XRootD server (RSE `PILOT_XRD`):
 the references after a Rucio `list_replicas` (they always ask), ours without one (the inputs lie on a

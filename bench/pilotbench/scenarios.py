@@ -22,6 +22,8 @@ from . import WORK
 from .jobs import SCOPE, InputFile, Storage, job_definition, read_stamps, rucio_path
 from .measure import ProcessResult, launch
 from .pilots import PILOTS, QUEUE, Pilot, command, config_text
+from . import stageout
+from .stageout import OUT_STORAGES, out_sizes
 from .xrdstorage import RSE, XrdStorage, scratch_dir
 
 logger = logging.getLogger("pilotbench")
@@ -43,6 +45,8 @@ class Scenario:
     timeout: float = 600
     storage: str = "local"      # local (LOCAL_DISK, mv) | xrd (PILOT_XRD through Rucio, xrdcp)
     min_runs: int = 0           # at least this many runs, whatever --runs says
+    outputs: str = "none"       # none | small | large: extra outputs the payload writes (stage-out scenarios)
+    out_storage: str = ""       # xrd | davs | rucio: where outputs and log go (stageout.OUT_STORAGES); "" = mv
 
 
 SCENARIOS = {
@@ -61,6 +65,13 @@ SCENARIOS = {
     # the copies take 2-3 s and vary by +-0.4 s from run to run, against overheads of 0-0.3 s per file
     "x-large": Scenario("x-large", "xrdcp stage-in of 5 x 200 MB", 1, inputs="large", timeout=900,
                         storage="xrd", min_runs=5),
+    # stage-out with real copies (issue 21 point 1): o = xrdcp to XRootD, w = gfal-copy to WebDAV (nginx),
+    # u = Rucio upload to XRootD; inputs: the script alone, linked by mv as in a
+    **{f"{kind}-{suffix}": Scenario(f"{kind}-{suffix}", f"{title} stage-out of {what}", 1, outputs=size,
+                                    timeout=900, out_storage=store, min_runs=5 if size == "large" else 0)
+       for kind, store, title in (("o", "xrd", "xrdcp"), ("w", "davs", "gfal WebDAV"), ("u", "rucio", "Rucio upload"))
+       for suffix, size, what in (("base", "none", "the output and log alone"), ("small", "small", "200 x 10 kB"),
+                                  ("large", "large", "5 x 200 MB"))},
     "d": Scenario("d", "20 short jobs (1 s payload) in one multi-job pilot", 1, njobs=20, timefloor=60,
                   timeout=1500),
 }
@@ -87,17 +98,27 @@ def _prepare_server(server: Any, scenario: Scenario, pilot: Pilot, xrd: Optional
         settings.update(xrd.queue_settings())
     if scenario.timefloor:
         settings["timefloor"] = scenario.timefloor
+    if scenario.out_storage:
+        assert xrd is not None
+        out = OUT_STORAGES[scenario.out_storage]
+        server.set_storagedata(out.rse, stageout.storage_entry(out, xrd.env), merge=False)
+        settings.update(stageout.queue_settings(out))
     if pilot.mv_mode:
         settings["copytools"] = {"mv": {"setup": "", "copy_type": pilot.mv_mode}}
     if settings:
         server.set_queuedata(QUEUE, settings)
 
 
-def _stageout_end(job: dict, launch_dir: Path, storage_root: Path) -> Optional[float]:
+def _stageout_end(job: dict, launch_dir: Path, storage_root: Path, out_root: Optional[Path] = None
+                  ) -> Optional[float]:
     """Inode change time of the last output/log file at its destination (None if none was found)."""
     times = []
+    scope = job.get("scopeLog") or SCOPE
     for lfn in job["outFiles"].split(","):
-        for path in (launch_dir / lfn, storage_root / rucio_path(SCOPE, lfn)):
+        places = [launch_dir / lfn, storage_root / rucio_path(SCOPE, lfn)]
+        if out_root is not None:
+            places.insert(0, out_root / rucio_path(scope, lfn))
+        for path in places:
             try:
                 times.append(os.lstat(path).st_ctime)
                 break
@@ -125,7 +146,7 @@ def _http(requests: list) -> dict:
 
 
 def _job_timeline(server: Any, pandaid: int, job: dict, stamp: Path, requests: list, launch_dir: Path,
-                  storage_root: Path) -> dict:
+                  storage_root: Path, out_root: Optional[Path] = None) -> dict:
     """Timestamps of one job (seconds since the epoch; None when not seen)."""
     getjob = next((r["time"] for r in requests if r["method"] == "getJob" and r.get("result") == str(pandaid)), None)
     updates = server.updates(pandaid)
@@ -134,7 +155,7 @@ def _job_timeline(server: Any, pandaid: int, job: dict, stamp: Path, requests: l
     heartbeats = [u["time"] for u in updates if not u["is_final"]]
     placed = [stamps["ctimes"][lfn] for lfn in job["inFiles"].split(",") if lfn in stamps["ctimes"]]
     return {"pandaid": pandaid, "getjob": getjob, "payload_start": stamps["start"], "payload_end": stamps["end"],
-            "payload_cpu": stamps["cpu"], "stageout_end": _stageout_end(job, launch_dir, storage_root),
+            "payload_cpu": stamps["cpu"], "stageout_end": _stageout_end(job, launch_dir, storage_root, out_root),
             "final": final["time"] if final else None, "state": final["state"] if final else None,
             "updates": len(updates), "heartbeat_times": heartbeats, "inputs_placed": len(placed),
             "first_input": min(placed) if placed else None, "last_input": max(placed) if placed else None}
@@ -199,19 +220,31 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
     for f in inputs if scenario.storage == "local" else ():
         # what the references' mv tool links from: inputs placed next to the pilot (aCT model)
         os.link(f.path, launch_dir / f.lfn)
+    extra, size, endpoint_out, scope_out, out_root = 0, 0, "LOCAL_DISK", SCOPE, None
+    if scenario.out_storage:
+        assert xrd is not None
+        out = OUT_STORAGES[scenario.out_storage]
+        extra, size = out_sizes()[scenario.outputs]
+        endpoint_out, scope_out, out_root = out.rse, stageout.OUT_SCOPE, out.directory(xrd.env)
+        os.chmod(stamps, 0o777)  # the payload may run as another user: its stamps must still be written
     jobs = {}
     for i in range(scenario.njobs):
         job = job_definition(inputs, stamps / f"job{i:02d}.txt", scenario.seconds, pilot.via_bash, endpoint_in,
-                             scope_in)
+                             scope_in, extra_outputs=extra, output_size=size, endpoint_out=endpoint_out,
+                             scope_out=scope_out)
         jobs[server.submit(job)] = (job, stamps / f"job{i:02d}.txt")
     cfg = rundir / "pilot.cfg"
     cfg.write_text(config_text(pilot, server.url, server.https_url))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     env.update(HARVESTER_PILOT_CONFIG=str(cfg), X509_USER_PROXY=server.info["proxy"],
                X509_CERT_DIR=server.info["certdir"])
-    if scenario.storage == "xrd":
+    if scenario.storage == "xrd" or scenario.out_storage:
         assert xrd is not None
         env.update(xrd.pilot_env())
+    if scenario.out_storage:
+        assert xrd is not None
+        env.update(stageout.pilot_env(OUT_STORAGES[scenario.out_storage], xrd.env, server.info["certdir"],
+                                      WORK / "certdir-merged"))
     cmd = command(pilot, server.https_url, scenario.njobs if scenario.njobs > 1 else None)
     logger.info("%s %s: %s", scenario.key, pilot.key, " ".join(map(str, cmd)))
     os.sync()  # the previous run's (or file set-up's) writes must not be flushed during this one
@@ -219,10 +252,16 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
     proc = launch(cmd, launch_dir, env, launch_dir / "pilot.stdout", scenario.timeout)
     requests = server.requests()
     storage_root = Path(server.storage_dir)
-    timelines = [_job_timeline(server, pid, job, stamp, requests, launch_dir, storage_root)
+    timelines = [_job_timeline(server, pid, job, stamp, requests, launch_dir, storage_root, out_root)
                  for pid, (job, stamp) in sorted(jobs.items())]
     _clean_launch_dir(launch_dir, rundir / "logs")
     result = summarize(scenario, pilot, proc, timelines, requests, len(inputs))
+    if scenario.out_storage:
+        assert xrd is not None
+        result["stageout_outputs"] = extra
+        for job, _ in jobs.values():
+            stageout.remove_outputs(OUT_STORAGES[scenario.out_storage], xrd.env, job["outFiles"].split(","),
+                                    scope_out)
     result["loadavg_before"] = load
     return result
 
@@ -283,6 +322,17 @@ def _plain_xrdcp(xrd: XrdStorage, storage: Storage, scenario: Scenario) -> tuple
             xrd.plain_copy_seconds(files, scratch_dir() / "plain", checksum=True))
 
 
+def _plain_out(xrd: XrdStorage, scenario: Scenario) -> float:
+    """The plain tool's time to copy files of the scenario's extra outputs' number and size to its storage."""
+    out = OUT_STORAGES[scenario.out_storage]
+    count, size = out_sizes()[scenario.outputs]
+    paths = stageout.local_files(scratch_dir() / "plain-out", count, size)
+    try:
+        return stageout.plain_copy_seconds(out, xrd.env, paths)
+    finally:
+        shutil.rmtree(scratch_dir() / "plain-out", ignore_errors=True)
+
+
 def plain_copy_seconds(files: list[InputFile], target: Path) -> float:
     """Time of ``cp`` of the same files (the raw byte-copy cost a real-copy stage-in cannot avoid)."""
     shutil.rmtree(target, ignore_errors=True)
@@ -300,20 +350,28 @@ def run_scenario(server: Any, storage: Storage, scenario: Scenario, runs: int, p
     """``runs`` rounds of the scenario, every pilot once per round (order rotated each round)."""
     keys = list(pilots or scenario.pilots)
     results = []
-    for i in range(max(runs, scenario.min_runs)):
+    for i in range(runs if os.environ.get("PILOTBENCH_SMOKE") else max(runs, scenario.min_runs)):
         order = keys[i % len(keys):] + keys[:i % len(keys)]
         for key in order:
             rundir = WORK / "runs" / scenario.key / f"{key}-{i}"
             started = time.monotonic()
             plain: list = []
-            if scenario.storage == "xrd":
+            if scenario.out_storage:
+                assert xrd is not None
+                plain.append(_plain_out(xrd, scenario))
+            elif scenario.storage == "xrd":
                 # every pilot copies here: the raw xrdcp time of the same files (x-base: the script alone),
                 # right before and right after its run, without and with the checksum the pilots ask for
                 assert xrd is not None
                 plain.append(_plain_xrdcp(xrd, storage, scenario))
             result = run_once(server, storage, scenario, PILOTS[key], rundir, xrd)
             result["run"] = i
-            if xrd is not None and plain:
+            if scenario.out_storage and plain:
+                assert xrd is not None
+                plain.append(_plain_out(xrd, scenario))
+                result["plain_copies"] = plain
+                result["plain_copy"] = statistics.mean(plain)
+            elif xrd is not None and plain:
                 plain.append(_plain_xrdcp(xrd, storage, scenario))
                 result["plain_copies"] = [bare for bare, _ in plain]
                 result["plain_copy"] = statistics.mean(bare for bare, _ in plain)

@@ -22,6 +22,7 @@ import logging
 import os
 import pwd
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -122,12 +123,20 @@ def reachable_by(path: str, uid: int, gid: int) -> bool:
 
 
 def hand_over(workdir: str, uid: int, gid: int) -> None:
-    """Give the work dir and what is in it to the payload's uid (links are changed, never followed)."""
+    """Give the work dir, its directories and its own files to the payload's uid.
+
+    Links are never followed and never changed: a symlink stays the pilot's, and so does a file with
+    more than one hard link (an input linked from a storage area or a cache: its other names must not
+    become the payload's to write). Such files stay as readable as they were.
+    """
     os.chown(workdir, uid, gid, follow_symlinks=False)
     for root, dirs, files in os.walk(workdir):
         for name in dirs + files:
+            path = os.path.join(root, name)
             try:
-                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+                st = os.lstat(path)
+                if stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
+                    os.chown(path, uid, gid, follow_symlinks=False)
             except OSError as exc:  # a file that vanished meanwhile
                 logger.debug("chown %s: %s", name, exc)
 

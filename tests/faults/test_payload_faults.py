@@ -10,6 +10,7 @@ from pilot.common.errorcodes import ErrorCodes
 from pilot.devserver.samples import sample_job
 
 from tests.e2e.conftest import wait_for_file
+from tests.payload_procs import host_pids, wait_gone
 
 
 def _final(server, pandaid):
@@ -36,7 +37,14 @@ def test_payload_killed_from_outside(devserver, start_pilot):
         time.sleep(0.05)
     assert pidfile is not None and wait_for_file(pidfile)
     time.sleep(0.1)
-    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    # the PID the payload wrote is its own namespace's: find the process as the host sees it
+    deadline = time.monotonic() + 10
+    found = []
+    while not found and time.monotonic() < deadline:
+        found = host_pids(int(pidfile.read_text()), "sleep 300", environ=f"PILOT_JOB_WORKDIR={pidfile.parent}")
+        time.sleep(0.05)
+    assert len(found) == 1, found
+    os.kill(found[0], signal.SIGKILL)
     run.wait(60)
     final = _final(devserver, pandaid)
     assert final["state"] == "failed"
@@ -58,7 +66,7 @@ def test_payload_ignoring_sigterm_is_killed(devserver, start_pilot):
     assert run.wait(90) == 143
     final = _final(devserver, pandaid)
     assert int(final["pilotErrorCode"]) == ErrorCodes.SIGTERM
-    assert not os.path.exists(f"/proc/{payload}")
+    assert wait_gone(payload, environ=f"PILOT_JOB_WORKDIR={pidfile.parent}", timeout=5)
 
 
 def test_payload_exit_codes_reach_the_server(devserver, start_pilot):

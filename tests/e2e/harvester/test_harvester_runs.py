@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import zlib
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from pilot.common.errorcodes import ErrorCodes
 from pilot.devserver.samples import sample_job
 from tests.harvester_side import HarvesterSide, wait_until
+from tests.payload_procs import wait_gone
 
 from .conftest import harvester_params, server_job_calls
 
@@ -160,8 +160,5 @@ def test_harvester_kills_the_worker(devserver, run_pilot, tmp_path):
     files = side.get_files_to_stage_out(8001)[8001]
     assert list(files) == [job["logFile"]]  # the log still left; the output was never made
     assert side.kill_requested()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{payload_pid}"):
-        time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{payload_pid}")
+    assert wait_gone(payload_pid, environ=f"PILOT_JOB_WORKDIR={pidfile.parent}", timeout=5)  # its namespace's PID
     assert server_job_calls(devserver) == []

@@ -68,6 +68,9 @@ def pilot_without_sys_admin(tmp_path, monkeypatch):
     wrapper.write_text(f'#!/bin/sh\nexec {setpriv} --bounding-set -sys_admin {sys.executable} "$@"\n')
     wrapper.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(wrapper))
+    from tests.e2e import conftest as e2e_conftest
+
+    monkeypatch.setattr(e2e_conftest, "PILOT_PYTHON", str(wrapper))  # the pilot's interpreter in the fixtures
 
 
 def test_required_isolation_that_cannot_be_had_fails_the_job_before_the_payload(devserver, start_pilot,
