@@ -28,6 +28,16 @@ def test_duplicate_pandaid_is_refused(store):
         store.add_job({}, pandaid=7)
 
 
+def test_background_jobs_go_only_to_background_requests(store):
+    flagged = store.add_job({"_background": True})
+    plain = store.add_job({})
+    assert store.pop_job({"Q"})[0] == plain  # an ordinary request skips the older background job
+    assert store.pop_job({"Q"}) is None
+    assert store.pop_job({"Q"}, background=True)[0] == flagged
+    store.add_job({})
+    assert store.pop_job({"Q"}, background=True) is None  # and a background request gets only those
+
+
 def test_pop_oldest_matching_queue_then_sent(store):
     a = store.add_job({"n": 1}, queue="Q1")
     b = store.add_job({"n": 2})
