@@ -47,6 +47,7 @@ def run_all(args: argparse.Namespace, raw: Path) -> dict:
     xrd = XrdStorage() if any(SCENARIOS[k].storage == "xrd" or SCENARIOS[k].out_storage for k in keys) else None
     installed = install(args.python39)
     document = {"started": time.time(), "machine": machine_info(), "install": installed,
+                "private_hosts": os.environ.get("BENCH_PRIVATE_HOSTS") == "1",
                 "runs": args.runs, "runs_long": args.runs_long, "scenarios": keys, "results": []}
     if xrd is not None:
         xrd.start()
@@ -97,12 +98,18 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--python39", help="Python 3.9 for Pilot 2 (default: find or fetch one)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes in the stage-out scenarios (o, w, u): proves they run, no figure counts")
+    parser.add_argument("--private-hosts", action="store_true",
+                        help="run in a mount namespace whose /etc/hosts maps this machine's addresses: xrdcp "
+                             "processes otherwise stall ~5 s now and then on dropped reverse DNS queries here")
     parser.add_argument("--install-only", action="store_true", help="only install the reference pilots")
     parser.add_argument("--report-only", metavar="JSON", nargs="+",
                         help="regenerate the report from a results file, or from the parts of one bench run "
                              "(a later file's scenarios replace the earlier files' results for them)")
     parser.add_argument("--out", help="report base name (default bench/results/<date>-<machine>)")
     args = parser.parse_args(argv)
+    if args.private_hosts and not os.environ.get("BENCH_PRIVATE_HOSTS"):
+        from .curves import reexec_with_private_hosts
+        return reexec_with_private_hosts("bench.pilotbench")
     if args.smoke:
         os.environ["PILOTBENCH_SMOKE"] = "1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
