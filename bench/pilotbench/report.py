@@ -494,6 +494,15 @@ def chart(results: list, path: Path) -> None:
     plt.close(fig)
 
 
+def _loads_line(results: list) -> str:
+    """The machine's 1-minute load average before the runs (it is shared: wall times of short phases suffer)."""
+    loads = [r["loadavg_before"] for r in results if isinstance(r.get("loadavg_before"), (int, float))]
+    if not loads:
+        return "Load average before the runs: not recorded."
+    return (f"Load average (1 min) before each pilot run: median {statistics.median(loads):.2f}, "
+            f"{min(loads):.2f}–{max(loads):.2f} over {len(loads)} runs.")
+
+
 def write_report(document: dict, base: Path) -> tuple[Path, Path]:
     """Write ``<base>.md``, ``<base>.png`` and ``<base>.json``; return the first two paths."""
     import json
@@ -514,7 +523,7 @@ def write_report(document: dict, base: Path) -> tuple[Path, Path]:
              f"({inst['python39_how']}). Runs: {document['runs']} of a, c and x, {document['runs_long']} of b and d, "
              f"interleaved (each round runs every pilot once, order rotated)"
              + (f"; {minutes:.0f} minutes in all." if "parts" not in document else "." + _parts_line(document)),
-             "", f"![where the time goes]({png.name})", ""]
+             "", _loads_line(results), "", f"![where the time goes]({png.name})", ""]
     a_md, a_ratios = _scenario_a(results) if _runs(results, "a", "ours") else ("not run", {})
     c_md, c_ratios = _scenario_c(results)
     x_md, x_ratios = _scenario_x(results)

@@ -75,3 +75,10 @@ def test_overhead_per_extra_output_subtracts_the_base_and_the_plain_tool():
 def test_an_unfinished_run_is_left_out():
     results = [_run("w-base", "ours", 1.0, 0.0, 0), {**_run("w-large", "ours", 9.0, 1.0, 5), "finished": 0}]
     assert stageout.run_overheads(results, "w-large", "ours") == {}
+
+
+def test_the_report_states_the_load_before_the_runs():
+    from bench.pilotbench.report import _loads_line
+
+    assert "median 2.00, 1.00–3.00 over 3 runs" in _loads_line([{"loadavg_before": v} for v in (1.0, 2.0, 3.0)])
+    assert "not recorded" in _loads_line([{}])
