@@ -218,8 +218,7 @@ class GuardedProcess:
         if self.user_note:
             logger.warning("%s: %s", self.spec.label, self.user_note)
         if self.spec.cgroup:
-            name = "".join(char if char.isalnum() else "-" for char in self.spec.label)
-            self.cgroup = payloadns.make_job_cgroup(f"pilot-{name}-{uuid.uuid4().hex[:12]}")
+            self.cgroup = payloadns.make_job_cgroup(payloadns.job_cgroup_name(self.spec.label, uuid.uuid4().hex[:12]))
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         try:

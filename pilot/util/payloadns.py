@@ -218,6 +218,7 @@ def make_job_cgroup(name: str) -> str:
     if not mount or not own:
         return ""
     parent = os.path.join(mount, own.lstrip("/"))
+    remove_stale_cgroups(parent)
     path = os.path.join(parent, name)
     try:
         os.mkdir(path, 0o755)
@@ -229,6 +230,37 @@ def make_job_cgroup(name: str) -> str:
         remove_cgroup(path)
         return ""
     return path
+
+
+#: job cgroups are named ``pilot-<pilot PID>-...``: a stale one belongs to a pilot that is gone
+CGROUP_PREFIX = "pilot-"
+
+
+def job_cgroup_name(label: str, tag: str) -> str:
+    """The name of a job's cgroup: the pilot's PID first, so a later pilot can tell a stale one."""
+    clean = "".join(char if char.isalnum() else "-" for char in label)
+    return f"{CGROUP_PREFIX}{os.getpid()}-{clean}-{tag}"
+
+
+def remove_stale_cgroups(parent: str) -> list:
+    """Remove the empty job cgroups under ``parent`` left by pilots that no longer run (SIGKILLed).
+
+    Only ``pilot-<PID>-...`` directories whose pilot PID is gone and that hold no process; the
+    removed paths.
+    """
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        pid = name[len(CGROUP_PREFIX):].split("-", 1)[0]
+        if not name.startswith(CGROUP_PREFIX) or not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+            continue
+        path = os.path.join(parent, name)
+        if not cgroup_pids(path) and remove_cgroup(path):
+            removed.append(path)
+    return removed
 
 
 def join_cgroup(path: str) -> None:

@@ -148,6 +148,24 @@ def test_cgroup_kill_empties_the_job_cgroup(tmp_path):
     assert not os.path.isdir(path)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes cgroups: root")
+def test_stale_job_cgroups_of_a_gone_pilot_are_removed():
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a PID no process has now
+    first = payloadns.make_job_cgroup(f"pilot-{gone.pid}-job-1-payload-test")
+    if not first:
+        pytest.skip("cgroup v2 is not writable here")
+    mine = payloadns.make_job_cgroup(payloadns.job_cgroup_name("job 2: payload", "test"))
+    try:
+        assert mine and os.path.basename(mine).startswith(f"pilot-{os.getpid()}-job-2--payload-")
+        assert not os.path.isdir(first)  # the gone pilot's empty cgroup went when the next one was made
+        assert os.path.isdir(mine)
+    finally:
+        for path in (first, mine):
+            if path and os.path.isdir(path):
+                payloadns.remove_cgroup(path)
+
+
 def test_kill_namespace_refuses_outside_an_init():
     with pytest.raises(RuntimeError):
         payloadns.kill_namespace(0)  # signal 0 even: never kill(-1) from anything but a namespace's PID 1
