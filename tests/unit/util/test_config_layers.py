@@ -72,9 +72,11 @@ def test_packaged_defaults_have_every_compat_key():
     assert cfg.Pilot.redundant.endswith("redundant.txt")
 
 
-def test_repo_root_copy_is_identical():
+def test_repo_root_default_cfg_is_the_packaged_file():
+    """One default.cfg: the root name (where Pilot 2 users look) is a link to the packaged file."""
     assert Path(DEFAULT_CONFIG_FILE) == REPO_ROOT / "pilot" / "util" / "default.cfg"
-    assert (REPO_ROOT / "default.cfg").read_bytes() == Path(DEFAULT_CONFIG_FILE).read_bytes()
+    root = REPO_ROOT / "default.cfg"
+    assert root.is_symlink() and root.resolve() == Path(DEFAULT_CONFIG_FILE).resolve()
 
 
 def test_module_instance_reads_package_default():
