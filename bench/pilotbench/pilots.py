@@ -75,14 +75,17 @@ def config_values(http_url: str, https_url: str) -> dict:
     }
 
 
-def config_text(pilot: Pilot, http_url: str, https_url: str) -> str:
-    """The HARVESTER_PILOT_CONFIG file for one pilot."""
+def config_text(pilot: Pilot, http_url: str, https_url: str, extra: Optional[dict] = None) -> str:
+    """The HARVESTER_PILOT_CONFIG file for one pilot (``extra``: more section -> key -> value)."""
     parser = configparser.RawConfigParser()
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     default = pilot.default_config()
     if default is not None:
         parser.read(default)
-    for section, values in config_values(http_url, https_url).items():
+    values_by_section = config_values(http_url, https_url)
+    for section, values in (extra or {}).items():
+        values_by_section.setdefault(section, {}).update(values)
+    for section, values in values_by_section.items():
         if not parser.has_section(section):
             parser.add_section(section)
         for key, value in values.items():

@@ -234,7 +234,10 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
                              scope_out=scope_out)
         jobs[server.submit(job)] = (job, stamps / f"job{i:02d}.txt")
     cfg = rundir / "pilot.cfg"
-    cfg.write_text(config_text(pilot, server.url, server.https_url))
+    # Rucio upload: Pilot 3's rucio copytool talks to the server of its [Rucio] host (packaged: ATLAS's), not to
+    # the one of RUCIO_CONFIG; the loopback Rucio for every pilot
+    extra_cfg = {"Rucio": {"host": xrd.env["STORAGE_RUCIO_URL"]}} if scenario.out_storage and xrd else None
+    cfg.write_text(config_text(pilot, server.url, server.https_url, extra_cfg))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     env.update(HARVESTER_PILOT_CONFIG=str(cfg), X509_USER_PROXY=server.info["proxy"],
                X509_CERT_DIR=server.info["certdir"])

@@ -82,3 +82,10 @@ def test_the_report_states_the_load_before_the_runs():
 
     assert "median 2.00, 1.00–3.00 over 3 runs" in _loads_line([{"loadavg_before": v} for v in (1.0, 2.0, 3.0)])
     assert "not recorded" in _loads_line([{}])
+
+
+def test_the_config_can_point_rucio_host_at_the_loopback_rucio():
+    from bench.pilotbench.pilots import PILOTS, config_text
+
+    text = config_text(PILOTS["ours"], "http://h:1", "https://h:2", {"Rucio": {"host": "http://127.0.0.1:18580"}})
+    assert "host = http://127.0.0.1:18580" in text and "url = http://h:1/traces/" in text
