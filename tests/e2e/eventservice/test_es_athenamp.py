@@ -38,17 +38,43 @@ LOG_LINE = {"pyzmq": "ROUTER, pyzmq", "stdlib": "ROUTER, standard-library ZMTP"}
 LOG_LINE["auto"] = LOG_LINE["pyzmq" if PILOT_HAS_PYZMQ else "stdlib"]
 
 
-def athenamp_job(storage_dir: str, nranges: int, args: str = "", broken: bool = False) -> tuple:
+def athenamp_job(storage_dir: str, nranges: int, args: str = "", broken: bool = False,
+                 payload: str = f"{sys.executable} {FAKE}") -> tuple:
     """The sample ES job run by the fake AthenaMP; ``broken`` adds a range without GUID and a reversed one."""
     job, ids = es_job(storage_dir, nranges, jobset="8", tag="a")
     # bash hands the pilot's appended --preExec to the payload as "$@"
-    job["jobPars"] = f"-c '{sys.executable} {FAKE} {args} \"$@\"' athena"
+    job["jobPars"] = f"-c '{payload} {args} \"$@\"' athena"
     if broken:
         bad = dict(job["_eventRanges"][0], eventRangeID="esa-8-noguid")
         del bad["GUID"]
         reversed_range = dict(job["_eventRanges"][0], eventRangeID="esa-8-reversed", startEvent=9, lastEvent=3)
         job["_eventRanges"] = job["_eventRanges"][:2] + [bad, reversed_range] + job["_eventRanges"][2:]
     return job, ids
+
+
+@pytest.fixture
+def payload_outside_tmp():
+    """The fake AthenaMP and its pyzmq where a container with a private /tmp still sees them.
+
+    The checkout and its venv may lie under /tmp (CI clones anywhere), which bubblewrap's ``--tmpfs /tmp``
+    hides from the payload: the script and the zmq package are copied to /var/tmp and run by the
+    interpreter the venv was made from.
+    """
+    import zmq
+
+    site = Path(zmq.__file__).resolve().parents[1]
+    place = Path(tempfile.mkdtemp(prefix="pilot-athenamp-", dir="/var/tmp"))
+    try:
+        os.chmod(place, 0o755)  # a root pilot may run the payload as [Payload] payload_user
+        shutil.copy2(FAKE, place / FAKE.name)
+        for name in ("zmq", "pyzmq.libs"):
+            if (site / name).is_dir():
+                shutil.copytree(site / name, place / name)
+        python = os.path.realpath(sys.executable)
+        assert not python.startswith("/tmp/"), f"the test's interpreter {python} lies under /tmp"
+        yield f"env PYTHONPATH={place} {python} {place / FAKE.name}"
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
 
 
 def config(backend: str, extra: str = "") -> str:
@@ -117,9 +143,9 @@ def test_athenamp_that_never_asks_is_stopped(backend, devserver, start_pilot):
 
 @pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed")
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_athenamp_in_a_container_with_a_private_tmp(backend, devserver, start_pilot):
+def test_athenamp_in_a_container_with_a_private_tmp(backend, devserver, start_pilot, payload_outside_tmp):
     """bubblewrap gives the payload its own /tmp: the channel's socket file is bound into it."""
-    job, ids = athenamp_job(devserver.storage_dir, 3)
+    job, ids = athenamp_job(devserver.storage_dir, 3, payload=payload_outside_tmp)
     job["jobPars"] += " --overwriteQueueData={'container_type':'bwrap:pilot'}"
     pandaid = devserver.submit(job)
     run = start_pilot(config_text=config(backend, "es_ready_timeout: 30\n"))
