@@ -143,7 +143,12 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="10 files, 1 round: proves it runs, no figure counts")
     parser.add_argument("--python39", help="Python 3.9 for Pilot 2 (installed with the others)")
     parser.add_argument("--out", help="base name of the .json/.md (default bench/work/results/dataapi-<stamp>)")
+    parser.add_argument("--no-private-hosts", dest="private_hosts", action="store_false",
+                        help="keep the machine's /etc/hosts (its copy processes may then stall on reverse DNS)")
     args = parser.parse_args(argv)
+    if args.private_hosts and os.geteuid() == 0 and not os.environ.get("BENCH_PRIVATE_HOSTS"):
+        from .curves import reexec_with_private_hosts
+        return reexec_with_private_hosts("bench.pilotbench.dataapi")
     if args.smoke:
         args.files, args.rounds = 10, 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -151,7 +156,9 @@ def main(argv: Optional[list] = None) -> int:
     xrd = XrdStorage()
     xrd.start()
     doc: dict = {"started": time.time(), "files": args.files, "size": args.size, "rounds": args.rounds,
-                 "smoke": args.smoke, "install": installed, "loadavg_before": os.getloadavg()[0], "runs": []}
+                 "smoke": args.smoke, "install": installed,
+                 "private_hosts": bool(os.environ.get("BENCH_PRIVATE_HOSTS")),
+                 "loadavg_before": os.getloadavg()[0], "runs": []}
     try:
         storage = Storage(str(WORK / "dapi-storage"))
         files = storage.data_files(args.files, args.size, f"dapi{args.size}")
