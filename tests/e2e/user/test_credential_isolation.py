@@ -8,7 +8,6 @@ without CAP_SYS_ADMIN, made with ``setpriv``), the job fails with 1110 and its p
 from __future__ import annotations
 
 import shutil
-import sys
 
 import pytest
 
@@ -61,16 +60,15 @@ def test_payload_without_container_reads_nothing_of_the_pilots_credentials(devse
 
 @pytest.fixture
 def pilot_without_sys_admin(tmp_path, monkeypatch):
-    """Start the pilot (through sys.executable) as root without CAP_SYS_ADMIN: mount namespaces are refused."""
+    """Start the pilot as root without CAP_SYS_ADMIN: mount namespaces are refused."""
+    from tests.e2e.conftest import pilot_python
+
     setpriv = shutil.which("setpriv")
     assert setpriv, "setpriv (util-linux) is needed to drop CAP_SYS_ADMIN"
     wrapper = tmp_path / "python-no-sys-admin"
-    wrapper.write_text(f'#!/bin/sh\nexec {setpriv} --bounding-set -sys_admin {sys.executable} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec {setpriv} --bounding-set -sys_admin {pilot_python()} "$@"\n')
     wrapper.chmod(0o755)
-    monkeypatch.setattr(sys, "executable", str(wrapper))
-    from tests.e2e import conftest as e2e_conftest
-
-    monkeypatch.setattr(e2e_conftest, "PILOT_PYTHON", str(wrapper))  # the pilot's interpreter in the fixtures
+    monkeypatch.setenv("PILOT_TEST_PYTHON", str(wrapper))  # the pilot's interpreter in the fixtures
 
 
 def test_required_isolation_that_cannot_be_had_fails_the_job_before_the_payload(devserver, start_pilot,
