@@ -331,6 +331,18 @@ class StagingClient:
             trace.remoteSite = fspec.ddmendpoint or trace.localSite
         return trace
 
+    def traced(self, name: str) -> bool:
+        """Whether transfers by copytool ``name`` are reported to Rucio.
+
+        A copytool says no with ``send_traces = False`` (mv: the files are placed for, and moved on by, the
+        CE, as in the aCT model; the pilot never reads or writes the storage, so there is no replica access
+        to report, and Pilot 2 and 3 send none for it either).
+        """
+        try:
+            return bool(getattr(self.plugins.load_copytool(name), "send_traces", True))
+        except Exception:  # an unknown name: report, as before
+            return True
+
     def finish_trace(self, trace: TraceReport, fspec: FileSpec, state: str, reason: str,
                      batch: Optional[TraceBatch] = None) -> None:
         """Complete a file's trace and add it to ``batch`` (sent at once without one); never raises."""
@@ -338,10 +350,13 @@ class StagingClient:
                      url=fspec.turl or fspec.surl or None, filesize=int(fspec.filesize or 0))
         if fspec.ddmendpoint:
             trace.remoteSite = fspec.ddmendpoint
+        traced = self.traced(trace.protocol)
         if fspec.replica_source == "federation":  # the trace says the file came through the federation
             trace.update(protocol=f"{trace.protocol}/federation")
         try:
-            if batch is not None:
+            if not traced:
+                pass
+            elif batch is not None:
                 batch.add(trace)
             else:
                 trace.send(self.trace_url, self.http)

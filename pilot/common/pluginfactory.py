@@ -46,6 +46,7 @@ COPYTOOL_DEFAULTS: Dict[str, Any] = {
     "require_protocols": True,          # resolve the output protocol and SURL first
     "allowed_schemas": None,            # None: any scheme
     "check_availablespace": True,       # run the input space check
+    "send_traces": True,                # report each transfer to Rucio's trace endpoint
 }
 
 

@@ -47,6 +47,7 @@ require_protocols = True
 protocols_optional = True  # without storage data the file still goes to output_dir / output.list
 allowed_schemas = ["file", ""]
 check_availablespace = True
+send_traces = False  # the CE moves the files on; no replica is accessed, so nothing goes to Rucio's traces
 
 MODES = ("copy", "symlink", "move")
 

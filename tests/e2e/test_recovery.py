@@ -11,6 +11,19 @@ from pathlib import Path
 
 from pilot.devserver.samples import sample_job, storage_path
 
+# The tests hold the pilot inside stage-out by delaying its Rucio trace POST. mv sends no trace (the CE moves
+# its files), so outputs and log go with lsm (the stub commands copy to the same LOCAL_DISK paths), which does.
+LSM_STUBS = Path(__file__).resolve().parents[1] / "integration" / "data" / "lsm_stubs"
+
+
+def traced_stageout(devserver) -> dict:
+    """Outputs and log by lsm; returns the environment the pilots need (the stubs first on PATH)."""
+    devserver.set_queuedata("DEV_QUEUE", {
+        "copytools": {"mv": {"setup": ""}, "lsm": {"setup": ""}},
+        "acopytools": {"pr": ["mv"], "pw": ["lsm"], "pl": ["lsm"], "pls": ["lsm"]},
+    })
+    return {"PATH": f"{LSM_STUBS}{os.pathsep}{os.environ.get('PATH', '')}"}
+
 
 def _storagedata(server) -> dict:
     with urllib.request.urlopen(f"{server.url}/storagedata.json", timeout=10) as resp:
@@ -20,11 +33,12 @@ def _storagedata(server) -> dict:
 def test_sigkill_mid_stageout_then_next_pilot_finishes(devserver, start_pilot, tmp_path):
     job = sample_job(devserver.storage_dir)
     pandaid = devserver.submit(job)
+    env = traced_stageout(devserver)
     # the job's one trace POST (sent at the end of its stage-out) hangs, so the pilot is inside
     # stage-out, with its recovery record written, when it is killed
     rule = devserver.inject(method="traces", action="delay", delay=60, count=1)
     site = tmp_path / "site"
-    first = start_pilot(workdir=site)
+    first = start_pilot(workdir=site, env=env)
     record = site / "pilot_recovery" / f"{pandaid}.json"
     deadline = 30
     import time
@@ -41,7 +55,7 @@ def test_sigkill_mid_stageout_then_next_pilot_finishes(devserver, start_pilot, t
     assert devserver.job(pandaid)["state"] == "running"
     devserver.clear_injections()
 
-    second = start_pilot(workdir=site)
+    second = start_pilot(workdir=site, env=env)
     assert second.wait(60) == 0
     final = devserver.wait_final(pandaid, timeout=30)
     assert final["state"] == "finished", second.log_text()[-3000:]
@@ -87,9 +101,10 @@ def test_transient_stageout_failure_holds_then_recovers(devserver, start_pilot, 
 def test_sigterm_mid_stageout_finishes_the_job(devserver, start_pilot, tmp_path):
     job = sample_job(devserver.storage_dir)
     pandaid = devserver.submit(job)
+    env = traced_stageout(devserver)
     devserver.inject(method="traces", action="delay", delay=3, after=1, count=1)
     site = tmp_path / "site"
-    run = start_pilot(workdir=site)
+    run = start_pilot(workdir=site, env=env)
     record = site / "pilot_recovery" / f"{pandaid}.json"
     import time
 

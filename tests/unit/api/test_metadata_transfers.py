@@ -114,6 +114,7 @@ def test_a_tool_saying_no_threads_is_run_in_the_calling_thread(site, fake_tools,
 def test_one_missing_link_source_is_classified_and_traced(site, monkeypatch):
     monkeypatch.setattr(data, "ThreadPoolExecutor", NoPool)
     monkeypatch.setenv("PILOT_USE_RUCIO_TRACES", "true")
+    monkeypatch.setattr(mv, "send_traces", True)  # as a storage-touching tool would
     files = [infile(site, f"f{i}.dat") for i in range(4)]
     os.remove(site.stores["DISK"] / deterministic_path("tests", "f2.dat"))
     http = RecordingHttp()
@@ -126,6 +127,18 @@ def test_one_missing_link_source_is_classified_and_traced(site, monkeypatch):
     assert len(http.posts) == 1, "one trace batch per transfer"
     states = {t["filename"]: t["clientState"] for t in http.posts[0][1]}
     assert states == {"f0.dat": "DONE", "f1.dat": "DONE", "f2.dat": "MISSING_INPUT", "f3.dat": "DONE"}
+
+
+def test_mv_transfers_send_no_trace(site, monkeypatch):
+    """mv places files for the CE and never touches a storage: no Rucio trace (Pilot 2 and 3 send none)."""
+    monkeypatch.setattr(data, "ThreadPoolExecutor", NoPool)
+    monkeypatch.setenv("PILOT_USE_RUCIO_TRACES", "true")
+    files = [infile(site, f"f{i}.dat") for i in range(2)]
+    http = RecordingHttp()
+    StageInClient(site.info, acopytools="mv", retry_policy=FAST, trace_url="http://127.0.0.1:1/t/",
+                  http=http).transfer(files, copy_type="symlink")
+    assert [f.status for f in files] == ["transferred", "transferred"]
+    assert http.posts == []
 
 
 def test_a_link_of_the_wrong_size_fails_its_check(site, monkeypatch):
