@@ -34,7 +34,7 @@ GENERATED = ROOT / "doc" / "source" / "_generated" / "coverage.rst"
 DOC_PAGE = ROOT / "doc" / "source" / "coverage.rst"
 #: the test suites, as tests/conftest.py labels them (the top directories of tests/)
 SUITES = ("unit", "integration", "e2e", "faults", "security")
-TOP = "pilot (top level)"
+TOP = "pilot/*.py, pilot.py"
 
 
 @dataclass
@@ -163,7 +163,7 @@ def rst_page(rows: List[List[str]]) -> str:
            "of each package, the merged figure of the main pytest pass and the figure of each suite alone.",
            "", ".. list-table::", "   :header-rows: 1", ""]
     for row in rows:
-        out.append(f"   * - {row[0]}")
+        out.append(f"   * - ``{row[0]}``" if row is not rows[0] else f"   * - {row[0]}")
         out.extend(f"     - {cell}" for cell in row[1:])
     return "\n".join(out) + "\n"
 
