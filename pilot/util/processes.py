@@ -11,7 +11,7 @@ import logging
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 # /proc reading and the tree killer live in pilot.util.proctree (the payload guard imports it alone)
 from pilot.util.proctree import (CLOCK_TICKS, ProcInfo, _signal_all, _targets, ancestors, children,  # noqa: F401
@@ -34,7 +34,7 @@ class CommandResult:
     stderr: str
     timed_out: bool = False
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Union[int, str]]:
         """Unpack as (exit_code, stdout, stderr), the Pilot 2 ``execute`` shape."""
         return iter((self.exit_code, self.stdout, self.stderr))
 
