@@ -10,7 +10,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Deque, Dict, Iterable, Optional
+
+from pilot.util.runner import Runner, current_runner
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class JobQueues:
 
     def __init__(self, names: Iterable[str] = QUEUE_NAMES) -> None:
         self._cond = threading.Condition()
-        self._items = {name: collections.deque() for name in names}
+        self._items: Dict[str, Deque[Any]] = {name: collections.deque() for name in names}
         for name in self._items:
             setattr(self, name, _QueueView(self, name))
 
@@ -131,7 +133,8 @@ class PilotContext:
     last_job: Any = None  # the last job that completed (for the exit status)
     current_jobs: dict = field(default_factory=dict)  # jobid -> JobData while in the pilot
     executors: dict = field(default_factory=dict)  # jobid -> running payload executor
-    supervisor: Any = None
+    supervisor: Any = None  # pilot.control.supervisor.Supervisor: the components
+    runner: Runner = field(default_factory=current_runner)  # the background activities (metrics, timers, monitors)
     node: Any = None  # pilot.util.workernode.WorkerNode
     http: Any = None  # the one HttpClient of this run
     recovery: Any = None  # pilot.control.recovery.RecoveryArea

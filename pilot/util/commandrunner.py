@@ -28,7 +28,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, Optional, Sequence, Union
 
 from pilot.util.proctree import kill_process_tree
 
@@ -59,7 +59,7 @@ class CommandResult:
     cancelled: bool = False  # ended by the caller's stop event
     truncated: bool = False  # stdout or stderr was longer than the cap
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Union[int, str]]:
         """Unpack as (exit_code, stdout, stderr), the Pilot 2 ``execute`` shape."""
         return iter((self.exit_code, self.stdout, self.stderr))
 

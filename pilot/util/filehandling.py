@@ -56,9 +56,13 @@ def write_file_atomic(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = open_temp(directory)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a directory in the way: no temp file is left behind
+        remove_file(tmp)
+        raise
 
 
 def remove_file(path: str) -> bool:
@@ -91,7 +95,7 @@ def new_md5() -> Any:
     OpenSSL's digest tables and blake2 (0.4 MB of the pilot's memory) for the one md5 a job needs.
     """
     try:
-        from _md5 import md5
+        from _md5 import md5  # type: ignore[import-not-found]  # CPython's private module: no stub
     except ImportError:  # an interpreter built without it (FIPS builds): hashlib's OpenSSL md5
         from hashlib import md5
     return md5()
