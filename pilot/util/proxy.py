@@ -76,7 +76,7 @@ def _timegm(parts: time.struct_time) -> int:
 
 # ------------------------------------------------------------------------------ X.509
 
-def default_proxy_path(environ: Optional[dict] = None) -> str:
+def default_proxy_path(environ: Optional[Mapping[str, str]] = None) -> str:
     """``X509_USER_PROXY``, else ``/tmp/x509up_u<uid>`` (whether or not it exists)."""
     env = os.environ if environ is None else environ
     return env.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"
@@ -247,7 +247,7 @@ def token_lifetime(path: str) -> CredentialLifetime:
     return CredentialLifetime(path=path, cert_end=end, kind="token")
 
 
-def token_path(environ: Optional[dict] = None) -> str:
+def token_path(environ: Optional[Mapping[str, str]] = None) -> str:
     """The pilot's token file: ``BEARER_TOKEN_FILE``, else ``$PANDA_AUTH_DIR/$PANDA_AUTH_TOKEN``/``OIDC_AUTH_*``."""
     env = os.environ if environ is None else environ
     if env.get("BEARER_TOKEN_FILE"):
@@ -344,13 +344,13 @@ def tool_lifetime(path: str, timeout: float = 60) -> Optional[CredentialLifetime
                               "-i", "vomsACvalidityLeft"], timeout=timeout, env=env)
         ends = parse_arcproxy(result.stdout) if result.exit_code == 0 else {}
         if ends:
-            return CredentialLifetime(path=path, **ends)
+            return CredentialLifetime(path=path, cert_end=ends.get("cert_end"), voms_end=ends.get("voms_end"))
     if which("voms-proxy-info"):
         result = run_command(["voms-proxy-info", "-actimeleft", "-timeleft", "-file", path], timeout=timeout,
                              env=env)
         ends = parse_voms_proxy_info(result.stdout) if result.exit_code == 0 else {}
         if ends:
-            return CredentialLifetime(path=path, **ends)
+            return CredentialLifetime(path=path, cert_end=ends.get("cert_end"), voms_end=ends.get("voms_end"))
     return None
 
 
