@@ -200,6 +200,9 @@ class CommandProcess:
                 returncode = -1
                 note = "cancelled" if cancelled else f"command timed out after {timeout} s"
         self._close()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s (PID %d) ended with %s: %d bytes of stdout, %d of stderr%s", self._name(), proc.pid,
+                         returncode, out.total, err.total, " (kept to the cap)" if out.dropped or err.dropped else "")
         stderr = err.text() + (f"\n{note}" if note else "")
         return CommandResult(returncode if returncode is not None else -1, out.text(), stderr,
                              timed_out=timed_out, cancelled=cancelled, truncated=bool(out.dropped or err.dropped))
