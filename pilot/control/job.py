@@ -323,29 +323,9 @@ def finish_job(ctx: PilotContext, job: JobData) -> None:
     logger.info("job %s ended %s (error %s)%s", job.jobid, job.state, job.errors.first()[0],
                 "" if delivered else "; final update kept in the outbox")
     record_timing(ctx, job.jobid, {k: v for k, v in job.timing.items() if k.startswith("PILOT_")})
-    _complete(ctx, job)
+    ctx.job_left(job)
     if job.phase is JobPhase.FAILED and job.timing.get("stagein_failed"):
         ctx.stop("stage-in failed")
-
-
-def hold_job(ctx: PilotContext, job: JobData) -> None:
-    """Report a job ``holding`` (its outputs wait in the recovery area) and let it go from this pilot."""
-    logger.warning("job %s: stage-out failed (%s); the job is holding for recovery by a later pilot",
-                   job.jobid, job.errors.first()[1])
-    ctx.reporter.heartbeat(job, state="holding")
-    _complete(ctx, job)
-
-
-def _complete(ctx: PilotContext, job: JobData) -> None:
-    """The job has left this pilot: count it and wake the retriever and the consumers."""
-    if not job.recovered:
-        with ctx.lock:
-            ctx.jobs_processed += 1
-            ctx.last_job = job
-        ctx.queues.put("completed_jobs", job)
-    ctx.job_done(job.jobid)
-    if ctx.events.abort_job.is_set():
-        ctx.events.job_aborted.set()
 
 
 def record_timing(ctx: PilotContext, jobid: str, values: dict) -> None:
