@@ -35,11 +35,9 @@ def _client(ctx: PilotContext, job: JobData, client_class: Any, stop: Any = None
     Stage-in may be cancelled by an abort; stage-out is not, so the log of an aborted job still leaves.
     ``traces`` (a TraceBatch) collects the trace records of several transfers for one POST.
     """
-    from pilot.util.tracereport import TraceReport
+    from pilot.util.tracereport import job_trace
 
-    trace = TraceReport(pq=ctx.args.queue, enabled=bool(getattr(ctx.args, "use_rucio_traces", True)))
-    trace.init(job)
-    return client_class(ctx.infosys, logger=logger, trace_report=trace, http=ctx.http,
+    return client_class(ctx.infosys, logger=logger, trace_report=job_trace(job, ctx.args), http=ctx.http,
                         stop_event=stop, metrics=getattr(ctx, "metrics", None), trace_batch=traces)
 
 

@@ -18,6 +18,7 @@ from pilot.common.exception import CommunicationFailure, PilotException
 from pilot.control import preflight
 from pilot.control.context import PilotContext
 from pilot.info.jobdata import JobData, JobPhase, job_workdir
+from pilot.info.queuedata import resource_name
 from pilot.util import constants as c
 from pilot.util.config import config
 from pilot.util.filehandling import append_line, mkdirs, write_json_atomic
@@ -64,7 +65,7 @@ def getjob_fields(ctx: PilotContext, node: Any, jobs_done: int, last_taskid: str
     """The getJob request of compat §4.3."""
     args = ctx.args
     queuedata = ctx.get_queuedata()
-    resource = getattr(queuedata, "resource", "") or args.queue
+    resource = resource_name(queuedata, args.queue)
     data = {
         "siteName": resource,
         "computingElement": args.queue,

@@ -182,6 +182,11 @@ class QueueData:
         raise AttributeError(name)
 
 
+def resource_name(queuedata: Any, queue: str) -> str:
+    """The PanDA resource (site name) the pilot reports: the queue data's ``resource``, else the queue name."""
+    return str(getattr(queuedata, "resource", "") or "") or queue
+
+
 def _check_problems(problems: list, strict: bool) -> None:
     """Raise for bad structural values (or any bad value when ``strict``); log the rest."""
     fatal = [msg for name, msg in problems if strict or name in STRUCTURAL_FIELDS]
