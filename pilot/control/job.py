@@ -22,7 +22,6 @@ from pilot.info.queuedata import resource_name
 from pilot.util import constants as c
 from pilot.util.config import config
 from pilot.util.filehandling import append_line, mkdirs, write_json_atomic
-from pilot.util.harvester import HarvesterDirs, iter_existing, read_job_definition
 from pilot.util.https import failure_info
 from pilot.util.parameters import resolve_job_label
 from pilot.util.statefile import RejectedRecord, read_record, set_aside
@@ -98,17 +97,6 @@ def getjob_fields(ctx: PilotContext, node: Any, jobs_done: int, last_taskid: str
         if os.environ.get(env):
             data[key] = os.environ[env]
     return data
-
-
-def local_job_definition_path(ctx: PilotContext) -> str:
-    """The first pre-placed job definition file (pandaJobData.out, HPCJobs.json, ...; compat §10), if any."""
-    dirs = HarvesterDirs.from_args(ctx.args, ctx.mainworkdir)
-    return next(iter_existing(dirs.definition_paths()), "")
-
-
-def read_job_definition_file(path: str) -> Optional[dict]:
-    """Read and remove a job definition file: JSON (first entry of a PandaID map) or URL-encoded."""
-    return read_job_definition(path)
 
 
 # ---------------------------------------------------------------------------- threads

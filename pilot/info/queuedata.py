@@ -162,10 +162,6 @@ class QueueData:
         """Tool names for ``activity`` from ``acopytools`` (empty when not configured)."""
         return list(self.acopytools.get(activity) or [])
 
-    def get_storages(self, activity: str) -> list:
-        """ddmendpoint names for ``activity`` from ``astorages``."""
-        return list(self.astorages.get(activity) or [])
-
     def is_active(self) -> bool:
         """Whether the queue accepts pilots (state ACTIVE)."""
         return (self.state or "").upper() == "ACTIVE"

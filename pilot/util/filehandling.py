@@ -144,20 +144,6 @@ def directory_size(path: str) -> int:
     return total
 
 
-def newest_file_mtime(path: str, ignore: tuple = ()) -> float:
-    """The latest modification time of any file below ``path`` (0 when none)."""
-    newest = 0.0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            if name in ignore:
-                continue
-            try:
-                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
-            except OSError:
-                pass
-    return newest
-
-
 def mkdirs(path: str, mode: int = 0o755) -> None:
     """Create a directory (and parents); a failure is MKDIR 1199."""
     try:
