@@ -17,6 +17,7 @@ from pilot.common.exception import ConfigurationError, PilotException
 from pilot.util.auxiliary import shell_exit_code
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.parameters import parse_args
+from pilot.util.runner import Runner, use_runner
 from pilot.util.summary import EXIT_INTERRUPTED, EXIT_USAGE, RunSummary
 
 logger = logging.getLogger("pilot")
@@ -215,6 +216,16 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     os.chdir(mainworkdir)
     os.environ["PILOT_HOME"] = mainworkdir
     setup_logging(mainworkdir, args.debug, args.nopilotlog)
+    runner = Runner()  # every background activity of this pilot (see pilot.util.runner)
+    with use_runner(runner):
+        try:
+            return _logged_run(args, launchdir, mainworkdir, http)
+        finally:
+            if not runner.stop(timeout=5):
+                logger.warning("background activities still running at the end: %s", ", ".join(runner.alive()))
+
+
+def _logged_run(args: Any, launchdir: str, mainworkdir: str, http: Any) -> int:
     live_log = None
     if getattr(args, "use_realtime_logging", False):  # stream the log as well (the local log is unchanged)
         from pilot.util import realtimelog

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
+from pilot.util.runner import Runner, current_runner
+
 logger = logging.getLogger(__name__)
 
 #: the queue names of Pilot 2 (plug-ins and tests may inspect them)
@@ -131,7 +133,8 @@ class PilotContext:
     last_job: Any = None  # the last job that completed (for the exit status)
     current_jobs: dict = field(default_factory=dict)  # jobid -> JobData while in the pilot
     executors: dict = field(default_factory=dict)  # jobid -> running payload executor
-    supervisor: Any = None
+    supervisor: Any = None  # pilot.control.supervisor.Supervisor: the components
+    runner: Runner = field(default_factory=current_runner)  # the background activities (metrics, timers, monitors)
     node: Any = None  # pilot.util.workernode.WorkerNode
     http: Any = None  # the one HttpClient of this run
     recovery: Any = None  # pilot.control.recovery.RecoveryArea

@@ -312,13 +312,13 @@ class PilotMonitor:
         logger.info("pilot lifetime %d s: payloads are stopped after %d s, reports forced after %d s",
                     int(self.life.limit), int(self.life.soft_deadline), int(self.life.hard_deadline))
 
-    def on_thread_failure(self, name: str, error: str) -> None:
-        """A component died: fail the job with 1319 and stop the pilot."""
+    def on_thread_failure(self, name: str, error: str, code: int = ErrorCodes.INTERNALPILOTPROBLEM) -> None:
+        """A component or critical background activity died: fail the job with ``code`` (1319) and stop the pilot."""
         logger.error("component %s died (%s): aborting", name, error)
         if self.failed_at is None:
             self.failed_at = time.monotonic()
-        self.ctx.pilot_error = self.ctx.pilot_error or ErrorCodes.INTERNALPILOTPROBLEM
-        self.ctx.abort(ErrorCodes.INTERNALPILOTPROBLEM, f"pilot component {name} failed: {error}")
+        self.ctx.pilot_error = self.ctx.pilot_error or code
+        self.ctx.abort(code, f"pilot component {name} failed: {error}")
 
     def stop(self) -> None:
         """End :meth:`run` (the pilot is done)."""

@@ -58,9 +58,13 @@ def write_file_atomic(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = open_temp(directory)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a directory in the way: no temp file is left behind
+        remove_file(tmp)
+        raise
 
 
 def remove_file(path: str) -> bool:

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
+from pilot.util.runner import start as start_activity
+
 logger = logging.getLogger(__name__)
 
 SENDER_THREAD = "realtime-log-sender"
@@ -119,8 +121,7 @@ class RealTimeLogHandler(logging.Handler):
         self._sock: Optional[socket.socket] = None
         self._pending: list = []
         self._close_by = float("inf")
-        self._thread = threading.Thread(target=self._run, name=SENDER_THREAD, daemon=True)
-        self._thread.start()
+        self._sender = start_activity(SENDER_THREAD, self._run, stop=self._stop)
 
     # ------------------------------------------------------------------ producer side
     def note_update(self, fields: dict, final: bool = False) -> None:
@@ -275,7 +276,7 @@ class RealTimeLogHandler(logging.Handler):
             self._stop.set()
             with self._cond:
                 self._cond.notify_all()
-            self._thread.join(timeout=5)
+            self._sender.join(timeout=5)
             if self.dropped or self.queued:
                 logger.info("real-time logging to %s ended: %d sent, %d dropped, %d not sent", self.target,
                             self.sent, self.dropped, self.queued)

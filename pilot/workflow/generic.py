@@ -20,6 +20,7 @@ from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.https import shared_client
 from pilot.util.prometheus import start_metrics
+from pilot.util.runner import use_runner
 from pilot.util.statefile import OUTBOX_DIR, Ledger, StateLayout
 from pilot.util.workernode import collect
 
@@ -147,6 +148,11 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     if getattr(args, "baseurls", ""):  # -g: where transformations may be downloaded from (plug-in setup)
         os.environ["PILOT_BASEURLS"] = args.baseurls
     ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
+    with use_runner(ctx.runner):  # every background activity of the run is counted in its metrics
+        return _run(ctx, args, summary, stages)
+
+
+def _run(ctx: PilotContext, args: Any, summary: Any, stages: Optional[dict]) -> int:
     ctx.metrics = start_metrics(ctx, timing=pilot_timing)  # the pilot's metrics file (pilot.util.prometheus)
     live_log = _realtime_handler()
     if live_log is not None:  # real-time logging: records carry the current PandaID
@@ -156,6 +162,7 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
         logger.info("delivered %d stored final update(s) from an earlier pilot", delivered)
     lifetime = float(getattr(ctx.get_queuedata(), "maxtime", 0) or 0) or float(args.lifetime)
     pilot_monitor = monitor.PilotMonitor(ctx, lifetime)
+    ctx.runner.on_failure = pilot_monitor.on_thread_failure  # a critical background activity fails like a component
     sup = Supervisor(on_failure=pilot_monitor.on_thread_failure)
     ctx.supervisor = sup
     install_signal_handlers(ctx, sup.changed)

@@ -44,6 +44,7 @@ from pilot.util.batch import batch_info
 from pilot.util.config import config
 from pilot.util.filehandling import calculate_checksum
 from pilot.util.harvester import FileNames, HarvesterDirs, worker_attributes, write_json
+from pilot.util.runner import start as start_activity
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +169,7 @@ class HpcRank:
         executor.start(line)
         if self.rank.is_rank_zero and self._rank0_services():
             self._start_memory_monitor(executor.proc.pid)
-        waiter = threading.Thread(target=wait, name=f"payload-wait-{job.jobid}", daemon=True)
-        waiter.start()
+        waiter = start_activity(f"payload-wait-{job.jobid}", wait, label="payload-wait")
         deadline, why = self._deadline()
         killed = False
         while not done.is_set():
