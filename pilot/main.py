@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
 import importlib
 import inspect
@@ -137,7 +138,7 @@ def clean_up(args: Any, launchdir: str, mainworkdir: str) -> bool:
     return True
 
 
-def init_infosys(args) -> object:
+def init_infosys(args: argparse.Namespace) -> object:
     """Load queuedata and storage data; a queue that is not ACTIVE raises 1359."""
     from pilot.info import infosys
 
@@ -153,7 +154,7 @@ def init_infosys(args) -> object:
     return infosys
 
 
-def _start_http_client(args) -> Any:
+def _start_http_client(args: argparse.Namespace) -> Any:
     """Build the pilot's one HTTP client (``--cacert``/``--capath`` made absolute, proxy variables,
     token) and register it; a missing file or an unusable proxy variable is a ConfigurationError."""
     from pilot.util.https import HttpSetupError, client_from_args, set_shared_client
@@ -252,7 +253,7 @@ def _logged_run(args: Any, launchdir: str, mainworkdir: str, http: Any) -> int:
     return status
 
 
-def _run_workflow(args, mainworkdir: str, summary: RunSummary) -> int:
+def _run_workflow(args: argparse.Namespace, mainworkdir: str, summary: RunSummary) -> int:
     """Initialise the info service and run the chosen workflow; the pilot error code."""
     try:
         infosys = init_infosys(args)

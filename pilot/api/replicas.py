@@ -144,7 +144,8 @@ def order_replicas(answer: dict, fspec: Any, queuedata: Any, allowed_schemas: Op
     pfn_info = answer.get("pfns") or {}
     lan = lan_storages(fspec, queuedata)
     direct = bool(queuedata is not None and queuedata.direct_access_lan)
-    local, remote = [], []
+    local: list = []
+    remote: list = []
     for rse, pfns in (answer.get("rses") or {}).items():
         disk = [p for p in pfns if (pfn_info.get(p) or {}).get("type", "DISK") == "DISK"]
         best = _best_pfn(disk, allowed_schemas, direct_schemas if direct and rse in lan else None)

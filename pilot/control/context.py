@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Deque, Dict, Iterable, Optional
 
 from pilot.util.runner import Runner, current_runner
 
@@ -60,7 +60,7 @@ class JobQueues:
 
     def __init__(self, names: Iterable[str] = QUEUE_NAMES) -> None:
         self._cond = threading.Condition()
-        self._items = {name: collections.deque() for name in names}
+        self._items: Dict[str, Deque[Any]] = {name: collections.deque() for name in names}
         for name in self._items:
             setattr(self, name, _QueueView(self, name))
 

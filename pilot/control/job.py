@@ -240,6 +240,7 @@ class JobRetriever:
         """Block until the job's final update is done; False if the pilot is stopping."""
         while True:
             got = self.ctx.queues.get(("completed_jobs",))
+            assert got is not None  # neither a time-out nor an until: get() returns an item
             done = got[1]
             self.ctx.queues.put("completed_jobids", done.jobid)
             if done.jobid == job.jobid:

@@ -53,7 +53,8 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
         line = executor.command()
         env = executor.payload_environment()
         state_masks = getattr(executor, "state_masks", ())
-        if utilities.run_blocking(ctx.user, utilities.UTILITY_BEFORE_PAYLOAD, job, env=env, state_masks=state_masks):
+        if utilities.run_blocking(ctx.user, utilities.UTILITY_BEFORE_PAYLOAD, job, env=env, state_masks=state_masks,
+                                  stop_event=ctx.events.abort_job):
             executor.start(line)
             ctx.reporter.heartbeat(job)  # payload start
             coprocess = utilities.Coprocess(ctx.user, job, env=env, state_masks=state_masks)
@@ -76,7 +77,8 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
         _diagnose(ctx, job)
     if job.exitcode == 0 and not job.errors:
         utilities.run_blocking(ctx.user, utilities.UTILITY_AFTER_PAYLOAD_FINISHED2, job,
-                               env=executor.payload_environment(), state_masks=getattr(executor, "state_masks", ()))
+                               env=executor.payload_environment(), state_masks=getattr(executor, "state_masks", ()),
+                               stop_event=ctx.events.abort_job)
     return not job.errors
 
 

@@ -262,10 +262,11 @@ class DurableRangeUpdates:
         return getattr(self._communicator, name)
 
     def update_event_ranges(self, ranges: list, version: int = 1) -> Any:
-        key = self._outbox.put_ranges(ranges, version) if self._outbox is not None else None
+        outbox = self._outbox
+        key = outbox.put_ranges(ranges, version) if outbox is not None else None
         reply = self._communicator.update_event_ranges(ranges, version=version)  # raises: the entry stays
-        if key is not None:
-            self._outbox.remove_ranges(key)
+        if outbox is not None and key is not None:
+            outbox.remove_ranges(key)
         return reply
 
 

@@ -64,9 +64,10 @@ class PyZmqRouter:
         messages: list = []
         self._drain(messages)
         closed: list = []
-        while True:
+        monitor = self._monitor
+        while monitor is not None:  # None once closed
             try:
-                event = parse_monitor_message(self._monitor.recv_multipart(zmq.NOBLOCK))
+                event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 break
             if event["event"] == zmq.EVENT_ACCEPTED:

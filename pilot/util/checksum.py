@@ -21,7 +21,7 @@ def new_md5() -> Any:
     OpenSSL's digest tables and blake2 (0.4 MB of the pilot's memory) for the one md5 a job needs.
     """
     try:
-        from _md5 import md5
+        from _md5 import md5  # type: ignore[import-not-found]  # CPython's private module: no stub
     except ImportError:  # an interpreter built without it (FIPS builds): hashlib's OpenSSL md5
         from hashlib import md5
     return md5()

@@ -28,7 +28,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, Optional, Sequence, Union
 
 from pilot.util.proctree import kill_process_tree
 
@@ -59,7 +59,7 @@ class CommandResult:
     cancelled: bool = False  # ended by the caller's stop event
     truncated: bool = False  # stdout or stderr was longer than the cap
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Union[int, str]]:
         """Unpack as (exit_code, stdout, stderr), the Pilot 2 ``execute`` shape."""
         return iter((self.exit_code, self.stdout, self.stderr))
 
@@ -200,6 +200,9 @@ class CommandProcess:
                 returncode = -1
                 note = "cancelled" if cancelled else f"command timed out after {timeout} s"
         self._close()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s (PID %d) ended with %s: %d bytes of stdout, %d of stderr%s", self._name(), proc.pid,
+                         returncode, out.total, err.total, " (kept to the cap)" if out.dropped or err.dropped else "")
         stderr = err.text() + (f"\n{note}" if note else "")
         return CommandResult(returncode if returncode is not None else -1, out.text(), stderr,
                              timed_out=timed_out, cancelled=cancelled, truncated=bool(out.dropped or err.dropped))

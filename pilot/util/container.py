@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 _SECRET = re.compile(r"((?:S3_SECRET_KEY|S3_ACCESS_KEY|PASSWORD|TOKEN)=)\S+", re.IGNORECASE)
 
 
-def execute(cmd: Union[str, List[str]], **kwargs: Any) -> Union[Tuple[int, str, str], subprocess.Popen]:
+def execute(cmd: Union[str, List[str]], **kwargs: Any) -> Union[Tuple[int, str, str], subprocess.Popen, None]:
     """Run cmd and return (exit code, stdout, stderr); stdout loses one trailing newline.
 
     Keyword arguments (all optional): ``timeout`` (seconds; on expiry the exit code is 1367

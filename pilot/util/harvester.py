@@ -326,7 +326,7 @@ def clean_job_report(report: Any) -> Any:
 
 def flatten_event_updates(ranges: Any) -> list:
     """Event-range updates as single entries: version 1 groups are opened, their record kept per entry."""
-    out = []
+    out: list = []
     for item in ranges if isinstance(ranges, list) else [ranges]:
         if not isinstance(item, dict):
             continue

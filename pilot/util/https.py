@@ -342,7 +342,7 @@ class HttpClient:
                     conn.begin_request(deadline)
                     if conn.sock is None:
                         conn.connect()
-                        conn.sock.settimeout(deadline.left())
+                        conn.begin_request(deadline)  # the new socket's send time-out
                     conn.request(method, target, body=body, headers=hdrs)
                     written = True
                     resp = conn.getresponse()
@@ -361,13 +361,13 @@ class HttpClient:
                 # (the request did not reach a server that had closed the connection already), except
                 # a call that hands out work and was written: that one is never sent twice
                 if not reused or fresh or (written and not resend):
-                    exc.pilot_written = written  # type: ignore[attr-defined]
+                    exc.pilot_written = written  # type: ignore[union-attr]  # read by the caller's retry
                     self._count(method, parts.path, body, b"", start, failed=True)
                     raise
             except BaseException as exc:
                 conn.close()
                 if isinstance(exc, OSError):
-                    exc.pilot_written = written  # type: ignore[attr-defined]
+                    exc.pilot_written = written  # type: ignore[attr-defined]  # read by the caller's retry
                 self._count(method, parts.path, body, b"", start, failed=True)
                 raise
         if resp.will_close or resp.getheader("Connection", "").lower() == "close":

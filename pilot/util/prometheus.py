@@ -212,9 +212,9 @@ def job_families(jobs: Iterable[Any], pilot_start: float,
         for phase, value in zip(_PHASES, values):
             phases.add(float(value), {"pandaid": pandaid, "phase": phase})
         for key, (kind, stat) in _MEMORY.items():
-            value = (getattr(job, "memory_summary", {}) or {}).get(key)
-            if isinstance(value, (int, float)):
-                memory.add(value, {"pandaid": pandaid, "kind": kind, "stat": stat})
+            amount = (getattr(job, "memory_summary", {}) or {}).get(key)
+            if isinstance(amount, (int, float)):
+                memory.add(amount, {"pandaid": pandaid, "kind": kind, "stat": stat})
         if getattr(job, "cpuconsumptiontime", None) is not None:
             cpu.add(job.cpuconsumptiontime, {"pandaid": pandaid})
     return [phases, memory, cpu]
@@ -228,7 +228,7 @@ def metrics_path(directory: str, pid: Optional[int] = None) -> str:
 def remove_stale(directory: str, keep: float, now: Optional[float] = None) -> list:
     """Remove ``pilot_<pid>.prom`` files of pilots that are gone and older than ``keep`` seconds."""
     now = time.time() if now is None else now
-    removed = []
+    removed: list = []
     try:
         names = os.listdir(directory)
     except OSError:

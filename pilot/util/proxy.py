@@ -75,7 +75,7 @@ def _timegm(parts: time.struct_time) -> int:
 
 # ------------------------------------------------------------------------------ X.509
 
-def default_proxy_path(environ: Optional[dict] = None) -> str:
+def default_proxy_path(environ: Optional[Mapping[str, str]] = None) -> str:
     """``X509_USER_PROXY``, else ``/tmp/x509up_u<uid>`` (whether or not it exists)."""
     env = os.environ if environ is None else environ
     return env.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"
@@ -246,7 +246,7 @@ def token_lifetime(path: str) -> CredentialLifetime:
     return CredentialLifetime(path=path, cert_end=end, kind="token")
 
 
-def token_path(environ: Optional[dict] = None) -> str:
+def token_path(environ: Optional[Mapping[str, str]] = None) -> str:
     """The pilot's token file: ``BEARER_TOKEN_FILE``, else ``$PANDA_AUTH_DIR/$PANDA_AUTH_TOKEN``/``OIDC_AUTH_*``."""
     env = os.environ if environ is None else environ
     if env.get("BEARER_TOKEN_FILE"):

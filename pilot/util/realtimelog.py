@@ -257,7 +257,7 @@ class RealTimeLogHandler(logging.Handler):
                 pass
 
     # ------------------------------------------------------------------ closing
-    def flush(self, timeout: float = 0.0) -> bool:
+    def flush(self, timeout: float = 0.0) -> bool:  # type: ignore[override]  # logging drops the result
         """Wait up to ``timeout`` s for the queue to empty; True when everything was sent."""
         deadline = time.monotonic() + timeout
         with self._cond:

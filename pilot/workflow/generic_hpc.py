@@ -150,6 +150,7 @@ class HpcRank:
         from pilot.control.payloads.generic import PayloadExecutor
         from pilot.workflow.generic import UserPlugins
 
+        assert self.job is not None  # run() returned early when the rank got no job
         return PayloadExecutor(self.job, UserPlugins(self.args.pilot_user))
 
     def _execute(self, executor: Any, line: str) -> dict:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
+from pilot.info.queuedata import QueueData
 from pilot.util.config import config
 
 from .base import JobCheck, Verdict, WatchedJob, setting, size_setting
@@ -51,7 +52,7 @@ def disk_usage(path: str) -> Tuple[int, int]:
     return total, count
 
 
-def max_workdir_size(queuedata) -> Tuple[int, str]:
+def max_workdir_size(queuedata: Optional[QueueData]) -> Tuple[int, str]:
     """The work dir limit in bytes and how it was derived."""
     margin = setting("workdir_size_margin", 10.0)
     maxwdir = int(getattr(queuedata, "maxwdir", 0) or 0)
@@ -67,7 +68,7 @@ class DiskCheck(JobCheck):
 
     name = "disk"
 
-    def __init__(self, watched: WatchedJob, free_space=None) -> None:
+    def __init__(self, watched: WatchedJob, free_space: Optional[Callable[[str], int]] = None) -> None:
         super().__init__(watched, setting("disk_space_verification_time", 60.0))
         self.stdout_limit = setting("local_size_limit_stdout", 2097152, int) * 1024
         self.free_limit = size_setting("free_space_limit_running", "1 GB")

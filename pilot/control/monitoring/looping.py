@@ -19,6 +19,7 @@ import time
 from typing import Callable, List, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
+from pilot.info.jobdata import JobData
 from pilot.util.memorymonitor import OUTPUT_FILE, PRMON_LOG, SUMMARY_FILE
 
 from .base import JobCheck, Verdict, WatchedJob, setting
@@ -30,7 +31,7 @@ PILOT_FILES = frozenset({OUTPUT_FILE, SUMMARY_FILE, PRMON_LOG, "payload_guard.js
                          "pilot_kill_payload", "pilotlog.txt"})
 
 
-def looping_limit(job) -> int:
+def looping_limit(job: JobData) -> int:
     """Seconds without file updates after which the job counts as looping."""
     default = setting("looping_limit_default", 7200, int)
     minimum = setting("looping_limit_min_default", 7200, int)

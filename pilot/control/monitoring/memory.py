@@ -89,17 +89,18 @@ def update_leak(job: Any) -> None:
 def choose_monitor(watched: WatchedJob) -> Any:
     """prmon or the pilot's own monitor, as ``memory_monitor`` says (auto, prmon, internal, off)."""
     mode = str(setting("memory_monitor", "auto", str)).strip().lower()
-    if mode in ("off", "none", "false", "no"):
+    pid = watched.guard_pid
+    if mode in ("off", "none", "false", "no") or pid is None:  # no payload process: nothing to watch
         return None
     interval = setting("memory_monitor_interval", 60.0)
     if mode == "prmon" or (mode == "auto" and Prmon.available()):
-        monitor = Prmon(watched.guard_pid, watched.job.workdir, interval)
+        monitor = Prmon(pid, watched.job.workdir, interval)
         try:
             monitor.start()
             return monitor
         except OSError as exc:
             logger.warning("cannot start prmon (%s): using the pilot's own memory monitor", exc)
-    return MemoryMonitor(watched.guard_pid, watched.job.workdir)
+    return MemoryMonitor(pid, watched.job.workdir)
 
 
 class MemorySampler(JobCheck):

@@ -165,7 +165,7 @@ class EventServiceExecutor(PayloadExecutor):
         failed = len(getattr(plugin, "failed_ranges", []))
         logger.info("job %s: %d range(s) finished, %d failed, %d event(s)", self.job.jobid, finished, failed,
                     self.job.nevents)
-        if self.stopped_by_pilot or proc is None:
+        if self.stopped_by_pilot or plugin is None or proc is None:
             return
         if proc.failure is not None:
             self.job.fail(proc.failure.get_error_code(), proc.failure.get_detail().splitlines()[0])

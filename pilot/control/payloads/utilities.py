@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
+import time
 from typing import Any, Iterable, Optional
 
 from pilot.common.errorcodes import ErrorCodes
@@ -26,6 +28,8 @@ UTILITY_AFTER_PAYLOAD_FINISHED2 = 6
 HPO_LOOP_END_CODES = (160, 161, 162)
 #: seconds a pre- or postprocess may run
 UTILITY_TIMEOUT = 3600
+#: seconds between looks at the job's abort event while a pre- or postprocess runs
+STOP_CHECK = 0.25
 
 
 def utility_line(user: Any, order: int, job: JobData) -> tuple:
@@ -40,12 +44,13 @@ def utility_line(user: Any, order: int, job: JobData) -> tuple:
 
 
 def run_blocking(user: Any, order: int, job: JobData, env: Optional[dict] = None,
-                 state_masks: Iterable[str] = ()) -> bool:
+                 state_masks: Iterable[str] = (), stop_event: Optional[threading.Event] = None) -> bool:
     """Run the pre- or postprocess under its own payload guard; False (and the job's error) when it failed.
 
     The job defines these commands, so they get the payload's isolation (credential masks, PID
     namespace, payload uid, the pilot's state masked) like the payload and the coprocess; their
-    output goes to ``<label>.stdout``/``<label>.stderr`` in the work dir.
+    output goes to ``<label>.stdout``/``<label>.stderr`` in the work dir. It is stopped after
+    ``UTILITY_TIMEOUT`` seconds or when ``stop_event`` (the job's abort) is set.
     """
     label, line, ignore = utility_line(user, order, job)
     if not line:
@@ -55,25 +60,42 @@ def run_blocking(user: Any, order: int, job: JobData, env: Optional[dict] = None
     codes = list(job.errors.codes)
     try:
         executor.start(line, record_pid=False)
-        try:
-            executor.proc.wait(UTILITY_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            executor.kill(f"the {label} ran longer than {UTILITY_TIMEOUT} s")
+        stopped = _wait(executor, label, stop_event)
         exit_code = int(executor.wait().get("exit_code", -1))
     except (OSError, PilotException) as exc:
-        exit_code, diag = -1, f"cannot start it: {exc}"
+        exit_code, diag, stopped = -1, f"cannot start it: {exc}", ""
     else:
-        diag = "timed out" if executor.kill_reason else _last_line(executor.stderr_path, job.workdir) or \
+        diag = stopped or _last_line(executor.stderr_path, job.workdir) or \
             _last_line(executor.stdout_path, job.workdir)
-    if list(job.errors.codes) != codes:  # the guard refused a required isolation (1110): already failed
+    if list(job.errors.codes) != codes:  # refused isolation (1110) or the job's abort: already failed
         return False
-    if exit_code == 0 or exit_code in HPO_LOOP_END_CODES or ignore:
+    if (exit_code == 0 and not stopped) or exit_code in HPO_LOOP_END_CODES or ignore:
         if exit_code:
             logger.info("job %s: %s ended with %d (not a failure)", job.jobid, label, exit_code)
         return True
     code = ErrorCodes.PREPROCESSFAILURE if order == UTILITY_BEFORE_PAYLOAD else ErrorCodes.POSTPROCESSFAILURE
     job.fail(code, f"{label} failed with exit code {exit_code}: {diag[:200]}")
     return False
+
+
+def _wait(executor: Any, label: str, stop_event: Optional[threading.Event]) -> str:
+    """Wait for a started utility until it ends, times out or ``stop_event`` is set; why it was stopped ('' if not)."""
+    deadline = time.monotonic() + UTILITY_TIMEOUT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            reason = f"timed out after {UTILITY_TIMEOUT} s"
+            break
+        if stop_event is not None and stop_event.is_set():
+            reason = "stopped: the job was aborted"
+            break
+        try:  # the guard's exit, in slices that look at the stop event
+            executor.proc.wait(remaining if stop_event is None else min(STOP_CHECK, remaining))
+            return ""
+        except subprocess.TimeoutExpired:
+            continue
+    executor.kill(f"the {label} {reason}")
+    return reason
 
 
 def _executor(user: Any, job: JobData, env: Optional[dict], label: str, state_masks: Iterable[str]) -> Any:

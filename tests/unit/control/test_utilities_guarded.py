@@ -6,6 +6,8 @@ credentials or state, whatever path starts them.
 
 from __future__ import annotations
 
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -99,3 +101,17 @@ def test_a_postprocess_that_overruns_is_stopped(tmp_path, pilot_secrets, monkeyp
     order = utilities.UTILITY_AFTER_PAYLOAD_FINISHED2
     assert not utilities.run_blocking(_user({order: ("postprocess", "sleep 60")}), order, job, env=env)
     assert ErrorCodes.POSTPROCESSFAILURE in job.errors.codes and "timed out" in job.errors.entries()[0][1]
+
+
+def test_the_jobs_abort_stops_the_preprocess(tmp_path, pilot_secrets):
+    env, _, _ = pilot_secrets
+    stop = threading.Event()
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    job = _job(tmp_path)
+    order = utilities.UTILITY_BEFORE_PAYLOAD
+    start = time.monotonic()
+    assert not utilities.run_blocking(_user({order: ("preprocess", "sleep 60")}), order, job, env=env,
+                                      stop_event=stop)
+    assert time.monotonic() - start < 45
+    assert ErrorCodes.PREPROCESSFAILURE in job.errors.codes and "aborted" in job.errors.entries()[0][1]
