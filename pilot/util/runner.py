@@ -99,7 +99,7 @@ class Runner:
 
     def __init__(self, on_failure: Optional[FailureHook] = None) -> None:
         self.on_failure = on_failure
-        self.activities: Dict[str, Activity] = {}
+        self._listed: Dict[int, Activity] = {}  # id -> activity: the running ones (and ended ones with keep_done)
         self.changed = threading.Event()  # set whenever an activity ends
         self._lock = threading.Lock()
         self._exceptions: Dict[str, int] = {}
@@ -124,7 +124,7 @@ class Runner:
         with self._lock:
             if self._stopping:
                 activity.stop_event.set()
-            self.activities[name] = activity
+            self._listed[id(activity)] = activity
             self._exceptions.setdefault(activity.label, 0)
         activity.thread.start()
         return activity
@@ -146,8 +146,8 @@ class Runner:
         finally:
             activity.done = True
             with self._lock:
-                if not self.keep_done and self.activities.get(activity.name) is activity:
-                    del self.activities[activity.name]
+                if not self.keep_done:
+                    self._listed.pop(id(activity), None)
             self.changed.set()
 
     def _failed(self, activity: Activity, exc: BaseException) -> None:
@@ -169,15 +169,21 @@ class Runner:
                 logger.exception("the failure hook of activity %s failed", activity.name)
 
     # ------------------------------------------------------------------ state
+    @property
+    def activities(self) -> Dict[str, Activity]:
+        """name -> the latest activity of that name still listed (running, or ended with ``keep_done``)."""
+        with self._lock:
+            return {a.name: a for a in self._listed.values()}
+
     def alive(self) -> List[str]:
         """Names of the activities still running."""
         with self._lock:
-            return [a.name for a in self.activities.values() if not a.done]
+            return [a.name for a in self._listed.values() if not a.done]
 
     def failed(self) -> List[Activity]:
         """Activities (still listed) that have raised."""
         with self._lock:
-            return [a for a in self.activities.values() if a.error]
+            return [a for a in self._listed.values() if a.error]
 
     def exception_counts(self) -> Dict[str, int]:
         """Exceptions per activity label since the start (0 for every label started)."""
@@ -189,7 +195,7 @@ class Runner:
         """Set every activity's stop event (later ones start stopped); join them for ``timeout`` s when given."""
         with self._lock:
             self._stopping = True
-            activities = list(self.activities.values())
+            activities = list(self._listed.values())
         for activity in activities:
             activity.stop()
         return self.join(timeout) if timeout is not None else not self.alive()
@@ -198,7 +204,7 @@ class Runner:
         """Wait for every activity to end, ``timeout`` seconds in all; True when all did."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            activities = list(self.activities.values())
+            activities = list(self._listed.values())
         for activity in activities:
             activity.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return all(a.done for a in activities)

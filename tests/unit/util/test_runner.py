@@ -180,3 +180,11 @@ def test_metrics_family_sums_the_runners():
     assert 'pilot_background_exceptions_total{activity="memory-monitor"} 0' in text
     assert 'pilot_background_exceptions_total{activity="stage_in"} 0' in text
     assert "# TYPE pilot_background_exceptions_total counter" in text
+
+
+def test_activities_of_the_same_name_are_all_stopped_and_joined():
+    runner = Runner()
+    first = runner.start("transfer-stage-in", lambda: None, interval=3600)
+    second = runner.start("transfer-stage-in", lambda: None, interval=3600)
+    assert runner.alive() == ["transfer-stage-in", "transfer-stage-in"]
+    assert runner.stop(timeout=30) and first.done and second.done
