@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
+from pilot.info.queuedata import parse_container_type
 from pilot.util.processes import CommandResult, run_command
 
 logger = logging.getLogger(__name__)
@@ -223,18 +224,6 @@ def get_runtime(name: str) -> ContainerRuntime:
         raise PilotException(f"unsupported container runtime {name!r} (supported: {', '.join(sorted(RUNTIMES))})",
                              code=ErrorCodes.QUEUENOTSETUPFORCONTAINERS)
     return cls()
-
-
-def parse_container_type(value: Any) -> Dict[str, str]:
-    """``'singularity:pilot;bwrap:user'`` -> ``{'pilot': 'singularity', 'user': 'bwrap'}`` (a dict is copied)."""
-    if isinstance(value, dict):
-        return {str(k).strip(): str(v).strip() for k, v in value.items()}
-    out: Dict[str, str] = {}
-    for item in str(value or "").split(";"):
-        tool, sep, user = item.partition(":")
-        if sep and tool.strip() and user.strip():
-            out[user.strip()] = tool.strip()
-    return out
 
 
 def payload_container_tool(queuedata: Any, job: Any = None) -> str:

@@ -655,8 +655,3 @@ def _kind_of(exc: PilotException, is_stagein: bool) -> str:
     """Error class of an exception raised without one: retry only what looks transient."""
     kind = classify_error(exc.diag, is_stagein).kind
     return kind if kind in (TIMEOUT, SERVICE, NETWORK) else CONFIG
-
-
-def local_path(fspec: FileSpec, workdir: str = "") -> str:
-    """Where a file lives in the work dir (re-exported for callers of the Data API)."""
-    return local_file_path(fspec, workdir)

@@ -178,5 +178,16 @@ class PilotContext:
             self.current_jobs.pop(jobid, None)
         self.queues.wake_all()
 
+    def job_left(self, job: Any) -> None:
+        """The job has left this pilot: count it, hand it to ``completed_jobs``, wake the consumers."""
+        if not job.recovered:
+            with self.lock:
+                self.jobs_processed += 1
+                self.last_job = job
+            self.queues.put("completed_jobs", job)
+        self.job_done(job.jobid)
+        if self.events.abort_job.is_set():
+            self.events.job_aborted.set()
+
     def get_queuedata(self) -> Any:
         return getattr(self.infosys, "queuedata", None)

@@ -1,15 +1,17 @@
-"""File helpers: atomic JSON files, the one checksum helper, safe path joining, tails and sizes."""
+"""File helpers: atomic JSON files, a file's checksum (:mod:`pilot.util.checksum`), safe joins, tails, sizes."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import zlib
 from typing import Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import FileHandlingFailure, PilotException
+from pilot.util.checksum import (  # noqa: F401 (also importable from here)
+    checksum_of_chunks, checksums_equal, md5_hexdigest, new_md5,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,26 +90,6 @@ def read_json(path: str, root: Optional[str] = None, limit: int = 64 * 1024 * 10
         raise FileHandlingFailure(f"cannot read JSON from {path}: {exc}") from exc
 
 
-def new_md5() -> Any:
-    """A new md5 digest object.
-
-    Taken from the small ``_md5`` module when the interpreter has it: ``hashlib`` would also load
-    OpenSSL's digest tables and blake2 (0.4 MB of the pilot's memory) for the one md5 a job needs.
-    """
-    try:
-        from _md5 import md5  # type: ignore[import-not-found]  # CPython's private module: no stub
-    except ImportError:  # an interpreter built without it (FIPS builds): hashlib's OpenSSL md5
-        from hashlib import md5
-    return md5()
-
-
-def md5_hexdigest(data: bytes) -> str:
-    """The md5 of ``data`` as 32 hex digits."""
-    digest = new_md5()
-    digest.update(data)
-    return digest.hexdigest()
-
-
 def calculate_checksum(path: str, algorithm: str = "adler32") -> str:
     """The checksum of a file: adler32 as 8 lower-case hex digits, or an md5 hex digest.
 
@@ -120,30 +102,6 @@ def calculate_checksum(path: str, algorithm: str = "adler32") -> str:
         raise PilotException(f"unknown checksum type {algorithm!r}", code=ErrorCodes.UNKNOWNCHECKSUMTYPE)
     with open_checked(path) as checked:
         return checked.checksum(algorithm)
-
-
-def checksum_of_chunks(chunks: Any, algorithm: str = "adler32", what: str = "") -> str:
-    """The checksum of the bytes ``chunks`` yields: adler32 as 8 lower-case hex digits, or an md5 hex digest."""
-    algorithm = algorithm.lower()
-    try:
-        if algorithm == "adler32":
-            value = 1
-            for chunk in chunks:
-                value = zlib.adler32(chunk, value)
-            return f"{value & 0xffffffff:08x}"
-        if algorithm in ("md5", "md5sum"):
-            digest = new_md5()
-            for chunk in chunks:
-                digest.update(chunk)
-            return digest.hexdigest()
-    except OSError as exc:
-        raise PilotException(f"cannot checksum {what}: {exc}", code=ErrorCodes.CHECKSUMCALCFAILURE) from exc
-    raise PilotException(f"unknown checksum type {algorithm!r}", code=ErrorCodes.UNKNOWNCHECKSUMTYPE)
-
-
-def checksums_equal(a: str, b: str) -> bool:
-    """Compare checksum strings, ignoring case and the leading zeros some tools drop."""
-    return (a or "").lower().lstrip("0") == (b or "").lower().lstrip("0")
 
 
 def safe_join(base: str, name: str) -> str:
@@ -188,20 +146,6 @@ def directory_size(path: str) -> int:
             except OSError:
                 pass
     return total
-
-
-def newest_file_mtime(path: str, ignore: tuple = ()) -> float:
-    """The latest modification time of any file below ``path`` (0 when none)."""
-    newest = 0.0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            if name in ignore:
-                continue
-            try:
-                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
-            except OSError:
-                pass
-    return newest
 
 
 def mkdirs(path: str, mode: int = 0o755) -> None:

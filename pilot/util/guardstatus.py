@@ -62,13 +62,6 @@ def json_text(value: object) -> str:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _write_status(path: str, status: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(json_text(status))
-    os.replace(tmp, path)
-
-
 def write_status_file(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a fresh temporary name (O_EXCL, O_NOFOLLOW) renamed over it."""
     tmp = f"{path}.tmp"

@@ -34,14 +34,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Iterable, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl
 
 from pilot.util.config import config
 from pilot.util.filehandling import open_temp, remove_file
+from pilot.util.timing import time_stamp
 
 #: ``hv.remove(path)``: True when the file was there and is gone (the shared helper)
 remove = remove_file
@@ -264,17 +263,11 @@ def read_pandaids(path: str) -> list:
 
 
 # ------------------------------------------------------------------------------------- reports
-def timestamp(epoch: Optional[float] = None) -> str:
-    """Local ISO-8601 time with the UTC offset (the form of the update fields)."""
-    return datetime.fromtimestamp(time.time() if epoch is None else epoch).astimezone().isoformat(
-        timespec="seconds")
-
-
 def worker_attributes(fields: Mapping[str, Any]) -> dict:
     """The ``worker_attributes.json`` content: the update fields with ``jobStatus`` and a fresh timestamp."""
     data = {k: v for k, v in fields.items() if k not in ATTRIBUTES_LEFT_OUT}
     data["jobStatus"] = fields.get("state", "")
-    data["timestamp"] = timestamp()
+    data["timestamp"] = time_stamp()
     return data
 
 

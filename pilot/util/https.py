@@ -111,9 +111,11 @@ def user_agent() -> str:
             f"{os.uname().sysname} {os.uname().machine})")
 
 
-def default_proxy_path() -> Optional[str]:
-    """The X.509 proxy: ``X509_USER_PROXY``, else ``/tmp/x509up_u<uid>``, if the file exists."""
-    path = os.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"
+def client_certificate() -> Optional[str]:
+    """The X.509 proxy (:func:`pilot.util.proxy.default_proxy_path`) as an absolute path, if the file exists."""
+    from pilot.util.proxy import default_proxy_path
+
+    path = default_proxy_path()
     return os.path.abspath(path) if os.path.isfile(path) else None
 
 
@@ -448,7 +450,7 @@ class HttpClient:
                     raise RequestFailure(f"CA file {self.cacert} does not exist", "tls", permanent=True)
                 capath = self.capath or (None if self.cacert else default_capath())
                 ctx = ssl.create_default_context(cafile=self.cacert, capath=capath)
-                proxy = self.proxy if self.proxy is not None else default_proxy_path()
+                proxy = self.proxy if self.proxy is not None else client_certificate()
                 if proxy:
                     try:
                         ctx.load_cert_chain(proxy)

@@ -233,6 +233,16 @@ class TraceBatch:
         return len(body)
 
 
+def job_trace(job: Any, args: Any) -> TraceReport:
+    """The trace report of one job's transfers, before any file: its queue (``pq``), whether traces are on
+    (``--use-rucio-traces``), the job's user and ids. The Data API copies it per file (its ``new_trace``).
+    """
+    trace = TraceReport(pq=str(getattr(args, "queue", "") or ""),
+                        enabled=bool(getattr(args, "use_rucio_traces", True)))
+    trace.init(job)
+    return trace
+
+
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(TraceReport))
 _dataclass_init = TraceReport.__init__
 

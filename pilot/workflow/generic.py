@@ -15,6 +15,7 @@ from pilot.control.context import PilotContext
 from pilot.control.recovery import RecoveryArea, resume_orphans
 from pilot.control.reporting import Outbox, Reporter, SiteInfo, pilot_timing
 from pilot.control.supervisor import Supervisor
+from pilot.info.queuedata import resource_name
 from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.https import shared_client
@@ -52,6 +53,14 @@ def pilot_id(args: Any, node: Any) -> str:
     return "|".join(parts)
 
 
+def site_info(args: Any, queuedata: Any, node: Any) -> SiteInfo:
+    """What every update of this pilot says about where it runs (site, node, pilot id, batch ids)."""
+    return SiteInfo(site_name=resource_name(queuedata, args.queue), node=node.node_name,
+                    pilot_id=pilot_id(args, node), batch_id=node.batch_job_id,
+                    scheduler_id=os.environ.get("PANDA_JSID", ""),
+                    cpu_consumption_unit=node.cpu_consumption_unit)
+
+
 def state_layout(args: Any) -> StateLayout:
     """The pilot tree's state directories (``-a`` dir, else the launch dir), made private (0700) now.
 
@@ -82,10 +91,7 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
         reporting = True  # with -z the chosen backend writes files instead of calling the server
     ctx.communicator = communicator
     queuedata = ctx.get_queuedata()
-    site = SiteInfo(site_name=getattr(queuedata, "resource", "") or args.queue, node=node.node_name,
-                    pilot_id=pilot_id(args, node), batch_id=node.batch_job_id,
-                    scheduler_id=os.environ.get("PANDA_JSID", ""),
-                    cpu_consumption_unit=node.cpu_consumption_unit)
+    site = site_info(args, queuedata, node)
     layout = state_layout(args)
     ledger = Ledger(layout.ledger)
     outbox = Outbox(layout.outbox, ledger=ledger)

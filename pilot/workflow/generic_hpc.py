@@ -294,16 +294,10 @@ class HpcRank:
 
     # ------------------------------------------------------------------ reports
     def _make_site(self) -> None:
-        from pilot.control.reporting import SiteInfo
         from pilot.util.workernode import collect
-        from pilot.workflow.generic import pilot_id
+        from pilot.workflow.generic import site_info
 
-        node = collect()
-        queuedata = getattr(self.infosys, "queuedata", None)
-        self.site = SiteInfo(site_name=getattr(queuedata, "resource", "") or self.args.queue, node=node.node_name,
-                             pilot_id=pilot_id(self.args, node), batch_id=node.batch_job_id,
-                             scheduler_id=os.environ.get("PANDA_JSID", ""),
-                             cpu_consumption_unit=node.cpu_consumption_unit)
+        self.site = site_info(self.args, getattr(self.infosys, "queuedata", None), collect())
 
     def _publish(self, final: bool = False) -> None:
         """Rewrite ``worker_attributes.json`` in the job's directory."""

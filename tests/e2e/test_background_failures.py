@@ -70,3 +70,4 @@ def test_a_failing_metrics_writer_is_counted_and_the_pilot_carries_on(devserver,
     for component in ("stage_in", "execute_payloads", "stage_out", "job_monitor"):
         assert metric(text, "pilot_background_exceptions_total", activity=component) == 0
     assert not list(metrics_dir.glob(".*"))  # no temporary file left by the failed writes
+    assert "background activities still running at the end" not in run.log_text()  # every owner stopped its own

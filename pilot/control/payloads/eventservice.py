@@ -1,6 +1,6 @@
-"""Payload executors for event-service jobs, and the choice of executor for a job.
+"""The payload executor of event-service jobs.
 
-:func:`~pilot.control.payloads.selection.executor_for` (also importable from here) picks the
+:func:`~pilot.control.payloads.selection.executor_for` picks the
 executor: an event-service job (``eventService``) gets an :class:`EventServiceExecutor`, a merge
 job (``eventServiceMerge``) an :class:`~pilot.control.payloads.eventservicemerge.EventServiceMergeExecutor`,
 any other job the generic :class:`~pilot.control.payloads.generic.PayloadExecutor`.
@@ -20,16 +20,14 @@ from typing import Any, Optional
 from pilot.control.reporting import DurableRangeUpdates
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.control.payloads.eventservicemerge import EventServiceMergeExecutor
 from pilot.control.payloads.generic import PayloadExecutor
-from pilot.control.payloads.selection import executor_for, executor_type
 from pilot.eventservice.communicationmanager import CommunicationManager
 from pilot.eventservice.workexecutor import WorkExecutor
 from pilot.util.config import config
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EventServiceExecutor", "EventServiceMergeExecutor", "executor_for", "executor_type"]
+__all__ = ["EventServiceExecutor"]
 
 #: seconds the payload may take to exit after "No more events" (compat §12: 30 min)
 DEFAULT_EXIT_WAIT = 1800
@@ -101,11 +99,10 @@ class EventServiceExecutor(PayloadExecutor):
 
     def _stageout_client(self) -> Any:
         from pilot.api.es_data import StageOutESClient
-        from pilot.util.tracereport import TraceReport
+        from pilot.util.tracereport import job_trace
 
-        trace = TraceReport(pq=self.ctx.args.queue, enabled=bool(getattr(self.ctx.args, "use_rucio_traces", True)))
-        trace.init(self.job)
-        return StageOutESClient(self.ctx.infosys, logger=logger, trace_report=trace, http=self.ctx.http)
+        return StageOutESClient(self.ctx.infosys, logger=logger, trace_report=job_trace(self.job, self.ctx.args),
+                                http=self.ctx.http)
 
     def _options(self) -> dict:
         queuedata = getattr(self.ctx.infosys, "queuedata", None)

@@ -24,13 +24,17 @@ ALLOWED: Dict[Tuple[str, str], str] = {
     ("eventservice/testpayload.py", "threading.Thread"):
         "a stand-alone test payload program run by the tests as the payload, not part of the pilot",
     ("eventservice/esprocess/esprocess.py", "class ESProcess(threading.Thread)"):
-        "Pilot 2 API shape: ESProcess is a threading.Thread subclass its callers start, join and poll",
+        "Pilot 2 API shape: ESProcess is a threading.Thread subclass its callers start, join and poll; its run() "
+        "records any failure (failure, poll() -1) and the executor fails the job with it",
     ("eventservice/esprocess/esmessage.py", "class MessageThread(threading.Thread)"):
-        "Pilot 2 API shape: MessageThread is a threading.Thread subclass (start, stop, join, is_alive)",
+        "Pilot 2 API shape: MessageThread is a threading.Thread subclass (start, stop, join, is_alive); its run() "
+        "records a broken channel in .error and the ES process notices",
     ("eventservice/workexecutor/plugins/baseexecutor.py", "class BaseExecutor(threading.Thread)"):
-        "Pilot 2 plug-in contract: work-executor plug-ins derive from a threading.Thread BaseExecutor",
+        "Pilot 2 plug-in contract: work-executor plug-ins derive from a threading.Thread BaseExecutor (the "
+        "generic executor's run() turns any failure into its exit code)",
     ("eventservice/communicationmanager/communicationmanager.py", "class CommunicationManager(threading.Thread)"):
-        "Pilot 2 API shape: CommunicationManager is a threading.Thread subclass (start, stop, join)",
+        "Pilot 2 API shape: CommunicationManager is a threading.Thread subclass (start, stop, join); its run() "
+        "records a death in .error and releases every waiting client",
 }
 
 
