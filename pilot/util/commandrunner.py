@@ -184,7 +184,12 @@ class CommandProcess:
         deadline = None if timeout is None else time.monotonic() + timeout
         with selectors.DefaultSelector() as sel:
             self._register(sel, out, err)
-            ended = self._pump(sel, deadline, stop_event)
+            try:
+                ended = self._pump(sel, deadline, stop_event)
+            except BaseException:  # an exception in the waiting thread must not leave the command behind
+                stop_process(proc, grace=self.grace)
+                self._close()
+                raise
             if ended is None:
                 returncode = proc.returncode
                 note, timed_out, cancelled = "", False, False

@@ -9,7 +9,6 @@ runs under a payload guard of its own with the payload's isolation.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any, Iterable, Optional
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.info.jobdata import JobData
-from pilot.util.safefile import open_checked
+from pilot.util.filehandling import tail
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +107,8 @@ def _executor(user: Any, job: JobData, env: Optional[dict], label: str, state_ma
 
 
 def _last_line(path: str, workdir: str) -> str:
-    """The last line of an output file the utility wrote (a checked file in the work dir, its last 4 KiB)."""
-    try:
-        with open_checked(path, workdir) as checked:
-            tail = os.pread(checked.fileno(), min(checked.size, 4096), max(0, checked.size - 4096))
-    except (OSError, PilotException):
-        return ""
-    lines = [text for text in tail.decode(errors="replace").splitlines() if text.strip()]
+    """The last line of an output file the utility wrote (checked, its last 4 KiB)."""
+    lines = [text for text in tail(path, 4096, workdir).splitlines() if text.strip()]
     return lines[-1].strip() if lines else ""
 
 

@@ -6,6 +6,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from pilot.util import commandrunner
 from pilot.util.commandrunner import BoundedOutput, CommandProcess, run_command, start_process, stop_process
 from pilot.util.processes import is_alive
@@ -129,3 +131,19 @@ def test_handle_mode_and_its_bounded_stop():
         assert time.monotonic() - start < 30
     finally:
         proc.stdout.close()
+
+
+def test_an_exception_in_the_waiting_thread_stops_the_command(monkeypatch):
+    proc = CommandProcess(["sh", "-c", f"echo $$; {HOLD}"])
+    assert proc.start()
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupted(*args):
+        raise Interrupted()
+
+    monkeypatch.setattr(proc, "_pump", interrupted)
+    with pytest.raises(Interrupted):
+        proc.wait(timeout=60)
+    assert proc.proc.returncode is not None and not is_alive(proc.pid)
