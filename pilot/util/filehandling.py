@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Optional
+import stat
+from typing import Any, Iterator, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import FileHandlingFailure, PilotException
@@ -136,16 +137,32 @@ def tail(path: str, nbytes: int = 2048, root: Optional[str] = None) -> str:
         return ""
 
 
+def tree_entries(path: str) -> Iterator[Tuple[os.DirEntry, os.stat_result]]:
+    """(entry, its lstat) of everything below ``path``; links are not followed, unreadable parts are skipped.
+
+    The one walk of a work dir the payload may be changing (disk use, looping-job scan, sizes).
+    """
+    todo = [path]
+    while todo:
+        directory = todo.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                todo.append(entry.path)
+            yield entry, st
+
+
 def directory_size(path: str) -> int:
     """Bytes used by the files below ``path`` (symlinks not followed)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
+    return sum(st.st_size for _entry, st in tree_entries(path) if not stat.S_ISDIR(st.st_mode))
 
 
 def mkdirs(path: str, mode: int = 0o755) -> None:

@@ -21,6 +21,7 @@ from typing import Callable, Optional, Tuple
 from pilot.common.errorcodes import ErrorCodes
 from pilot.info.queuedata import QueueData
 from pilot.util.config import config
+from pilot.util.filehandling import tree_entries
 
 from .base import JobCheck, Verdict, WatchedJob, setting, size_setting
 
@@ -32,23 +33,10 @@ MB = 1024 * 1024
 def disk_usage(path: str) -> Tuple[int, int]:
     """(bytes on disk, number of files) below ``path``; symlinks are not followed."""
     total, count = 0, 0
-    todo = [path]
-    while todo:
-        directory = todo.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                todo.append(entry.path)
-            blocks = getattr(st, "st_blocks", None)
-            total += blocks * 512 if blocks is not None else st.st_size
-            count += 1
+    for _entry, st in tree_entries(path):
+        blocks = getattr(st, "st_blocks", None)
+        total += blocks * 512 if blocks is not None else st.st_size
+        count += 1
     return total, count
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from typing import Callable, List, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.info.jobdata import JobData
+from pilot.util.filehandling import tree_entries
 from pilot.util.memorymonitor import OUTPUT_FILE, PRMON_LOG, SUMMARY_FILE
 
 from .base import JobCheck, Verdict, WatchedJob, setting
@@ -43,24 +45,8 @@ def looping_limit(job: JobData) -> int:
 
 def scan_files(workdir: str) -> List[Tuple[str, int, int]]:
     """(path, mtime ns, size) of every regular file below ``workdir`` (symlinks are not followed)."""
-    found = []
-    todo = [workdir]
-    while todo:
-        directory = todo.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    todo.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    found.append((entry.path, st.st_mtime_ns, st.st_size))
-            except OSError:
-                continue
-    return found
+    return [(entry.path, st.st_mtime_ns, st.st_size) for entry, st in tree_entries(workdir)
+            if stat.S_ISREG(st.st_mode)]
 
 
 class LoopingCheck(JobCheck):
