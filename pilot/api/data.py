@@ -39,6 +39,7 @@ from pilot.util.tracereport import TraceBatch, TraceReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from pilot.api.asynctransfer import TransferHandle
+    from pilot.info.jobdata import JobData
 
 module_logger = logging.getLogger(__name__)
 
@@ -482,7 +483,7 @@ class StageInClient(StagingClient):
             super().transfer_files(module, name, again, activities, options)
         return files
 
-    def set_direct_access(self, files: list, job: Any) -> None:
+    def set_direct_access(self, files: list, job: Optional[JobData]) -> None:
         """Mark inputs read remotely by the payload (status ``remote_io``) when queue and job allow it."""
         queuedata = self.queuedata
         if queuedata is None or not (queuedata.direct_access_lan or queuedata.direct_access_wan):

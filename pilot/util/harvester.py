@@ -35,12 +35,15 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl
 
 from pilot.util.config import config
 from pilot.util.filehandling import open_temp, remove_file
 from pilot.util.timing import time_stamp
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 #: ``hv.remove(path)``: True when the file was there and is gone (the shared helper)
 remove = remove_file
@@ -296,7 +299,7 @@ def find_file(lfn: str, candidates: Iterable[str], search_dirs: Iterable[str] = 
     return ""
 
 
-def stageout_entries(job: Any, search_dirs: Iterable[str] = ()) -> list:
+def stageout_entries(job: JobData, search_dirs: Iterable[str] = ()) -> list:
     """The ``event_status.dump.json`` entries of a job: its log, and its outputs that were transferred."""
     entries = []
     files = [(f, True) for f in getattr(job, "logdata", [])] + [(f, False) for f in getattr(job, "outdata", [])]

@@ -41,9 +41,12 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pilot.util.runner import start as start_activity
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +133,7 @@ class RealTimeLogHandler(logging.Handler):
         if jobid is not None:
             self.job_info = {"PandaJobID": str(jobid)}
 
-    def set_job(self, job: Any) -> None:
+    def set_job(self, job: JobData) -> None:
         """Label the following records with a job (None: no job)."""
         if job is None:
             self.job_info = {}

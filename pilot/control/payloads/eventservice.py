@@ -15,7 +15,7 @@ communicator (PanDA, REST or Harvester files).
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.control.reporting import DurableRangeUpdates
 from pilot.common.errorcodes import ErrorCodes
@@ -24,6 +24,9 @@ from pilot.control.payloads.generic import PayloadExecutor
 from pilot.eventservice.communicationmanager import CommunicationManager
 from pilot.eventservice.workexecutor import WorkExecutor
 from pilot.util.config import config
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ class _GuardLauncher:
 class EventServiceExecutor(PayloadExecutor):
     """Run an event-service payload: ranges from the server in, range outputs to storage out."""
 
-    def __init__(self, ctx: Any, job: Any, es_type: str = "generic") -> None:
+    def __init__(self, ctx: Any, job: JobData, es_type: str = "generic") -> None:
         super().__init__(job, ctx.user)
         self.ctx = ctx
         self.es_type = es_type
