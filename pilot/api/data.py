@@ -33,6 +33,7 @@ from pilot.common.pluginfactory import PluginFactory
 from pilot.copytool.common import (CHECKSUM, CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error,
                                    local_file_path, transfers_in_threads)
 from pilot.copytool.middleware import transfers_in
+from pilot.copytool.options import OPTIONS_KEY, CopytoolOptions
 from pilot.info.filespec import FileSpec
 from pilot.util.tracereport import TraceBatch, TraceReport
 
@@ -254,11 +255,14 @@ class StagingClient:
         return files
 
     def tool_kwargs(self, name: str, activities: list, options: dict) -> dict:
-        """Keyword arguments every copytool call receives."""
+        """Keyword arguments every copytool call receives: the Pilot 2 keywords, and the same once more as
+        one typed, frozen :class:`~pilot.copytool.options.CopytoolOptions` (built here, once per tool and
+        transfer) that the pilot's copytools read."""
         kwargs = dict(options)
         kwargs.update(copytools=(self.queuedata.copytools if self.queuedata is not None else {}) or {},
                       ddmconf=self._ddmconf(), activity=activities, trace_report=self.trace_report,
                       max_workers=self.max_workers)
+        kwargs[OPTIONS_KEY] = CopytoolOptions.from_kwargs(kwargs)
         return kwargs
 
     def transfer_one(self, module: Any, name: str, fspec: FileSpec, kwargs: dict,

@@ -12,11 +12,12 @@ import re
 import shlex
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlparse
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
+from pilot.copytool.options import CopytoolOptions
 from pilot.util.commandrunner import run_command
 from pilot.util.filehandling import checksums_equal, md5_hexdigest, safe_join
 
@@ -289,19 +290,10 @@ def get_copysetup(copytools: Optional[dict], name: str) -> str:
     return str(entry.get("setup") or "") if isinstance(entry, dict) else ""
 
 
-def tool_setting(kwargs: dict, tool: str, key: str, default: Any = None) -> Any:
+def tool_setting(kwargs: Union[Mapping[str, Any], CopytoolOptions], tool: str, key: str, default: Any = None) -> Any:
     """A tool option: keyword argument ``key``, else the queue's ``copytools[tool][key]``, else the
-    queue catchall ``<tool>_<key>=value``, else ``default``."""
-    if kwargs.get(key) not in (None, ""):
-        return kwargs[key]
-    entry = (kwargs.get("copytools") or {}).get(tool) or {}
-    if isinstance(entry, dict) and entry.get(key) not in (None, ""):
-        return entry[key]
-    catchall = kwargs.get("catchall") or ""
-    match = re.search(rf"(?:^|[\s,;]){re.escape(tool)}_{re.escape(key)}\s*=\s*([^\s,;]+)", str(catchall))
-    if match:
-        return match.group(1).strip("'\"")
-    return default
+    queue catchall ``<tool>_<key>=value``, else ``default`` (see :meth:`CopytoolOptions.setting`)."""
+    return CopytoolOptions.of(kwargs).setting(tool, key, default)
 
 
 def merge_destinations(files: list) -> dict:
