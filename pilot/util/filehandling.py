@@ -34,38 +34,39 @@ def open_temp(directory: str, suffix: str = "") -> tuple:
     raise FileExistsError(f"no free temp file name in {directory}")
 
 
-def write_json_atomic(path: str, obj: Any, indent: Optional[int] = None) -> None:
-    """Write ``obj`` as JSON so that a reader never sees a half-written file (temp file + rename)."""
+def write_bytes_atomic(path: str, data: bytes, fsync: bool = False, mode: Optional[int] = None,
+                       suffix: str = "") -> None:
+    """Write ``data`` so that a reader never sees a half-written file: a new private temp file in the same
+    directory (:func:`open_temp`), renamed over ``path``; a failure (full disk, a directory in the way)
+    leaves no temp file behind. ``fsync``: on disk before the rename; ``mode``: the file's permission bits
+    (default: the temp file's 0600).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = open_temp(directory, ".json")
+    fd, tmp = open_temp(directory, suffix)
     try:
-        with os.fdopen(fd, "w") as handle:
-            # dumps, not dump: only dumps uses the C encoder (dump encodes piece by piece in Python)
-            handle.write(json.dumps(obj, indent=indent, default=str))
-            handle.flush()
-            os.fsync(handle.fileno())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        remove_file(tmp)
         raise
+
+
+def write_json_atomic(path: str, obj: Any, indent: Optional[int] = None) -> None:
+    """Write ``obj`` as JSON so that a reader never sees a half-written file (temp file + rename)."""
+    # dumps, not dump: only dumps uses the C encoder (dump encodes piece by piece in Python)
+    write_bytes_atomic(path, json.dumps(obj, indent=indent, default=str).encode(), fsync=True, suffix=".json")
 
 
 def write_file_atomic(path: str, text: str) -> None:
     """Write text atomically (temp file + rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = open_temp(directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, a directory in the way: no temp file is left behind
-        remove_file(tmp)
-        raise
+    write_bytes_atomic(path, text.encode())
 
 
 def remove_file(path: str) -> bool:

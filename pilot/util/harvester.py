@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl
 
 from pilot.util.config import config
-from pilot.util.filehandling import open_temp, remove_file
+from pilot.util.filehandling import remove_file, write_bytes_atomic
 from pilot.util.timing import time_stamp
 
 if TYPE_CHECKING:
@@ -350,24 +350,9 @@ def _umask() -> int:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` under a temporary name in the same directory, then rename it into place.
-
-    The file gets the usual permissions (0666 less the umask), not the private ones of a temporary
-    file: Harvester may read it as another user.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = open_temp(directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        remove(tmp)
-        raise
+    """Write ``data`` atomically with the usual permissions (0666 less the umask), not the private ones
+    of a temporary file: Harvester may read it as another user."""
+    write_bytes_atomic(path, data, fsync=True, mode=0o666 & ~_umask())
 
 
 def write_json(path: str, obj: Any) -> None:
