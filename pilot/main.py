@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
 import importlib
 import inspect
@@ -17,6 +18,7 @@ from pilot.common.exception import ConfigurationError, PilotException
 from pilot.util.auxiliary import shell_exit_code
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.parameters import parse_args
+from pilot.util.runner import Runner, use_runner
 from pilot.util.summary import EXIT_INTERRUPTED, EXIT_USAGE, RunSummary
 
 logger = logging.getLogger("pilot")
@@ -136,7 +138,7 @@ def clean_up(args: Any, launchdir: str, mainworkdir: str) -> bool:
     return True
 
 
-def init_infosys(args) -> object:
+def init_infosys(args: argparse.Namespace) -> object:
     """Load queuedata and storage data; a queue that is not ACTIVE raises 1359."""
     from pilot.info import infosys
 
@@ -152,7 +154,7 @@ def init_infosys(args) -> object:
     return infosys
 
 
-def _start_http_client(args) -> Any:
+def _start_http_client(args: argparse.Namespace) -> Any:
     """Build the pilot's one HTTP client (``--cacert``/``--capath`` made absolute, proxy variables,
     token) and register it; a missing file or an unusable proxy variable is a ConfigurationError."""
     from pilot.util.https import HttpSetupError, client_from_args, set_shared_client
@@ -215,6 +217,16 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     os.chdir(mainworkdir)
     os.environ["PILOT_HOME"] = mainworkdir
     setup_logging(mainworkdir, args.debug, args.nopilotlog)
+    runner = Runner()  # every background activity of this pilot (see pilot.util.runner)
+    with use_runner(runner):
+        try:
+            return _logged_run(args, launchdir, mainworkdir, http)
+        finally:
+            if not runner.stop(timeout=5):
+                logger.warning("background activities still running at the end: %s", ", ".join(runner.alive()))
+
+
+def _logged_run(args: Any, launchdir: str, mainworkdir: str, http: Any) -> int:
     live_log = None
     if getattr(args, "use_realtime_logging", False):  # stream the log as well (the local log is unchanged)
         from pilot.util import realtimelog
@@ -241,7 +253,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     return status
 
 
-def _run_workflow(args, mainworkdir: str, summary: RunSummary) -> int:
+def _run_workflow(args: argparse.Namespace, mainworkdir: str, summary: RunSummary) -> int:
     """Initialise the info service and run the chosen workflow; the pilot error code."""
     try:
         infosys = init_infosys(args)

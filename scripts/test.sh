@@ -58,6 +58,7 @@ export PATH="$VENV/bin:$PATH"
 
 echo "== flake8"
 "$VENV/bin/python" -m flake8 pilot pilot.py tests bench
+bash scripts/typecheck.sh "$VENV/bin/python"
 
 echo "== pytest"
 # coverage of this pass, merged over the test process and every Python process it starts (pilots, also

@@ -217,6 +217,8 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
     shutil.rmtree(rundir, ignore_errors=True)
     launch_dir.mkdir(parents=True)
     stamps.mkdir(parents=True)
+    # a root pilot of ours runs its payload as [Payload] payload_user (nobody): the stamps must still be written
+    os.chmod(stamps, 0o777)
     for f in inputs if scenario.storage == "local" else ():
         # what the references' mv tool links from: inputs placed next to the pilot (aCT model)
         os.link(f.path, launch_dir / f.lfn)
@@ -226,7 +228,6 @@ def run_once(server: Any, storage: Storage, scenario: Scenario, pilot: Pilot, ru
         out = OUT_STORAGES[scenario.out_storage]
         extra, size = out_sizes()[scenario.outputs]
         endpoint_out, scope_out, out_root = out.rse, stageout.OUT_SCOPE, out.directory(xrd.env)
-        os.chmod(stamps, 0o777)  # the payload may run as another user: its stamps must still be written
     jobs = {}
     for i in range(scenario.njobs):
         job = job_definition(inputs, stamps / f"job{i:02d}.txt", scenario.seconds, pilot.via_bash, endpoint_in,

@@ -199,6 +199,7 @@ def read_table(filename: str, header: Optional[str] = None, separator: str = "\t
             values = fields(line)
             if len(values) != len(names):
                 continue
+            converted: Sequence[object]
             if convert_to_float:
                 try:
                     converted = [float(v) for v in values]

@@ -1,7 +1,7 @@
 """Asynchronous transfers: ``client.transfer_async(files, ...)`` returns a :class:`TransferHandle` at once.
 
-The handle runs the ordinary ``client.transfer`` in a background thread (the files of one request
-still move concurrently through the client's bounded pool) and offers ``status``, ``done()``,
+The handle runs the ordinary ``client.transfer`` as a background activity of :mod:`pilot.util.runner`
+(the files of one request still move concurrently through the client's bounded pool) and offers ``status``, ``done()``,
 ``progress()``, ``cancel()``, ``wait(timeout)`` and ``result(timeout)``. Cancelling stops new files and
 new attempts from starting and kills the process tree of every tool command still running (xrdcp,
 gfal-copy, lsm-get/put: see :func:`pilot.copytool.common.run_tool`); the in-process ``mv``, ``s3`` and
@@ -17,6 +17,8 @@ import logging
 import threading
 from concurrent.futures import Future
 from typing import Any, Optional
+
+from pilot.util.runner import start as start_activity
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +37,7 @@ class TransferHandle:
         self._future: Future = Future()
         self._state = PENDING
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"transfer-{client.mode}", daemon=True)
-        self._thread.start()
+        self._activity = start_activity(f"transfer-{client.mode}", self._run)
 
     def _run(self) -> None:
         if not self._future.set_running_or_notify_cancel():
@@ -82,7 +83,7 @@ class TransferHandle:
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until done (or ``timeout`` seconds); True when done."""
-        self._thread.join(timeout)
+        self._activity.join(timeout)
         return self.done()
 
     def result(self, timeout: Optional[float] = None) -> list:

@@ -7,8 +7,8 @@ finished and the CPU time it used. The score is units per second of wall time su
 workers (``score``), and per worker (``score_per_core``); ``cpu_efficiency`` tells how much of the
 cores the workers really got (1.0 = every worker had a core of its own).
 
-The workers are started with :mod:`subprocess` in their own session (the pilot signals only what it
-started) and stopped as a tree if they overrun. Usage::
+The workers are started by the command runner (:mod:`pilot.util.commandrunner`) in their own session
+(the pilot signals only what it started) and stopped as a tree if they overrun. Usage::
 
     bench = Benchmark(cores=4, duration=10, context={"job": job, "queue": "SITE_QUEUE"})
     results = bench.run()         # the dictionary, pilot fields added, removed fields left out
@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import socket
-import subprocess
 import sys
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
@@ -35,7 +34,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.filehandling import write_json_atomic
-from pilot.util.processes import kill_process_tree
+from pilot.util.commandrunner import CommandProcess
 
 from .services import Services
 
@@ -49,6 +48,8 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 DEFAULT_ADD = ("timestamp", "hostname", "cpu_model", "cores_on_node", "pilot_version", "batch_system",
                "batch_job_id", "PandaID", "taskID", "queue")
 DEFAULT_REMOVE = ("processes",)
+#: bytes of stdout/stderr kept from one worker (it prints one JSON line)
+WORKER_OUTPUT = 1 << 20
 
 
 # ---------------------------------------------------------------------------- the work
@@ -164,9 +165,9 @@ class Benchmark(Services):
         start = time.monotonic()
         procs = []
         for index in range(self.cores):
-            procs.append(subprocess.Popen(self.command() + ["--seed", str(index + 1)], env=env, text=True,
-                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, start_new_session=True))
+            proc = CommandProcess(self.command() + ["--seed", str(index + 1)], env=env, max_output=WORKER_OUTPUT)
+            proc.start()
+            procs.append(proc)
         reports = [self._collect(proc, start + self.duration + 60.0) for proc in procs]
         wall = time.monotonic() - start
         self.results = self.build(reports, wall)
@@ -176,15 +177,13 @@ class Benchmark(Services):
         return self.results
 
     @staticmethod
-    def _collect(proc: subprocess.Popen, deadline: float) -> dict:
-        try:
-            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            kill_process_tree(proc.pid, pgrp=proc.pid, grace=2.0)
-            proc.communicate()
+    def _collect(proc: CommandProcess, deadline: float) -> dict:
+        result = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        out, err = result.stdout, result.stderr
+        if result.timed_out:
             return {"error": "the worker did not finish in time"}
-        if proc.returncode != 0:
-            return {"error": f"the worker failed ({proc.returncode}): {err.strip()[-300:]}"}
+        if result.exit_code != 0:
+            return {"error": f"the worker failed ({result.exit_code}): {err.strip()[-300:]}"}
         try:
             return json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):

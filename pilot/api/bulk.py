@@ -41,7 +41,8 @@ def split_for_bulk(files: list, use_bulk: Optional[bool]) -> tuple:
     """``(for the bulk call, for the per-file path)``: the small files, and the large ones."""
     if use_bulk:
         return list(files), []
-    small, large = [], []
+    small: list = []
+    large: list = []
     for fspec in files:
         (small if not fspec.filesize or int(fspec.filesize) <= BULK_MAX_FILESIZE else large).append(fspec)
     return small, large

@@ -35,11 +35,15 @@ import re
 import shlex
 import shutil
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
+from pilot.info.queuedata import parse_container_type
 from pilot.util.processes import CommandResult, run_command
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -225,19 +229,7 @@ def get_runtime(name: str) -> ContainerRuntime:
     return cls()
 
 
-def parse_container_type(value: Any) -> Dict[str, str]:
-    """``'singularity:pilot;bwrap:user'`` -> ``{'pilot': 'singularity', 'user': 'bwrap'}`` (a dict is copied)."""
-    if isinstance(value, dict):
-        return {str(k).strip(): str(v).strip() for k, v in value.items()}
-    out: Dict[str, str] = {}
-    for item in str(value or "").split(";"):
-        tool, sep, user = item.partition(":")
-        if sep and tool.strip() and user.strip():
-            out[user.strip()] = tool.strip()
-    return out
-
-
-def payload_container_tool(queuedata: Any, job: Any = None) -> str:
+def payload_container_tool(queuedata: Any, job: Optional[JobData] = None) -> str:
     """The runtime name for a job's payload ('' when the queue does not containerise it)."""
     types = parse_container_type(getattr(queuedata, "container_type", None) or {})
     for user in PAYLOAD_USERS:
@@ -285,7 +277,7 @@ def _parse_bind(item: str) -> Bind:
                 optional=True)
 
 
-def select_image(job: Any, default: str = "") -> str:
+def select_image(job: JobData, default: str = "") -> str:
     """The job's image: ``--containerImage``, ``containerOptions.containerImage``, ``container_name``."""
     for value in (getattr(job, "imagename", ""),
                   (getattr(job, "containeroptions", None) or {}).get("containerImage", ""),

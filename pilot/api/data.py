@@ -33,11 +33,13 @@ from pilot.common.pluginfactory import PluginFactory
 from pilot.copytool.common import (CHECKSUM, CONFIG, MISSING, NETWORK, RETRYABLE, SERVICE, TIMEOUT, classify_error,
                                    local_file_path, transfers_in_threads)
 from pilot.copytool.middleware import transfers_in
+from pilot.copytool.options import OPTIONS_KEY, CopytoolOptions
 from pilot.info.filespec import FileSpec
 from pilot.util.tracereport import TraceBatch, TraceReport
 
 if TYPE_CHECKING:  # pragma: no cover
     from pilot.api.asynctransfer import TransferHandle
+    from pilot.info.jobdata import JobData
 
 module_logger = logging.getLogger(__name__)
 
@@ -254,11 +256,14 @@ class StagingClient:
         return files
 
     def tool_kwargs(self, name: str, activities: list, options: dict) -> dict:
-        """Keyword arguments every copytool call receives."""
+        """Keyword arguments every copytool call receives: the Pilot 2 keywords, and the same once more as
+        one typed, frozen :class:`~pilot.copytool.options.CopytoolOptions` (built here, once per tool and
+        transfer) that the pilot's copytools read."""
         kwargs = dict(options)
         kwargs.update(copytools=(self.queuedata.copytools if self.queuedata is not None else {}) or {},
                       ddmconf=self._ddmconf(), activity=activities, trace_report=self.trace_report,
                       max_workers=self.max_workers)
+        kwargs[OPTIONS_KEY] = CopytoolOptions.from_kwargs(kwargs)
         return kwargs
 
     def transfer_one(self, module: Any, name: str, fspec: FileSpec, kwargs: dict,
@@ -478,7 +483,7 @@ class StageInClient(StagingClient):
             super().transfer_files(module, name, again, activities, options)
         return files
 
-    def set_direct_access(self, files: list, job: Any) -> None:
+    def set_direct_access(self, files: list, job: Optional[JobData]) -> None:
         """Mark inputs read remotely by the payload (status ``remote_io``) when queue and job allow it."""
         queuedata = self.queuedata
         if queuedata is None or not (queuedata.direct_access_lan or queuedata.direct_access_wan):
@@ -651,8 +656,3 @@ def _kind_of(exc: PilotException, is_stagein: bool) -> str:
     """Error class of an exception raised without one: retry only what looks transient."""
     kind = classify_error(exc.diag, is_stagein).kind
     return kind if kind in (TIMEOUT, SERVICE, NETWORK) else CONFIG
-
-
-def local_path(fspec: FileSpec, workdir: str = "") -> str:
-    """Where a file lives in the work dir (re-exported for callers of the Data API)."""
-    return local_file_path(fspec, workdir)

@@ -11,9 +11,12 @@ and counted in the job metrics (``nDirectAccessInputs``, ``nCopiedInputs``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilot.util.config import config
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 #: job metrics keys: inputs the payload reads remotely, inputs copied to the work dir
 DIRECT_METRIC = "nDirectAccessInputs"
@@ -31,7 +34,7 @@ def direct_access_min_size(queuedata: Any) -> int:
         return 0
 
 
-def count_inputs(job: Any, queuedata: Any = None) -> None:
+def count_inputs(job: JobData, queuedata: Any = None) -> None:
     """Put the number of remotely read and of copied inputs into the job metrics (when any is read remotely
     or a size rule is set)."""
     direct = sum(1 for spec in job.indata if spec.status == "remote_io")

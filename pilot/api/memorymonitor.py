@@ -28,6 +28,8 @@ import threading
 from typing import Any, Dict, Optional
 
 from pilot.util.memorymonitor import OUTPUT_FILE, SUMMARY_FILE, MemoryMonitor, Prmon, read_summary
+from pilot.util.runner import Activity
+from pilot.util.runner import start as start_activity
 
 from .services import Services
 
@@ -86,7 +88,7 @@ class MemoryMonitoring(Services):
             setattr(self, key, value)
         self._monitor: Any = None
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: Optional[Activity] = None  # the sampler (a pilot.util.runner activity)
         self._lock = threading.Lock()
         self._current: dict = {}
 
@@ -122,18 +124,13 @@ class MemoryMonitoring(Services):
             self._monitor.start()
         else:
             self._monitor = MemoryMonitor(self.pid, self.workdir, include_root=self.include_root)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"memory-monitor-{self.pid}", daemon=True)
-        self._thread.start()
+        self._stop = threading.Event()
+        # a failed sample is logged and counted; the next one is taken at the next period
+        self._thread = start_activity(f"memory-monitor-{self.pid}", self.sample, interval=self.interval,
+                                      stop=self._stop, label="memory-monitor")
         logger.info("memory monitor started for process tree %d (every %g s, files in %s)", self.pid,
                     self.interval, self.workdir)
         return self
-
-    def _run(self) -> None:
-        while True:
-            self.sample()
-            if self._stop.wait(self.interval):
-                return
 
     def sample(self) -> dict:
         """Take one sample now; returns it ({} when the tree is gone)."""

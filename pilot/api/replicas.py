@@ -24,20 +24,17 @@ SIGNED_URL_LIFETIME = 24 * 3600
 
 
 def rucio_client() -> Any:
-    """A Rucio client, or None when rucio-clients is not installed / not configured."""
+    """A Rucio client (:func:`pilot.copytool.rucio.new_client`), or None when there can be none here.
+
+    Replica lookup without Rucio is not an error: deterministic inputs on the queue's storages need no
+    lookup, so the reason is logged and the caller goes on without one.
+    """
+    from pilot.copytool.rucio import new_client
+
     try:
-        from rucio.client import Client
-    except ImportError:
-        return None
-    from pilot.copytool.rucio import config_problem
-    problem = config_problem()
-    if problem:
-        logger.warning("cannot use Rucio: %s", problem)
-        return None
-    try:
-        return Client()
-    except Exception as exc:  # no config, server unreachable at auth ...
-        logger.warning("cannot create a Rucio client: %s", exc)
+        return new_client("replica lookup")
+    except PilotException as exc:
+        logger.warning("cannot use Rucio: %s", exc.diag)
         return None
 
 
@@ -147,7 +144,8 @@ def order_replicas(answer: dict, fspec: Any, queuedata: Any, allowed_schemas: Op
     pfn_info = answer.get("pfns") or {}
     lan = lan_storages(fspec, queuedata)
     direct = bool(queuedata is not None and queuedata.direct_access_lan)
-    local, remote = [], []
+    local: list = []
+    remote: list = []
     for rse, pfns in (answer.get("rses") or {}).items():
         disk = [p for p in pfns if (pfn_info.get(p) or {}).get("type", "DISK") == "DISK"]
         best = _best_pfn(disk, allowed_schemas, direct_schemas if direct and rse in lan else None)

@@ -15,8 +15,7 @@ from typing import Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import (CHECKSUM, MISSING, deterministic_path, is_local_url, join_url, local_file_path,
-                                   url_to_path)
+from pilot.copytool.common import CHECKSUM, MISSING, deterministic_path, join_url, local_file_path
 from pilot.util.filehandling import calculate_checksum, checksums_equal, remove_file
 
 logger = logging.getLogger(__name__)
@@ -228,9 +227,3 @@ def verify_output(fspec: Any) -> None:
             raise PilotException(f"{kind} mismatch after upload of {fspec.lfn}: storage {remote}, local {local}",
                                  code=ErrorCodes.PUTMD5MISMATCH if md5 else ErrorCodes.PUTADMISMATCH,
                                  state="MD5_MISMATCH" if md5 else "AD_MISMATCH", kind=CHECKSUM)
-
-
-def local_replica_path(replica: dict) -> Optional[str]:
-    """The path of a file:// (or plain path) replica, else None."""
-    pfn = replica.get("pfn", "")
-    return url_to_path(pfn) if is_local_url(pfn) else None

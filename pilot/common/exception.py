@@ -8,7 +8,7 @@ copytools' ``state=`` for trace reports) are kept in ``.kwargs``.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 
@@ -75,7 +75,7 @@ class PilotException(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.diag!r}, code={self.code})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (self.diag, self.code), {"kwargs": self.kwargs, "state": self.state})
 
 
@@ -279,7 +279,7 @@ class TimeoutException(PilotException):
         suffix = f", timeout={self.timeout} seconds" if self.timeout is not None else ""
         return f"{super().__str__()}{suffix}"
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         return (_rebuild_timeout, (type(self), self.diag, self.timeout, self.code))
 
 

@@ -1,12 +1,17 @@
 """Load copytool and experiment plug-ins by name and check that they provide what the pilot calls.
 
 The functions each plug-in kind must define are written once below as ``typing.Protocol``
-classes; a module is accepted when it has every public method of its protocol as a callable.
+classes; a module is accepted when it has every public method of its protocol as a callable whose
+signature fits the method's (:func:`signature_problem`: the pilot's calls would not fail with a
+``TypeError``). A mismatch is reported at load with the plug-in module, the function, the reason and
+both signatures.
 
 Error codes raised (always a ``PilotException`` subclass whose message names what is missing):
 
-* copytool module missing or lacking a required function: 1323 UNKNOWNCOPYTOOL (``UnknownCopytool``)
-* experiment module missing or lacking a required function: 1300 NOTIMPLEMENTED (``PluginError``)
+* copytool module missing, lacking a required function or with one of the wrong signature:
+  1323 UNKNOWNCOPYTOOL (``UnknownCopytool``)
+* experiment module missing, lacking a required function or with one of the wrong signature:
+  1300 NOTIMPLEMENTED (``PluginError``)
 * a plug-in exists but one of *its* imports fails (e.g. a middleware client is not installed):
   1342 MIDDLEWAREIMPORTFAILURE (``MiddlewareImportFailure``)
 """
@@ -14,6 +19,7 @@ Error codes raised (always a ``PilotException`` subclass whose message names wha
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import threading
 from types import ModuleType
@@ -68,9 +74,11 @@ class UserCommonPlugin(Protocol):
     def validate(self, job: Any) -> bool: ...
     def verify_job(self, job: Any) -> bool: ...
     def get_payload_command(self, job: Any) -> str: ...
-    def remove_redundant_files(self, workdir: str, outputfiles=None, islooping=False, debugmode=False) -> None: ...
+    def remove_redundant_files(self, workdir: str, outputfiles: Optional[list] = None, islooping: bool = False,
+                               debugmode: bool = False) -> None: ...
+
     def get_utility_commands(self, order: Optional[int] = None, job: Any = None) -> Any: ...
-    def get_utility_command_setup(self, name: str, job: Any, **kwargs: Any) -> str: ...
+    def get_utility_command_setup(self, name: str, job: Any) -> str: ...
     def get_utility_command_kill_signal(self, name: str) -> int: ...
     def get_utility_command_output_filename(self, name: str, selector: Any = None) -> str: ...
     def post_utility_command_action(self, name: str, job: Any) -> None: ...
@@ -89,8 +97,12 @@ class UserContainerPlugin(Protocol):
 
     def do_use_container(self, **kwargs: Any) -> bool: ...
     def wrapper(self, executable: str, **kwargs: Any) -> str: ...
-    def create_middleware_container_command(self, *args: Any, **kwargs: Any) -> str: ...
-    def get_middleware_container_script(self, *args: Any, **kwargs: Any) -> str: ...
+
+    def create_middleware_container_command(self, workdir: str, cmd: str, container_options: str = "",
+                                            label: str = "stage-in", **kwargs: Any) -> str: ...
+
+    def get_middleware_container_script(self, middleware_container: str = "", cmd: str = "", asetup: bool = False,
+                                        **kwargs: Any) -> str: ...
 
 
 class UserDiagnosePlugin(Protocol):
@@ -184,6 +196,105 @@ def missing_functions(module: ModuleType, protocol: Type) -> List[str]:
     return [name for name in required_functions(protocol) if not callable(getattr(module, name, None))]
 
 
+# --- signature checks (pluggy-style) ------------------------------------------------------------
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+class _Annotation(str):
+    """A string annotation (``from __future__ import annotations``) shown without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def contract_signature(protocol: Type, name: str) -> inspect.Signature:
+    """The signature the pilot calls ``name`` with: the protocol method's, without ``self``."""
+    signature = inspect.signature(getattr(protocol, name))
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
+
+
+def describe_signature(name: str, signature: inspect.Signature) -> str:
+    """``name(a: int, *, b: str = '') -> bool`` (string annotations unquoted)."""
+    def plain(value: Any) -> Any:
+        return _Annotation(value) if isinstance(value, str) else value
+
+    params = [p.replace(annotation=plain(p.annotation)) for p in signature.parameters.values()]
+    return f"{name}{signature.replace(parameters=params, return_annotation=plain(signature.return_annotation))}"
+
+
+def signature_problem(contract: inspect.Signature, plugin: inspect.Signature) -> Optional[str]:
+    """Why a plug-in function with signature ``plugin`` cannot be called as the contract says (None: it can).
+
+    The rules (those of pluggy's hook checks, for functions called directly):
+
+    - a parameter the contract requires is passed by position: the plug-in takes it at the same
+      position under the same name, or has ``*args``;
+    - a parameter with a default in the contract (and a keyword-only one) may be passed by name: the
+      plug-in takes that name, or has ``**kwargs`` (the catch-all);
+    - the contract's ``*args``/``**kwargs`` mean the pilot passes further arguments: the plug-in needs
+      them too;
+    - the plug-in requires nothing the pilot does not always pass (its extra parameters have defaults).
+    """
+    theirs = list(plugin.parameters.values())
+    positional = [p for p in theirs if p.kind in _POSITIONAL]
+    by_name = {p.name for p in theirs if p.kind in _BY_NAME}
+    var_args = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in theirs)
+    var_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in theirs)
+    always: set = set()  # names the pilot always passes
+    passed_positions = 0
+    for index, param in enumerate(contract.parameters.values()):
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            if not var_args:
+                return "takes no *args, and the pilot passes further positional arguments"
+        elif param.kind is inspect.Parameter.VAR_KEYWORD:
+            if not var_kwargs:
+                return "takes no **kwargs, and the pilot passes further keyword arguments"
+        elif param.kind in _POSITIONAL and param.default is param.empty:
+            if index < len(positional):
+                if positional[index].name != param.name and not var_kwargs:
+                    return (f"has '{positional[index].name}' where the contract has '{param.name}' "
+                            f"(argument {index + 1})")
+            elif not var_args:
+                return f"does not take '{param.name}' (argument {index + 1}), which the pilot always passes"
+            always.add(param.name)
+            passed_positions = index + 1
+        elif param.name not in by_name and not var_kwargs:
+            return f"does not take '{param.name}' (nor **kwargs), which the pilot may pass"
+    for index, param in enumerate(positional):
+        if param.default is param.empty and index >= passed_positions:
+            return f"requires '{param.name}', which the pilot does not always pass"
+    for param in theirs:
+        if param.kind is inspect.Parameter.KEYWORD_ONLY and param.default is param.empty and \
+                param.name not in always:
+            return f"requires the keyword '{param.name}', which the pilot does not always pass"
+    return None
+
+
+def signature_mismatches(module: ModuleType, protocol: Type) -> List[str]:
+    """One line per required function of ``module`` whose signature does not fit the protocol's.
+
+    Each line names the plug-in module, the function, the reason and both signatures. Functions whose
+    signature cannot be read (some built-ins) are taken as they are.
+    """
+    lines = []
+    for name in required_functions(protocol):
+        function = getattr(module, name, None)
+        if not callable(function):
+            continue
+        try:
+            theirs = inspect.signature(function)
+        except (TypeError, ValueError):
+            continue
+        contract = contract_signature(protocol, name)
+        problem = signature_problem(contract, theirs)
+        if problem:
+            lines.append(f"{module.__name__}.{name} {problem}: the plug-in has {describe_signature(name, theirs)}, "
+                         f"the contract ({protocol.__name__}) is {describe_signature(name, contract)}")
+    return lines
+
+
 # --- the factory --------------------------------------------------------------------------------
 
 class PluginFactory:
@@ -212,6 +323,9 @@ class PluginFactory:
         missing = missing_functions(module, CopytoolPlugin)
         if missing:
             raise UnknownCopytool(f"copytool '{name}' ({full_name}) lacks required function(s): {', '.join(missing)}")
+        mismatches = signature_mismatches(module, CopytoolPlugin)
+        if mismatches:
+            raise UnknownCopytool(f"copytool '{name}' does not fit the copytool contract: {'; '.join(mismatches)}")
         for attribute, default in COPYTOOL_DEFAULTS.items():
             if not hasattr(module, attribute):
                 setattr(module, attribute, default)
@@ -237,6 +351,10 @@ class PluginFactory:
             if missing:
                 raise PluginError(f"experiment plug-in module {full_name} lacks required function(s): "
                                   f"{', '.join(missing)}")
+            mismatches = signature_mismatches(loaded, protocol)
+            if mismatches:
+                raise PluginError(f"experiment plug-in module {full_name} does not fit its contract: "
+                                  f"{'; '.join(mismatches)}")
         with self._lock:
             self._cache[key] = loaded
         return loaded

@@ -10,7 +10,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, Optional, Protocol
+
+from pilot.util.runner import Runner, current_runner
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
+    from pilot.info.queuedata import QueueData
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +64,7 @@ class JobQueues:
 
     def __init__(self, names: Iterable[str] = QUEUE_NAMES) -> None:
         self._cond = threading.Condition()
-        self._items = {name: collections.deque() for name in names}
+        self._items: Dict[str, Deque[Any]] = {name: collections.deque() for name in names}
         for name in self._items:
             setattr(self, name, _QueueView(self, name))
 
@@ -112,6 +118,58 @@ class StopEvents:
     job_aborted: threading.Event = field(default_factory=threading.Event)
 
 
+# --- the services of the context, as the components use them (structural types: test doubles fit too)
+
+class Communicator(Protocol):
+    """The server side of this mode (PanDA server, Harvester files, aCT file): pilot.api.communicator."""
+
+    def get_job(self, fields: dict) -> Any: ...
+    def update_job(self, fields: dict, final: bool = False) -> Any: ...
+
+
+class JobReporter(Protocol):
+    """Heartbeats and final updates through the communicator and the outbox: pilot.control.reporting.Reporter."""
+
+    listeners: list
+    last_update: dict
+    unsaved: dict
+
+    def heartbeat(self, job: JobData, state: Optional[str] = None) -> Optional[dict]: ...
+    def final(self, job: JobData) -> bool: ...
+    def is_stored(self, jobid: str) -> bool: ...
+    def retry_unsaved(self) -> int: ...
+    def flush_outbox(self) -> int: ...
+
+
+class PluginLoader(Protocol):
+    """The experiment plug-in modules, loaded and checked on first use: pilot.workflow.generic.UserPlugins."""
+
+    experiment: str
+
+    def module(self, name: str) -> Any: ...
+
+
+class HttpService(Protocol):
+    """The one HTTP client of the run: pilot.util.https.HttpClient."""
+
+    def never_answered(self, *prefixes: str) -> Optional[str]: ...
+    def close(self) -> None: ...
+
+
+class RecoveryStore(Protocol):
+    """Records of the jobs a later pilot may recover: pilot.control.recovery.RecoveryArea."""
+
+    def path(self, jobid: str) -> str: ...
+    def save(self, job: JobData, attempts: Optional[int] = None) -> bool: ...
+    def remove(self, jobid: str) -> None: ...
+
+
+class MetricsFile(Protocol):
+    """The pilot's metrics file: pilot.util.prometheus.PilotMetricsRun."""
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class PilotContext:
     """Everything the components of one pilot run share."""
@@ -119,23 +177,24 @@ class PilotContext:
     args: Any
     mainworkdir: str
     infosys: Any = None
-    communicator: Any = None
-    reporter: Any = None
-    user: Any = None  # the experiment plug-in loader
+    communicator: Communicator = None  # type: ignore[assignment]  # set by build_context, before any component
+    reporter: JobReporter = None  # type: ignore[assignment]  # set by build_context, before any component
+    user: PluginLoader = None  # type: ignore[assignment]  # set by build_context, before any component
     events: StopEvents = field(default_factory=StopEvents)
     queues: JobQueues = field(default_factory=JobQueues)
     start_time: float = field(default_factory=time.time)
     signal_name: Optional[str] = None  # name of the signal that stopped the pilot
     pilot_error: int = 0  # pilot-level error code (exit status)
     jobs_processed: int = 0
-    last_job: Any = None  # the last job that completed (for the exit status)
+    last_job: Optional[JobData] = None  # the last job that completed (for the exit status)
     current_jobs: dict = field(default_factory=dict)  # jobid -> JobData while in the pilot
     executors: dict = field(default_factory=dict)  # jobid -> running payload executor
-    supervisor: Any = None
+    supervisor: Any = None  # pilot.control.supervisor.Supervisor: the components
+    runner: Runner = field(default_factory=current_runner)  # the background activities (metrics, timers, monitors)
     node: Any = None  # pilot.util.workernode.WorkerNode
-    http: Any = None  # the one HttpClient of this run
-    recovery: Any = None  # pilot.control.recovery.RecoveryArea
-    metrics: Any = None  # pilot.util.prometheus.PilotMetricsRun (the pilot's metrics file)
+    http: HttpService = None  # type: ignore[assignment]  # the run's one HttpClient: set by build_context
+    recovery: Optional[RecoveryStore] = None  # pilot.control.recovery.RecoveryArea
+    metrics: Optional[MetricsFile] = None  # pilot.util.prometheus.PilotMetricsRun (the pilot's metrics file)
     trace_batches: dict = field(default_factory=dict)  # jobid -> TraceBatch, sent once the job's log is out
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -175,5 +234,16 @@ class PilotContext:
             self.current_jobs.pop(jobid, None)
         self.queues.wake_all()
 
-    def get_queuedata(self) -> Any:
+    def job_left(self, job: JobData) -> None:
+        """The job has left this pilot: count it, hand it to ``completed_jobs``, wake the consumers."""
+        if not job.recovered:
+            with self.lock:
+                self.jobs_processed += 1
+                self.last_job = job
+            self.queues.put("completed_jobs", job)
+        self.job_done(job.jobid)
+        if self.events.abort_job.is_set():
+            self.events.job_aborted.set()
+
+    def get_queuedata(self) -> Optional[QueueData]:
         return getattr(self.infosys, "queuedata", None)

@@ -35,11 +35,9 @@ def _client(ctx: PilotContext, job: JobData, client_class: Any, stop: Any = None
     Stage-in may be cancelled by an abort; stage-out is not, so the log of an aborted job still leaves.
     ``traces`` (a TraceBatch) collects the trace records of several transfers for one POST.
     """
-    from pilot.util.tracereport import TraceReport
+    from pilot.util.tracereport import job_trace
 
-    trace = TraceReport(pq=ctx.args.queue, enabled=bool(getattr(ctx.args, "use_rucio_traces", True)))
-    trace.init(job)
-    return client_class(ctx.infosys, logger=logger, trace_report=trace, http=ctx.http,
+    return client_class(ctx.infosys, logger=logger, trace_report=job_trace(job, ctx.args), http=ctx.http,
                         stop_event=stop, metrics=getattr(ctx, "metrics", None), trace_batch=traces)
 
 
@@ -72,20 +70,33 @@ def stage_in(ctx: PilotContext) -> None:
     from pilot.api.data import StageInClient
 
     while True:
-        got = ctx.take(("validated_jobs",))
-        if got is None:
+        job = begin_stage_in(ctx)
+        if job is None:
             return
-        job = got[1]
-        job.advance(JobPhase.STAGEIN)
-        job.timing[c.PILOT_PRE_STAGEIN] = time.time()
-        ctx.reporter.heartbeat(job)  # stage-in start
         ok = not ctx.events.abort_job.is_set() and _stage_in_job(ctx, job, StageInClient)
-        job.timing[c.PILOT_POST_STAGEIN] = time.time()
-        if ok and not ctx.events.abort_job.is_set():
-            ctx.queues.put("finished_data_in", job)
-        else:
-            job.timing["stagein_failed"] = time.time()
-            ctx.queues.put("failed_data_in", job)
+        end_stage_in(ctx, job, ok and not ctx.events.abort_job.is_set())
+
+
+def begin_stage_in(ctx: PilotContext) -> Optional[JobData]:
+    """The next validated job, moved into stage-in (phase, start time, heartbeat); None once the pilot is done."""
+    got = ctx.take(("validated_jobs",))
+    if got is None:
+        return None
+    job = got[1]
+    job.advance(JobPhase.STAGEIN)
+    job.timing[c.PILOT_PRE_STAGEIN] = time.time()
+    ctx.reporter.heartbeat(job)  # stage-in start
+    return job
+
+
+def end_stage_in(ctx: PilotContext, job: JobData, ok: bool) -> None:
+    """Stamp the end of stage-in and pass the job on to finished_data_in (``ok``) or failed_data_in."""
+    job.timing[c.PILOT_POST_STAGEIN] = time.time()
+    if ok:
+        ctx.queues.put("finished_data_in", job)
+    else:
+        job.timing["stagein_failed"] = time.time()
+        ctx.queues.put("failed_data_in", job)
 
 
 def _stage_in_job(ctx: PilotContext, job: JobData, client_class: Any) -> bool:
@@ -176,9 +187,16 @@ def log_for_failed_job(ctx: PilotContext, job: JobData) -> bool:
     return os.path.isdir(job.workdir)
 
 
+def hold_job(ctx: PilotContext, job: JobData) -> None:
+    """Report a job ``holding`` (its outputs wait in the recovery area) and let it go from this pilot."""
+    logger.warning("job %s: stage-out failed (%s); the job is holding for recovery by a later pilot",
+                   job.jobid, job.errors.first()[1])
+    ctx.reporter.heartbeat(job, state="holding")
+    ctx.job_left(job)
+
+
 def _leave_for_recovery(ctx: PilotContext, job: JobData) -> bool:
     """After a transient stage-out failure: report the job holding and leave it to a later pilot."""
-    from pilot.control.job import hold_job
     from pilot.control.recovery import MAX_RECOVERY_ATTEMPTS, is_transient_stageout_failure
 
     if ctx.recovery is None or not is_transient_stageout_failure(job):

@@ -18,10 +18,10 @@ from pilot.common.exception import CommunicationFailure, PilotException
 from pilot.control import preflight
 from pilot.control.context import PilotContext
 from pilot.info.jobdata import JobData, JobPhase, job_workdir
+from pilot.info.queuedata import resource_name
 from pilot.util import constants as c
 from pilot.util.config import config
 from pilot.util.filehandling import append_line, mkdirs, write_json_atomic
-from pilot.util.harvester import HarvesterDirs, iter_existing, read_job_definition
 from pilot.util.https import failure_info
 from pilot.util.parameters import resolve_job_label
 from pilot.util.statefile import RejectedRecord, read_record, set_aside
@@ -64,7 +64,7 @@ def getjob_fields(ctx: PilotContext, node: Any, jobs_done: int, last_taskid: str
     """The getJob request of compat §4.3."""
     args = ctx.args
     queuedata = ctx.get_queuedata()
-    resource = getattr(queuedata, "resource", "") or args.queue
+    resource = resource_name(queuedata, args.queue)
     data = {
         "siteName": resource,
         "computingElement": args.queue,
@@ -97,17 +97,6 @@ def getjob_fields(ctx: PilotContext, node: Any, jobs_done: int, last_taskid: str
         if os.environ.get(env):
             data[key] = os.environ[env]
     return data
-
-
-def local_job_definition_path(ctx: PilotContext) -> str:
-    """The first pre-placed job definition file (pandaJobData.out, HPCJobs.json, ...; compat §10), if any."""
-    dirs = HarvesterDirs.from_args(ctx.args, ctx.mainworkdir)
-    return next(iter_existing(dirs.definition_paths()), "")
-
-
-def read_job_definition_file(path: str) -> Optional[dict]:
-    """Read and remove a job definition file: JSON (first entry of a PandaID map) or URL-encoded."""
-    return read_job_definition(path)
 
 
 # ---------------------------------------------------------------------------- threads
@@ -251,6 +240,7 @@ class JobRetriever:
         """Block until the job's final update is done; False if the pilot is stopping."""
         while True:
             got = self.ctx.queues.get(("completed_jobs",))
+            assert got is not None  # neither a time-out nor an until: get() returns an item
             done = got[1]
             self.ctx.queues.put("completed_jobids", done.jobid)
             if done.jobid == job.jobid:
@@ -323,29 +313,9 @@ def finish_job(ctx: PilotContext, job: JobData) -> None:
     logger.info("job %s ended %s (error %s)%s", job.jobid, job.state, job.errors.first()[0],
                 "" if delivered else "; final update kept in the outbox")
     record_timing(ctx, job.jobid, {k: v for k, v in job.timing.items() if k.startswith("PILOT_")})
-    _complete(ctx, job)
+    ctx.job_left(job)
     if job.phase is JobPhase.FAILED and job.timing.get("stagein_failed"):
         ctx.stop("stage-in failed")
-
-
-def hold_job(ctx: PilotContext, job: JobData) -> None:
-    """Report a job ``holding`` (its outputs wait in the recovery area) and let it go from this pilot."""
-    logger.warning("job %s: stage-out failed (%s); the job is holding for recovery by a later pilot",
-                   job.jobid, job.errors.first()[1])
-    ctx.reporter.heartbeat(job, state="holding")
-    _complete(ctx, job)
-
-
-def _complete(ctx: PilotContext, job: JobData) -> None:
-    """The job has left this pilot: count it and wake the retriever and the consumers."""
-    if not job.recovered:
-        with ctx.lock:
-            ctx.jobs_processed += 1
-            ctx.last_job = job
-        ctx.queues.put("completed_jobs", job)
-    ctx.job_done(job.jobid)
-    if ctx.events.abort_job.is_set():
-        ctx.events.job_aborted.set()
 
 
 def record_timing(ctx: PilotContext, jobid: str, values: dict) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.control.context import PilotContext
@@ -30,6 +30,9 @@ from pilot.info.jobdata import JobPhase
 from pilot.util.config import config
 from pilot.util.debugcommands import is_debug_command
 from pilot.util.processes import cores_in_use, tree_table
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +63,12 @@ class PeriodicCheck:
         return self.func(arg)
 
 
-def heartbeat_period(job: Any) -> float:
+def heartbeat_period(job: JobData) -> float:
     """1800 s normally, 60 s when the job or the server asked for debug mode."""
     return float(config.Pilot.debug_heartbeat if job.debug else config.Pilot.heartbeat)
 
 
-def apply_verdict(job: Any, executor: Any, verdict: Verdict) -> None:
+def apply_verdict(job: JobData, executor: Any, verdict: Verdict) -> None:
     """Fail ``job`` with the verdict's code and stop its payload (1363 is a request, undone after the kill)."""
     level = logging.WARNING if verdict.code == ErrorCodes.KILLPAYLOAD else logging.ERROR
     logger.log(level, "job %s: %s (code %d)", job.jobid, verdict.diag, verdict.code)
@@ -77,7 +80,7 @@ def apply_verdict(job: Any, executor: Any, verdict: Verdict) -> None:
 class JobWatch:
     """The checks and the debug output of one job whose payload runs."""
 
-    def __init__(self, ctx: PilotContext, job: Any, executor: Any) -> None:
+    def __init__(self, ctx: PilotContext, job: JobData, executor: Any) -> None:
         self.watched = WatchedJob(ctx, job, executor)
         self.checks = job_checks(self.watched)
         self.debug = DebugOutput(self.watched)
@@ -203,11 +206,11 @@ class JobMonitor:
                     logger.exception("job %s: cannot set up its checks: %s", job.jobid, exc)
                     self.unwatched.add(job.jobid)
 
-    def _last_beat(self, job: Any, now: float) -> float:
+    def _last_beat(self, job: JobData, now: float) -> float:
         last = max(self.last_beat.get(job.jobid, 0.0), self.ctx.reporter.last_update.get(job.jobid, 0.0))
         return last or now
 
-    def _maybe_heartbeat(self, job: Any, now: float) -> None:
+    def _maybe_heartbeat(self, job: JobData, now: float) -> None:
         last = max(self.last_beat.get(job.jobid, 0.0), self.ctx.reporter.last_update.get(job.jobid, 0.0))
         if last and now - last < heartbeat_period(job):
             return
@@ -231,7 +234,7 @@ class JobMonitor:
             handle_server_command(self.ctx, job, reply.get("command"))
 
 
-def sample_core_count(job: Any, executor: Any) -> None:
+def sample_core_count(job: JobData, executor: Any) -> None:
     """Add a sample of the payload's actual core count (distinct CPUs its processes run on) to the job.
 
     The mean of the samples is the ``meanCoreCount`` of the updates (Pilot 2's ``job.corecounts``).
@@ -253,7 +256,7 @@ def sample_core_count(job: Any, executor: Any) -> None:
                     job_substate(job), count)
 
 
-def handle_server_command(ctx: PilotContext, job: Any, command: Optional[str]) -> None:
+def handle_server_command(ctx: PilotContext, job: JobData, command: Optional[str]) -> None:
     """Act on the ``command`` of an updateJob reply (compat 4.6)."""
     if not command or str(command).strip().upper() == "NULL":
         return
@@ -312,13 +315,13 @@ class PilotMonitor:
         logger.info("pilot lifetime %d s: payloads are stopped after %d s, reports forced after %d s",
                     int(self.life.limit), int(self.life.soft_deadline), int(self.life.hard_deadline))
 
-    def on_thread_failure(self, name: str, error: str) -> None:
-        """A component died: fail the job with 1319 and stop the pilot."""
+    def on_thread_failure(self, name: str, error: str, code: int = ErrorCodes.INTERNALPILOTPROBLEM) -> None:
+        """A component or critical background activity died: fail the job with ``code`` (1319) and stop the pilot."""
         logger.error("component %s died (%s): aborting", name, error)
         if self.failed_at is None:
             self.failed_at = time.monotonic()
-        self.ctx.pilot_error = self.ctx.pilot_error or ErrorCodes.INTERNALPILOTPROBLEM
-        self.ctx.abort(ErrorCodes.INTERNALPILOTPROBLEM, f"pilot component {name} failed: {error}")
+        self.ctx.pilot_error = self.ctx.pilot_error or code
+        self.ctx.abort(code, f"pilot component {name} failed: {error}")
 
     def stop(self) -> None:
         """End :meth:`run` (the pilot is done)."""
@@ -382,7 +385,7 @@ class PilotMonitor:
         with self.ctx.lock:
             return list(self.ctx.current_jobs.values())
 
-    def _kill(self, job: Any, reason: str) -> bool:
+    def _kill(self, job: JobData, reason: str) -> bool:
         executor = self.ctx.executors.get(job.jobid)
         if executor is None:
             return False
@@ -418,7 +421,7 @@ class PilotMonitor:
                              job.jobid, grace)
                 self._finish(job)
 
-    def _finish(self, job: Any) -> None:
+    def _finish(self, job: JobData) -> None:
         from pilot.control.job import finish_job
 
         if job.jobid in self.rescued:

@@ -52,10 +52,12 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
                                  code=ErrorCodes.PAYLOADEXECUTIONFAILURE)
         line = executor.command()
         env = executor.payload_environment()
-        if utilities.run_blocking(ctx.user, utilities.UTILITY_BEFORE_PAYLOAD, job, env=env):
+        state_masks = getattr(executor, "state_masks", ())
+        if utilities.run_blocking(ctx.user, utilities.UTILITY_BEFORE_PAYLOAD, job, env=env, state_masks=state_masks,
+                                  stop_event=ctx.events.abort_job):
             executor.start(line)
             ctx.reporter.heartbeat(job)  # payload start
-            coprocess = utilities.Coprocess(ctx.user, job, env=env)
+            coprocess = utilities.Coprocess(ctx.user, job, env=env, state_masks=state_masks)
             coprocess.start()
             status = executor.wait()
             _record_exit(job, status)
@@ -75,7 +77,8 @@ def run_payload(ctx: PilotContext, job: JobData) -> bool:
         _diagnose(ctx, job)
     if job.exitcode == 0 and not job.errors:
         utilities.run_blocking(ctx.user, utilities.UTILITY_AFTER_PAYLOAD_FINISHED2, job,
-                               env=executor.payload_environment())
+                               env=executor.payload_environment(), state_masks=getattr(executor, "state_masks", ()),
+                               stop_event=ctx.events.abort_job)
     return not job.errors
 
 

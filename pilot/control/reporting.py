@@ -25,6 +25,7 @@ from pilot.util import constants as c
 from pilot.util.filehandling import write_json_atomic
 from pilot.util.jobmetrics import default_job_metrics
 from pilot.util.statefile import Ledger, read_valid, set_aside
+from pilot.util.timing import time_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +55,6 @@ SERVER_TIME = "%Y-%m-%d %H:%M:%S"
 #: the pilot's job sub-state per phase (the phase a final update ended in is taken from the job's timing)
 _SUBSTATE = {"received": "setup", "validated": "setup", "stagein": "stagein", "payload": "running",
              "stageout": "stageout"}
-
-
-def timestamp(epoch: Optional[float] = None) -> str:
-    """Local ISO-8601 time with the UTC offset, as the server expects."""
-    return datetime.fromtimestamp(epoch if epoch is not None else time.time()).astimezone().isoformat(
-        timespec="seconds")
 
 
 def server_time(epoch: float) -> str:
@@ -111,7 +106,7 @@ def build_update(job: JobData, site: SiteInfo, final: bool, pilot_start: float,
     data: dict[str, Any] = {
         "jobId": job.jobid,
         "state": state,
-        "timestamp": timestamp(),
+        "timestamp": time_stamp(),
         "siteName": site.site_name,
         "node": site.node,
         "attemptNr": job.attemptnr,
@@ -267,10 +262,11 @@ class DurableRangeUpdates:
         return getattr(self._communicator, name)
 
     def update_event_ranges(self, ranges: list, version: int = 1) -> Any:
-        key = self._outbox.put_ranges(ranges, version) if self._outbox is not None else None
+        outbox = self._outbox
+        key = outbox.put_ranges(ranges, version) if outbox is not None else None
         reply = self._communicator.update_event_ranges(ranges, version=version)  # raises: the entry stays
-        if key is not None:
-            self._outbox.remove_ranges(key)
+        if outbox is not None and key is not None:
+            outbox.remove_ranges(key)
         return reply
 
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from pilot.control.monitoring.lifetime import Lifetime
 from pilot.util import constants as c
 from pilot.util.config import config
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def _seconds(value: Any, default: float) -> float:
         return default
 
 
-def pause_plan(ctx: Any, job: Any) -> List[float]:
+def pause_plan(ctx: Any, job: JobData) -> List[float]:
     """The pauses (seconds) this job may take before stage-out retries; [] when the stage is off for it."""
     threshold = _seconds(_setting(ctx, "stageout_long_retry_min_runtime", 0), 0.0)
     if not threshold:
@@ -58,7 +61,7 @@ def pause_plan(ctx: Any, job: Any) -> List[float]:
     return [wait for wait in waits if wait > 0][taken:]
 
 
-def remaining_lifetime(ctx: Any, job: Any) -> float:
+def remaining_lifetime(ctx: Any, job: JobData) -> float:
     """Seconds left before the job's maximum walltime or the pilot's lifetime forces the final update."""
     left = float("inf")
     if getattr(job, "maxwalltime", 0):
@@ -71,7 +74,7 @@ def remaining_lifetime(ctx: Any, job: Any) -> float:
     return left
 
 
-def long_pause(ctx: Any, job: Any, wanted: float, number: int) -> bool:
+def long_pause(ctx: Any, job: JobData, wanted: float, number: int) -> bool:
     """Pause up to ``wanted`` s before retry ``number``, heartbeats going on; False: no retry (no time, stop)."""
     reserve = _seconds(_setting(ctx, "stageout_long_retry_reserve", 300), 300.0)
     pause = min(wanted, remaining_lifetime(ctx, job) - reserve)

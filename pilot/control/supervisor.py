@@ -1,75 +1,31 @@
-"""A tiny supervisor for the pilot's worker threads: the only place that starts a thread.
+"""The supervisor of the pilot's components: a :class:`pilot.util.runner.Runner` whose activities are critical.
 
-Each worker runs a function; if it raises, the exception is recorded and ``on_failure`` is called
-at once (the pilot monitor aborts the job with a coded error), so a dead component never leaves the
-pilot hanging.
+Each component (job retrieval, validation, stage-in, payload, stage-out, the monitors) runs one
+function in a thread of its name, started by the runner (the one place that starts threads). If it
+raises, the exception is recorded, counted in the pilot's metrics and ``on_failure(name, error, code)``
+is called at once (the pilot monitor aborts the job with 1319), so a dead component never leaves the
+pilot hanging. Ended components stay listed in :attr:`Supervisor.workers`: the pilot monitor also
+treats a critical component that *returned* while jobs are still in the pilot as a failure.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from pilot.util.runner import Activity, Runner
 
-logger = logging.getLogger(__name__)
+#: one component and how it ended (``name``, ``thread``, ``error``, ``critical``, ``done``)
+Worker = Activity
 
 
-@dataclass
-class Worker:
-    """One named thread and how it ended."""
+class Supervisor(Runner):
+    """Start, watch and join the named components of a pilot run."""
 
-    name: str
-    thread: threading.Thread
-    error: Optional[str] = None
-    critical: bool = True
-    done: bool = False  # set before the thread signals its end (is_alive() is still true then)
+    keep_done = True
+    critical_default = True
+
+    @property
+    def workers(self) -> dict:
+        """name -> :class:`Worker` (the runner's activities, the ended ones included)."""
+        return self.activities
 
 
-@dataclass
-class Supervisor:
-    """Start, watch and join the named workers of a pilot run."""
-
-    on_failure: Optional[Callable[[str, str], None]] = None
-    workers: dict = field(default_factory=dict)
-    changed: threading.Event = field(default_factory=threading.Event)
-
-    def start(self, name: str, target: Callable[..., Any], *args: Any, critical: bool = True) -> Worker:
-        """Run ``target(*args)`` in a daemon thread called ``name``."""
-        worker = Worker(name=name, thread=threading.Thread(name=name, daemon=True), critical=critical)
-
-        def run() -> None:
-            try:
-                target(*args)
-            except BaseException as exc:  # record any death, including SystemExit
-                worker.error = f"{type(exc).__name__}: {exc}"
-                logger.error("thread %s died: %s\n%s", name, worker.error, traceback.format_exc())
-                if self.on_failure is not None and critical:
-                    self.on_failure(name, worker.error)
-            finally:
-                worker.done = True
-                self.changed.set()
-
-        worker.thread.run = run  # type: ignore[method-assign]
-        self.workers[name] = worker
-        worker.thread.start()
-        return worker
-
-    def alive(self) -> list:
-        """Names of the workers still running."""
-        return [w.name for w in self.workers.values() if not w.done]
-
-    def failed(self) -> list:
-        """Workers that died with an exception."""
-        return [w for w in self.workers.values() if w.error]
-
-    def join(self, timeout: Optional[float] = None) -> bool:
-        """Wait for every worker to end; True when all did within ``timeout``."""
-        import time
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for worker in list(self.workers.values()):
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            worker.thread.join(remaining)
-        return not self.alive()
+__all__ = ["Supervisor", "Worker"]

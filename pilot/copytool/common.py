@@ -10,15 +10,15 @@ import logging
 import os
 import re
 import shlex
-import subprocess
 import threading
-import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlparse
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
+from pilot.copytool.options import CopytoolOptions
+from pilot.util.commandrunner import run_command
 from pilot.util.filehandling import checksums_equal, md5_hexdigest, safe_join
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 MB = 1024 * 1024
 TIMEOUT_BASE = 300  # seconds
 TIMEOUT_MAX = 3 * 3600
-CANCEL_CHECK = 0.25  # seconds between looks at the stop event while a tool command runs
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for a cancelled or timed-out tool
 
 # error classes: decide whether and how the Data API retries
@@ -194,44 +193,21 @@ def run_cancellable(cmd: Any, timeout: float, env: Optional[dict] = None, cwd: O
                     stop_event: Optional[threading.Event] = None, shell: bool = False) -> tuple:
     """Run ``cmd`` in its own session until it exits, times out or ``stop_event`` is set.
 
-    Returns ``(CommandResult, cancelled)``. On time-out or cancel the process tree (and its process group)
-    is killed with :func:`pilot.util.processes.kill_process_tree`; the stop event is looked at every
-    ``CANCEL_CHECK`` seconds while the command runs.
+    Returns ``(CommandResult, cancelled)``. The one command runner (:mod:`pilot.util.commandrunner`) runs
+    it: on time-out or cancel its process tree (and its process group) is killed, with ``KILL_GRACE``
+    between SIGTERM and SIGKILL; its output is kept to the runner's cap.
     """
-    from pilot.util.processes import CommandResult, kill_process_tree
     if logger.isEnabledFor(logging.DEBUG):  # -d: the command as run, tokens and secrets hidden
         text = cmd if isinstance(cmd, str) else " ".join(str(word) for word in cmd)
         logger.debug("transfer command (time-out %.0f s, cwd %s): %s", timeout, cwd or ".",
                      re.sub(r"((?:authz|access_token|token|password|secret)[=:])[^&\s'\"]+", r"\1***", text,
                             flags=re.IGNORECASE))
-    try:
-        proc = subprocess.Popen(cmd, shell=shell, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace")
-    except OSError as exc:
-        return CommandResult(127, "", f"cannot execute {cmd!r}: {exc}"), False
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        step = remaining if stop_event is None else min(CANCEL_CHECK, remaining)
-        try:
-            out, err = proc.communicate(timeout=max(step, 0.001))
-            logger.debug("transfer command PID %d ended with %s; stderr: %s", proc.pid, proc.returncode,
-                         (err or "").strip()[-300:] or "(empty)")
-            return CommandResult(proc.returncode, out, err), False
-        except subprocess.TimeoutExpired:
-            cancelled = stop_event is not None and stop_event.is_set()
-            if cancelled or time.monotonic() >= deadline:
-                break
-    logger.warning("%s: killing the process tree of %s (PID %d)", "cancelled" if cancelled else "timed out",
-                   cmd[0] if isinstance(cmd, list) else cmd.split()[0], proc.pid)
-    kill_process_tree(proc.pid, pgrp=proc.pid, grace=KILL_GRACE)
-    try:
-        out, err = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:  # an escaped grandchild still holds the pipes
-        proc.kill()
-        out, err = "", ""
-    note = "cancelled" if cancelled else f"command timed out after {timeout} s"
-    return CommandResult(-1, out or "", f"{err or ''}\n{note}", timed_out=not cancelled), cancelled
+    result = run_command(cmd, timeout=timeout, cwd=cwd, env=env, shell=shell, stop_event=stop_event,
+                         grace=KILL_GRACE)
+    if not result.timed_out and not result.cancelled:
+        logger.debug("transfer command ended with %s; stderr: %s", result.exit_code,
+                     (result.stderr or "").strip()[-300:] or "(empty)")
+    return result, result.cancelled
 
 
 def get_timeout(filesize: Any, base: int = TIMEOUT_BASE) -> int:
@@ -314,19 +290,10 @@ def get_copysetup(copytools: Optional[dict], name: str) -> str:
     return str(entry.get("setup") or "") if isinstance(entry, dict) else ""
 
 
-def tool_setting(kwargs: dict, tool: str, key: str, default: Any = None) -> Any:
+def tool_setting(kwargs: Union[Mapping[str, Any], CopytoolOptions], tool: str, key: str, default: Any = None) -> Any:
     """A tool option: keyword argument ``key``, else the queue's ``copytools[tool][key]``, else the
-    queue catchall ``<tool>_<key>=value``, else ``default``."""
-    if kwargs.get(key) not in (None, ""):
-        return kwargs[key]
-    entry = (kwargs.get("copytools") or {}).get(tool) or {}
-    if isinstance(entry, dict) and entry.get(key) not in (None, ""):
-        return entry[key]
-    catchall = kwargs.get("catchall") or ""
-    match = re.search(rf"(?:^|[\s,;]){re.escape(tool)}_{re.escape(key)}\s*=\s*([^\s,;]+)", str(catchall))
-    if match:
-        return match.group(1).strip("'\"")
-    return default
+    queue catchall ``<tool>_<key>=value``, else ``default`` (see :meth:`CopytoolOptions.setting`)."""
+    return CopytoolOptions.of(kwargs).setting(tool, key, default)
 
 
 def merge_destinations(files: list) -> dict:

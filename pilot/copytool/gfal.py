@@ -23,8 +23,9 @@ from typing import Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import (EXISTS, get_copysetup, get_timeout, local_file_path, mark_failed, run_tool,
+from pilot.copytool.common import (EXISTS, get_timeout, local_file_path, mark_failed, run_tool,
                                    settle_existing)
+from pilot.copytool.options import CopytoolOptions
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +72,15 @@ def remote_adler32(url: str, setup: str = "") -> str:
 
 def copy_in(files: list, **kwargs: Any) -> list:
     """Download each file from its TURL (checksum checked by gfal against the job's adler32)."""
-    setup = get_copysetup(kwargs.get("copytools"), "gfal") or get_copysetup(kwargs.get("copytools"), "gfalcopy")
-    stop = kwargs.get("stop_event")  # set by TransferHandle.cancel(): the running gfal-copy is killed
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    setup = opts.setup("gfal", "gfalcopy")
+    stop = opts.stop_event  # set by TransferHandle.cancel(): the running gfal-copy is killed
     for fspec in files:
         try:
             if not fspec.turl:
                 raise PilotException(f"no replica for {fspec.scope}:{fspec.lfn}", code=ErrorCodes.NOREPLICAS,
                                      state="NO_REPLICA", kind="missing")
-            dst = "file://" + os.path.abspath(local_file_path(fspec, kwargs.get("workdir", "")))
+            dst = "file://" + os.path.abspath(local_file_path(fspec, opts.workdir))
             timeout = get_timeout(fspec.filesize)
             run_tool(_command(fspec.turl, dst, timeout, fspec.checksum.get("adler32", "")), timeout + 60, setup,
                      _env(), is_stagein=True, stop_event=stop)
@@ -96,10 +98,11 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
     with the source's on the way); the Data API then verifies it against the job's adler32. Files
     whose TURL does not end in their LFN, and files not delivered, are left (status None).
     """
-    setup = get_copysetup(kwargs.get("copytools"), "gfal") or get_copysetup(kwargs.get("copytools"), "gfalcopy")
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    setup = opts.setup("gfal", "gfalcopy")
     groups: dict = {}
     for fspec in files:
-        dst = local_file_path(fspec, kwargs.get("workdir", ""))
+        dst = local_file_path(fspec, opts.workdir)
         if fspec.turl and "?" not in fspec.turl and fspec.turl.rsplit("/", 1)[-1] == fspec.lfn:
             groups.setdefault(os.path.dirname(os.path.abspath(dst)), []).append(fspec)
     for directory, group in groups.items():
@@ -110,7 +113,7 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
         cmd = ["gfal-copy", "--verbose", "-f", "-t", str(timeout), "-K", "adler32", "--from-file", listing,
                f"file://{directory}/"]
         try:
-            run_tool(cmd, timeout + 60, setup, _env(), is_stagein=True, stop_event=kwargs.get("stop_event"),
+            run_tool(cmd, timeout + 60, setup, _env(), is_stagein=True, stop_event=opts.stop_event,
                      check=False)
         finally:
             os.unlink(listing)
@@ -123,14 +126,15 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
 
 def copy_out(files: list, **kwargs: Any) -> list:
     """Upload each file to its SURL (checksum checked by gfal against the local adler32)."""
-    setup = get_copysetup(kwargs.get("copytools"), "gfal") or get_copysetup(kwargs.get("copytools"), "gfalcopy")
-    stop = kwargs.get("stop_event")  # set by TransferHandle.cancel(): the running gfal-copy is killed
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    setup = opts.setup("gfal", "gfalcopy")
+    stop = opts.stop_event  # set by TransferHandle.cancel(): the running gfal-copy is killed
     for fspec in files:
         try:
             if not fspec.surl:
                 raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                                      state="NO_PROTOCOL", kind="config")
-            src = "file://" + os.path.abspath(local_file_path(fspec, kwargs.get("workdir", "")))
+            src = "file://" + os.path.abspath(local_file_path(fspec, opts.workdir))
             timeout = get_timeout(fspec.filesize)
             try:  # without -f: an existing replica is never overwritten
                 run_tool(_command(src, fspec.surl, timeout, fspec.checksum.get("adler32", ""), overwrite=False),

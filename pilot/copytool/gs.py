@@ -30,6 +30,7 @@ from urllib.parse import quote, urlparse
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import get_timeout, local_file_path, mark_failed, settle_existing, transfer_error
+from pilot.copytool.options import CopytoolOptions
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ def auth_headers(environ: Optional[dict] = None) -> dict:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _client(kwargs: dict) -> Any:
-    client = kwargs.get("http")
+def _client(opts: CopytoolOptions) -> Any:
+    client = opts.http
     if client is not None:
         return client
     from pilot.util.https import shared_client
@@ -100,14 +101,14 @@ def _object_path(bucket: str, name: str) -> str:
     return f"b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
 
 
-def _call(kwargs: dict, url: str, body: Optional[bytes], method: str, what: str, is_stagein: bool,
+def _call(opts: CopytoolOptions, url: str, body: Optional[bytes], method: str, what: str, is_stagein: bool,
           timeout: float, headers: Optional[dict] = None) -> bytes:
     """One API request; HTTP and network failures become classified PilotExceptions."""
     from pilot.util.https import HttpError
 
     try:
-        return _client(kwargs).request(url, body, method=method, headers={**auth_headers(), **(headers or {})},
-                                       timeout=timeout, retries=2, resend=method == "GET")
+        return _client(opts).request(url, body, method=method, headers={**auth_headers(), **(headers or {})},
+                                     timeout=timeout, retries=2, resend=method == "GET")
     except HttpError as exc:
         status = getattr(exc, "status", 0)
         if status == 404:
@@ -122,13 +123,13 @@ def _call(kwargs: dict, url: str, body: Optional[bytes], method: str, what: str,
         raise transfer_error(f"GCS {method} {what}: {getattr(exc, 'diag', '') or exc}", is_stagein) from None
 
 
-def object_metadata(kwargs: dict, bucket: str, name: str, timeout: float = 60) -> Optional[dict]:
+def object_metadata(opts: CopytoolOptions, bucket: str, name: str, timeout: float = 60) -> Optional[dict]:
     """The object's resource (size, md5Hash, metadata...), or None when there is no such object."""
     from pilot.util.https import HttpError
 
     url = f"{service_endpoint()}/storage/v1/{_object_path(bucket, name)}"
     try:
-        raw = _client(kwargs).request(url, None, method="GET", headers=auth_headers(), timeout=timeout, retries=2)
+        raw = _client(opts).request(url, None, method="GET", headers=auth_headers(), timeout=timeout, retries=2)
     except HttpError as exc:
         if getattr(exc, "status", 0) == 404:
             return None
@@ -144,6 +145,7 @@ def object_metadata(kwargs: dict, bucket: str, name: str, timeout: float = 60) -
 
 def copy_in(files: list, **kwargs: Any) -> list:
     """Download each object (``fspec.turl``) into the work dir."""
+    opts = CopytoolOptions.from_kwargs(kwargs)
     for fspec in files:
         try:
             if not fspec.turl:
@@ -151,8 +153,8 @@ def copy_in(files: list, **kwargs: Any) -> list:
                                      kind="missing")
             bucket, name = split_url(fspec.turl)
             url = f"{service_endpoint()}/download/storage/v1/{_object_path(bucket, name)}?alt=media"
-            data = _call(kwargs, url, None, "GET", fspec.turl, True, get_timeout(fspec.filesize))
-            dst = local_file_path(fspec, kwargs.get("workdir", ""))
+            data = _call(opts, url, None, "GET", fspec.turl, True, get_timeout(fspec.filesize))
+            dst = local_file_path(fspec, opts.workdir)
             part = f"{dst}.part"
             with open(part, "wb") as handle:
                 handle.write(data)
@@ -170,25 +172,26 @@ def copy_in(files: list, **kwargs: Any) -> list:
 
 def copy_out(files: list, **kwargs: Any) -> list:
     """Upload each file to its SURL, never over an existing object; the stored size is checked."""
+    opts = CopytoolOptions.from_kwargs(kwargs)
     for fspec in files:
         try:
-            _upload_one(fspec, kwargs)
+            _upload_one(fspec, opts)
         except PilotException as exc:
             mark_failed(fspec, exc)
             raise
     return files
 
 
-def _upload_one(fspec: Any, kwargs: dict) -> None:
+def _upload_one(fspec: Any, opts: CopytoolOptions) -> None:
     if not fspec.surl:
         raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                              state="NO_PROTOCOL", kind="config")
     bucket, name = split_url(fspec.surl)
-    found = object_metadata(kwargs, bucket, name)
+    found = object_metadata(opts, bucket, name)
     if found is not None:  # never overwrite an object: the same file is a success, else 1221
         settle_existing(fspec, fspec.surl, str((found.get("metadata") or {}).get("adler32", "")))
         return
-    src = local_file_path(fspec, kwargs.get("workdir", ""))
+    src = local_file_path(fspec, opts.workdir)
     try:
         with open(src, "rb") as handle:
             body = handle.read()
@@ -197,7 +200,7 @@ def _upload_one(fspec: Any, kwargs: dict) -> None:
                              kind="missing") from None
     url = (f"{service_endpoint()}/upload/storage/v1/b/{quote(bucket, safe='')}/o?uploadType=media"
            f"&name={quote(name, safe='')}&ifGenerationMatch=0")
-    raw = _call(kwargs, url, body, "POST", fspec.surl, False, get_timeout(len(body)),
+    raw = _call(opts, url, body, "POST", fspec.surl, False, get_timeout(len(body)),
                 headers={"Content-Type": "application/octet-stream"})
     try:
         stored = json.loads(raw)
@@ -205,7 +208,7 @@ def _upload_one(fspec: Any, kwargs: dict) -> None:
         stored = {}
     if fspec.checksum.get("adler32"):
         patch = json.dumps({"metadata": {"adler32": fspec.checksum["adler32"]}}).encode()
-        _call(kwargs, f"{service_endpoint()}/storage/v1/{_object_path(bucket, name)}", patch, "PATCH", fspec.surl,
+        _call(opts, f"{service_endpoint()}/storage/v1/{_object_path(bucket, name)}", patch, "PATCH", fspec.surl,
               False, 60, headers={"Content-Type": "application/json"})
     size = int(stored.get("size", -1)) if str(stored.get("size", "")).isdigit() else len(body)
     if size != len(body) or (fspec.filesize and size != int(fspec.filesize)):

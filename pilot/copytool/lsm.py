@@ -22,8 +22,9 @@ from typing import Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import (get_copysetup, get_timeout, is_local_url, local_file_path, mark_failed,
+from pilot.copytool.common import (get_timeout, is_local_url, local_file_path, mark_failed,
                                    run_tool, settle_existing, url_to_path)
+from pilot.copytool.options import CopytoolOptions
 from pilot.util.filehandling import calculate_checksum
 
 logger = logging.getLogger(__name__)
@@ -67,15 +68,16 @@ def _local_adler32(path: str) -> str:
 
 def copy_in(files: list, **kwargs: Any) -> list:
     """``lsm-get`` each file into the work dir."""
-    setup = get_copysetup(kwargs.get("copytools"), "lsm")
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    setup = opts.setup("lsm")
     for fspec in files:
         try:
             if not fspec.turl:
                 raise PilotException(f"no replica for {fspec.lfn}", code=ErrorCodes.NOREPLICAS, state="NO_REPLICA",
                                      kind="missing")
-            dst = local_file_path(fspec, kwargs.get("workdir", ""))
+            dst = local_file_path(fspec, opts.workdir)
             run_tool(["lsm-get"] + _options(fspec) + [fspec.turl, dst], get_timeout(fspec.filesize), setup,
-                     is_stagein=True, stop_event=kwargs.get("stop_event"))
+                     is_stagein=True, stop_event=opts.stop_event)
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:
             mark_failed(fspec, exc)
@@ -85,18 +87,19 @@ def copy_in(files: list, **kwargs: Any) -> list:
 
 def copy_out(files: list, **kwargs: Any) -> list:
     """``lsm-put`` each file to its SURL."""
-    setup = get_copysetup(kwargs.get("copytools"), "lsm")
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    setup = opts.setup("lsm")
     for fspec in files:
         try:
             if not fspec.surl:
                 raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                                      state="NO_PROTOCOL", kind="config")
-            src = local_file_path(fspec, kwargs.get("workdir", ""))
+            src = local_file_path(fspec, opts.workdir)
             if is_local_url(fspec.surl) and os.path.lexists(url_to_path(fspec.surl)):
                 settle_existing(fspec, fspec.surl, _local_adler32(url_to_path(fspec.surl)))
                 continue
             run_tool(["lsm-put"] + _options(fspec) + [src, fspec.surl], get_timeout(fspec.filesize), setup,
-                     is_stagein=False, stop_event=kwargs.get("stop_event"))
+                     is_stagein=False, stop_event=opts.stop_event)
             fspec.turl = fspec.surl
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:

@@ -40,7 +40,7 @@ _CURRENT: contextvars.ContextVar = contextvars.ContextVar("pilot_middleware_cont
 
 def middleware_runtime(queuedata: Any) -> str:
     """The runtime the queue names for ``middleware`` ('' for none)."""
-    from pilot.api.container import parse_container_type
+    from pilot.info.queuedata import parse_container_type
 
     value = getattr(queuedata, "container_type", None) if queuedata is not None else None
     try:

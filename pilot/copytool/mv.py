@@ -30,12 +30,13 @@ import logging
 import os
 import re
 import shutil
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Union
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
 from pilot.copytool.common import (cancelled_error, is_local_url, local_file_path, mark_failed, settle_existing,
-                                   tool_setting, transfer_error, url_to_path)
+                                   transfer_error, url_to_path)
+from pilot.copytool.options import CopytoolOptions
 from pilot.util.filehandling import calculate_checksum, remove_file, safe_join
 from pilot.util.safefile import create_exclusive, open_checked, private_name
 
@@ -62,7 +63,7 @@ def is_valid_for_copy_out(files: list) -> bool:
     return all(f.lfn for f in files)
 
 
-def get_mode(kwargs: dict, is_stagein: bool = True) -> str:
+def get_mode(kwargs: Union[CopytoolOptions, Mapping[str, Any]], is_stagein: bool = True) -> str:
     """The transfer mode (copy, symlink or move).
 
     As in Pilot 2 and 3, an explicit ``copy_type`` of ``''`` or ``None`` raises StageInFailure (1099)
@@ -70,13 +71,14 @@ def get_mode(kwargs: dict, is_stagein: bool = True) -> str:
     work dir would point at nothing once the job's directory is removed). A queue-level symlink
     setting (for shared read-only input areas) copies outputs instead.
     """
+    opts = CopytoolOptions.of(kwargs)
     failure = StageInFailure if is_stagein else StageOutFailure
-    if "copy_type" in kwargs and kwargs["copy_type"] in ("", None) and not kwargs.get("mv_mode"):
-        raise failure(f"mv copytool: incorrect copy_type {kwargs['copy_type']!r} (use copy, symlink or move)")
-    explicit = str(kwargs.get("copy_type") or kwargs.get("mv_mode") or "").lower()
+    if opts.copy_type == "" and not opts.mv_mode:  # given, but empty or None
+        raise failure("mv copytool: incorrect copy_type '' (use copy, symlink or move)")
+    explicit = str(opts.copy_type or opts.mv_mode).lower()
     if not is_stagein and explicit in ("symlink", "ln", "link"):
         raise StageOutFailure("mv copytool: symlink is not a stage-out method (use copy or move)")
-    mode = str(kwargs.get("mv_mode") or tool_setting(kwargs, "mv", "copy_type", "copy")).lower()
+    mode = str(opts.mv_mode or opts.setting("mv", "copy_type", "copy")).lower()
     aliases = {"cp": "copy", "ln": "symlink", "link": "symlink", "mv": "move"}
     mode = aliases.get(mode, mode)
     if mode not in MODES:
@@ -88,7 +90,7 @@ def get_mode(kwargs: dict, is_stagein: bool = True) -> str:
     return mode
 
 
-def parallel_transfers(kwargs: dict, is_stagein: bool = True) -> bool:
+def parallel_transfers(kwargs: Mapping[str, Any], is_stagein: bool = True) -> bool:
     """Whether transfers in the configured mode are worth a pool thread each (see the Data API).
 
     Not in symlink mode: a link is one metadata operation in the work dir (whose directory lock
@@ -104,12 +106,13 @@ def parallel_transfers(kwargs: dict, is_stagein: bool = True) -> bool:
 
 def copy_in(files: list, **kwargs: Any) -> list:
     """Bring each input file into its work dir; raise PilotException on the first failure."""
-    mode = get_mode(kwargs)
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    mode = get_mode(opts)
     for fspec in files:
         try:
-            dst = local_file_path(fspec, kwargs.get("workdir", ""))
-            src = _find_source(fspec, dst, kwargs)
-            _place(src, dst, mode, stop=kwargs.get("stop_event"))
+            dst = local_file_path(fspec, opts.workdir)
+            src = _find_source(fspec, dst, opts)
+            _place(src, dst, mode, stop=opts.stop_event)
             fspec.turl = fspec.turl or f"file://{src}"
             fspec.status_code = 0
             fspec.status = "transferred"
@@ -121,11 +124,12 @@ def copy_in(files: list, **kwargs: Any) -> list:
 
 def copy_out(files: list, **kwargs: Any) -> list:
     """Put each output file at its destination; raise PilotException on the first failure."""
-    mode = get_mode(kwargs, is_stagein=False)
-    output_dir = kwargs.get("output_dir") or ""
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    mode = get_mode(opts, is_stagein=False)
+    output_dir = opts.output_dir
     for fspec in files:
         try:
-            src = local_file_path(fspec, kwargs.get("workdir", ""))
+            src = local_file_path(fspec, opts.workdir)
             if not os.path.isfile(src):
                 raise PilotException(f"output file does not exist: {src}", code=ErrorCodes.NOSUCHFILE, state="NO_FILE",
                                      kind="missing")
@@ -137,13 +141,13 @@ def copy_out(files: list, **kwargs: Any) -> list:
                 dst = url_to_path(fspec.surl)
                 fspec.turl = fspec.surl
             else:
-                dst, act_line = _act_destination(fspec, src, kwargs.get("ddmconf") or {})
+                dst, act_line = _act_destination(fspec, src, opts.ddmconf)
             if os.path.lexists(dst):  # storage is never overwritten: the same file is a success, else 1221
                 if not fspec.checksum.get("adler32"):
                     fspec.checksum["adler32"] = calculate_checksum(src, "adler32")
                 settle_existing(fspec, dst, _local_adler32(dst))
                 continue
-            _place_new(src, dst, mode, stop=kwargs.get("stop_event"))
+            _place_new(src, dst, mode, stop=opts.stop_event)
             if act_line:  # listed for ARC only once the file is there
                 _append_output_list(os.path.dirname(dst), act_line)
             if os.path.isfile(dst) and not os.path.islink(dst):
@@ -156,27 +160,27 @@ def copy_out(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _source_candidates(fspec: Any, dst: str, kwargs: dict) -> Iterator[str]:
+def _source_candidates(fspec: Any, dst: str, opts: CopytoolOptions) -> Iterator[str]:
     """Where an input file may be, in order (made one at a time: the first usually exists)."""
     if is_local_url(fspec.turl):
         yield url_to_path(fspec.turl)
-    if kwargs.get("input_dir"):
-        yield safe_join(kwargs["input_dir"], fspec.lfn)
+    if opts.input_dir:
+        yield safe_join(opts.input_dir, fspec.lfn)
     parent = os.path.dirname(os.path.dirname(dst))
     if parent:
         yield safe_join(parent, fspec.lfn)
 
 
-def _find_source(fspec: Any, dst: str, kwargs: dict) -> str:
+def _find_source(fspec: Any, dst: str, opts: CopytoolOptions) -> str:
     """The first existing source path of an input file (``dst`` is absolute)."""
-    for path in _source_candidates(fspec, dst, kwargs):
+    for path in _source_candidates(fspec, dst, opts):
         if os.path.abspath(path) != dst and os.path.isfile(path):
             return path
-    tried = ", ".join(_source_candidates(fspec, dst, kwargs)) or "no location"
+    tried = ", ".join(_source_candidates(fspec, dst, opts)) or "no location"
     raise transfer_error(f"No such file or directory: {fspec.lfn} (tried {tried})", is_stagein=True)
 
 
-def _act_destination(fspec: Any, src: str, ddmconf: dict) -> tuple:
+def _act_destination(fspec: Any, src: str, ddmconf: Mapping[str, Any]) -> tuple:
     """aCT mode: ``(destination next to the work dir, its output.list line for ARC)``.
 
     The line is ``<lfn> <ARC URL>``: the SURL with ARC's options as Pilot 2 writes them (the space
@@ -199,7 +203,7 @@ def _append_output_list(directory: str, line: str) -> None:
         raise transfer_error(str(exc), is_stagein=False) from None
 
 
-def arc_url(fspec: Any, ddmconf: dict) -> str:
+def arc_url(fspec: Any, ddmconf: Mapping[str, Any]) -> str:
     """The ARC upload URL of an output: its SURL with the space token and checksum options."""
     url = fspec.surl or ""
     if not url:

@@ -27,7 +27,7 @@ import logging
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Union
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -35,6 +35,7 @@ from pilot.copytool import s3
 from pilot.copytool.rucio import UNREACHABLE
 from pilot.copytool.common import (deterministic_path, join_url, local_file_path, mark_failed, settle_existing,
                                    transfer_error)
+from pilot.copytool.options import CopytoolOptions
 from pilot.util.safefile import open_checked
 
 logger = logging.getLogger(__name__)
@@ -148,10 +149,10 @@ def resolve_credentials(settings: dict, storage: Any, environ: dict, communicato
     return Credentials(settings, "s3")
 
 
-def _credentials(url: str, fspec: Any, kwargs: dict, cache: dict) -> Credentials:
-    storage = (kwargs.get("ddmconf") or {}).get(fspec.ddmendpoint)
-    settings = s3.protocol_settings(url, fspec, kwargs.get("ddmconf"))
-    creds = resolve_credentials(settings, storage, dict(os.environ), kwargs.get("communicator"), cache)
+def _credentials(url: str, fspec: Any, opts: CopytoolOptions, cache: dict) -> Credentials:
+    storage = opts.ddmconf.get(fspec.ddmendpoint)
+    settings = s3.protocol_settings(url, fspec, opts.ddmconf)
+    creds = resolve_credentials(settings, storage, dict(os.environ), opts.communicator, cache)
     logger.info("S3 keys for %s from %s", fspec.ddmendpoint or url, creds.source)
     return creds
 
@@ -159,12 +160,13 @@ def _credentials(url: str, fspec: Any, kwargs: dict, cache: dict) -> Credentials
 # ---------------------------------------------------------------------- stage-in
 def copy_in(files: list, **kwargs: Any) -> list:
     """Download each file's chosen replica (``fspec.turl``) into its work dir."""
+    opts = CopytoolOptions.from_kwargs(kwargs)
     clients: dict = {}
     keys: dict = {}
     try:
         for fspec in files:
             try:
-                _download(fspec, kwargs, clients, keys)
+                _download(fspec, opts, clients, keys)
             except PilotException as exc:
                 mark_failed(fspec, exc)
                 raise
@@ -173,15 +175,14 @@ def copy_in(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _download(fspec: Any, kwargs: dict, clients: dict, keys: dict) -> None:
+def _download(fspec: Any, opts: CopytoolOptions, clients: dict, keys: dict) -> None:
     url = fspec.turl or fspec.surl
     if not url:
         raise PilotException(f"no replica of {fspec.scope}:{fspec.lfn}", code=ErrorCodes.NOREPLICAS,
                              state="NO_REPLICA", kind="missing")
-    creds = _credentials(url, fspec, kwargs, keys)
-    client, bucket, key = s3.target(url, fspec, kwargs, clients, creds.settings)
-    s3.download(client, bucket, key, local_file_path(fspec, kwargs.get("workdir", "")), url,
-                stop=kwargs.get("stop_event"))
+    creds = _credentials(url, fspec, opts, keys)
+    client, bucket, key = s3.target(url, fspec, opts, clients, creds.settings)
+    s3.download(client, bucket, key, local_file_path(fspec, opts.workdir), url, stop=opts.stop_event)
     fspec.turl = url
     fspec.status, fspec.status_code = "transferred", 0
 
@@ -211,14 +212,15 @@ class Adler32Reader:
 
 def copy_out(files: list, **kwargs: Any) -> list:
     """Upload each file to its SURL and register it in Rucio (``no_register=True``: upload only)."""
+    opts = CopytoolOptions.from_kwargs(kwargs)
     clients: dict = {}
     keys: dict = {}
     try:
         for fspec in files:
             try:
-                _upload(fspec, kwargs, clients, keys)
-                if not kwargs.get("no_register", False) and _intact(fspec):
-                    register(fspec, kwargs)
+                _upload(fspec, opts, clients, keys)
+                if not opts.no_register and _intact(fspec):
+                    register(fspec, opts)
                 fspec.status, fspec.status_code = "transferred", 0
             except PilotException as exc:
                 mark_failed(fspec, exc)
@@ -228,20 +230,20 @@ def copy_out(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _upload(fspec: Any, kwargs: dict, clients: dict, keys: dict) -> None:
+def _upload(fspec: Any, opts: CopytoolOptions, clients: dict, keys: dict) -> None:
     if not fspec.surl:
         raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                              state="NO_PROTOCOL", kind="config")
-    creds = _credentials(fspec.surl, fspec, kwargs, keys)
-    client, bucket, key = s3.target(fspec.surl, fspec, kwargs, clients, creds.settings)
+    creds = _credentials(fspec.surl, fspec, opts, keys)
+    client, bucket, key = s3.target(fspec.surl, fspec, opts, clients, creds.settings)
     found = s3.existing_adler32(client, bucket, key, fspec.surl)
     if found is not None:  # never overwrite an object: the same file is a success, else 1221
         settle_existing(fspec, fspec.surl, found)
         return
     metadata = {"adler32": fspec.checksum["adler32"]} if fspec.checksum.get("adler32") else {}
-    with open_checked(local_file_path(fspec, kwargs.get("workdir", ""))) as handle:
+    with open_checked(local_file_path(fspec, opts.workdir)) as handle:
         reader = Adler32Reader(handle)
-        size = s3.upload(client, bucket, key, reader, fspec.surl, metadata, stop=kwargs.get("stop_event"))
+        size = s3.upload(client, bucket, key, reader, fspec.surl, metadata, stop=opts.stop_event)
     if size != reader.size:
         raise PilotException(f"size of {fspec.surl} is {size} B, {reader.size} B were sent",
                              code=ErrorCodes.STAGEOUTFAILED, state="FS_MISMATCH", kind="checksum")
@@ -278,10 +280,10 @@ def replica_record(fspec: Any, deterministic: bool) -> dict:
     return record
 
 
-def register(fspec: Any, kwargs: dict, client: Any = None) -> None:
+def register(fspec: Any, kwargs: Union[CopytoolOptions, Mapping[str, Any]], client: Any = None) -> None:
     """Register the uploaded object as a replica on its RSE (one ``add_replicas`` call)."""
     rse = fspec.ddmendpoint_alt if fspec.is_altstaged else fspec.ddmendpoint
-    storage = (kwargs.get("ddmconf") or {}).get(rse)
+    storage = CopytoolOptions.of(kwargs).ddmconf.get(rse)
     deterministic = bool(getattr(storage, "is_deterministic", False)) if storage is not None else False
     client = client or rucio_client()
     try:

@@ -26,6 +26,7 @@ from typing import Any
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import get_timeout, local_file_path, mark_failed, settle_existing, transfer_error
+from pilot.copytool.options import CopytoolOptions
 from pilot.util.filehandling import remove_file
 
 logger = logging.getLogger(__name__)
@@ -141,17 +142,18 @@ class _LoggerAdapter:
 
 def copy_in(files: list, **kwargs: Any) -> list:
     """Download each file into its work dir."""
+    opts = CopytoolOptions.from_kwargs(kwargs)
     for fspec in files:
         try:
-            _download(fspec, kwargs)
+            _download(fspec, opts)
         except PilotException as exc:
             mark_failed(fspec, exc)
             raise
     return files
 
 
-def _download(fspec: Any, kwargs: dict) -> None:
-    dst = local_file_path(fspec, kwargs.get("workdir", ""))
+def _download(fspec: Any, opts: CopytoolOptions) -> None:
+    dst = local_file_path(fspec, opts.workdir)
     item = {"did": f"{fspec.scope}:{fspec.lfn}", "base_dir": os.path.dirname(dst), "no_subdir": True,
             "transfer_timeout": get_timeout(fspec.filesize)}
     clients = _clients()
@@ -213,7 +215,7 @@ def xrootd_storages(client: Any, rses: set) -> set:
     return found
 
 
-def _bulk_xrdcp(files: list, clients: Any, kwargs: dict) -> None:
+def _bulk_xrdcp(files: list, clients: Any, opts: CopytoolOptions) -> None:
     """Fetch the root:// replicas on XRootD-implemented storages with one xrdcp per directory (see module doc)."""
     from pilot.copytool import xrdcp
 
@@ -225,7 +227,7 @@ def _bulk_xrdcp(files: list, clients: Any, kwargs: dict) -> None:
     storages = xrootd_storages(clients.download.client, {f.ddmendpoint for f in candidates})
     chosen = [f for f in candidates if f.ddmendpoint in storages]
     if chosen:
-        xrdcp.copy_in_bulk(chosen, **dict(kwargs, xrootd_env={"XrdSecPROTOCOL": "gsi"}))
+        xrdcp.copy_in_bulk(chosen, **opts.call_kwargs(xrootd_env={"XrdSecPROTOCOL": "gsi"}))
         done = sum(1 for f in chosen if f.status == "transferred")
         logger.info("rucio bulk: %d of %d root:// file(s) fetched with one xrdcp", done, len(chosen))
 
@@ -237,15 +239,16 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
     Files without a replica, and files whose download did not end in DONE, are left (status None) for the
     per-file path (see :mod:`pilot.api.bulk`).
     """
+    opts = CopytoolOptions.from_kwargs(kwargs)
     clients = _clients()
-    _bulk_xrdcp(files, clients, kwargs)
+    _bulk_xrdcp(files, clients, opts)
     items, by_did = [], {}
     for fspec in files:
         if fspec.status == "transferred":
             continue
         if not (fspec.turl and fspec.ddmendpoint):
             continue
-        dst = local_file_path(fspec, kwargs.get("workdir", ""))
+        dst = local_file_path(fspec, opts.workdir)
         item = {"did": f"{fspec.scope}:{fspec.lfn}", "base_dir": os.path.dirname(dst), "no_subdir": True,
                 "pfn": fspec.turl, "rse": fspec.ddmendpoint, "transfer_timeout": get_timeout(fspec.filesize)}
         if fspec.checksum.get("adler32"):
@@ -254,7 +257,7 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
         by_did[item["did"]] = (fspec, dict(item))
     if not items:
         return files
-    threads = max(1, min(len(items), int(kwargs.get("max_workers") or 8)))
+    threads = max(1, min(len(items), opts.max_workers))
     try:
         results = clients.download.download_pfns(items, num_threads=threads,
                                                  deactivate_file_download_exceptions=True)
@@ -272,9 +275,10 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
 
 def copy_out(files: list, **kwargs: Any) -> list:
     """Upload each file to its storage; summary in <workdir>/rucio_upload.json."""
+    opts = CopytoolOptions.from_kwargs(kwargs)
     for fspec in files:
         try:
-            _upload(fspec, kwargs)
+            _upload(fspec, opts)
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:
             mark_failed(fspec, exc)
@@ -282,17 +286,17 @@ def copy_out(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _upload(fspec: Any, kwargs: dict) -> None:
-    src = local_file_path(fspec, kwargs.get("workdir", ""))
+def _upload(fspec: Any, opts: CopytoolOptions) -> None:
+    src = local_file_path(fspec, opts.workdir)
     rse = fspec.ddmendpoint_alt if fspec.is_altstaged else fspec.ddmendpoint
     if not rse:
         raise PilotException(f"no storage for {fspec.lfn}", code=1133, state="NO_PROTOCOL", kind="config")
     item = {"path": src, "rse": rse, "did_scope": fspec.scope, "did_name": fspec.lfn,
-            "no_register": bool(kwargs.get("no_register", True)), "transfer_timeout": get_timeout(fspec.filesize)}
+            "no_register": opts.no_register is not False, "transfer_timeout": get_timeout(fspec.filesize)}
     if fspec.guid:
         item["guid"] = fspec.guid.replace("-", "") if len(fspec.guid) == 36 else fspec.guid
-    if kwargs.get("lifetime"):
-        item["lifetime"] = kwargs["lifetime"]
+    if opts.lifetime:
+        item["lifetime"] = opts.lifetime
     if fspec.dataset and not item["no_register"]:
         item["dataset_scope"], item["dataset_name"] = fspec.scope, fspec.dataset
     summary_path = os.path.join(os.path.dirname(src), SUMMARY_FILE)

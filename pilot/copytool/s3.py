@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 from urllib.parse import urlparse
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import (cancelled_error, get_timeout, local_file_path, mark_failed, settle_existing,
                                    transfer_error)
+from pilot.copytool.options import CopytoolOptions
 from pilot.util.filehandling import remove_file
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def split_url(url: str, secure: bool = True) -> tuple:
     return f"{scheme}://{parsed.netloc}", parts[0], parts[1]
 
 
-def protocol_settings(url: str, fspec: Any, ddmconf: Optional[dict]) -> dict:
+def protocol_settings(url: str, fspec: Any, ddmconf: Optional[Mapping[str, Any]]) -> dict:
     """The settings of the storage protocol whose endpoint serves ``url`` ({} when none)."""
     storage = (ddmconf or {}).get(fspec.ddmendpoint)
     if storage is None:
@@ -108,10 +109,10 @@ def close_clients(clients: dict) -> None:
             logger.debug("closing an S3 client: %s", exc)
 
 
-def target(url: str, fspec: Any, kwargs: dict, clients: dict, settings: Optional[dict] = None) -> tuple:
+def target(url: str, fspec: Any, opts: CopytoolOptions, clients: dict, settings: Optional[dict] = None) -> tuple:
     """``(client, bucket, key)`` for ``url``; ``settings`` default to the storage protocol's."""
     if settings is None:
-        settings = protocol_settings(url, fspec, kwargs.get("ddmconf"))
+        settings = protocol_settings(url, fspec, opts.ddmconf)
     secure = str(settings.get("is_secure", "true")).lower() not in ("false", "0", "no")
     endpoint, bucket, key = split_url(url, secure)
     return _client(endpoint, settings, get_timeout(fspec.filesize), clients), bucket, key
@@ -132,21 +133,20 @@ def copy_in(files: list, **kwargs: Any) -> list:
     """Download each object into the work dir (through ``<file>.part``)."""
     clients: dict = {}
     try:
-        _copy_in(files, kwargs, clients)
+        _copy_in(files, CopytoolOptions.from_kwargs(kwargs), clients)
     finally:
         close_clients(clients)
     return files
 
 
-def _copy_in(files: list, kwargs: dict, clients: dict) -> None:
+def _copy_in(files: list, opts: CopytoolOptions, clients: dict) -> None:
     for fspec in files:
         try:
             if not fspec.turl:
                 raise PilotException(f"no replica for {fspec.lfn}", code=ErrorCodes.NOREPLICAS, state="NO_REPLICA",
                                      kind="missing")
-            client, bucket, key = target(fspec.turl, fspec, kwargs, clients)
-            download(client, bucket, key, local_file_path(fspec, kwargs.get("workdir", "")), fspec.turl,
-                     stop=kwargs.get("stop_event"))
+            client, bucket, key = target(fspec.turl, fspec, opts, clients)
+            download(client, bucket, key, local_file_path(fspec, opts.workdir), fspec.turl, stop=opts.stop_event)
             fspec.status, fspec.status_code = "transferred", 0
         except PilotException as exc:
             mark_failed(fspec, exc)
@@ -157,26 +157,26 @@ def copy_out(files: list, **kwargs: Any) -> list:
     """Upload each file to its SURL; the object's size is checked afterwards."""
     clients: dict = {}
     try:
-        _copy_out(files, kwargs, clients)
+        _copy_out(files, CopytoolOptions.from_kwargs(kwargs), clients)
     finally:
         close_clients(clients)
     return files
 
 
-def _copy_out(files: list, kwargs: dict, clients: dict) -> None:
+def _copy_out(files: list, opts: CopytoolOptions, clients: dict) -> None:
     for fspec in files:
         try:
             if not fspec.surl:
                 raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                                      state="NO_PROTOCOL", kind="config")
-            client, bucket, key = target(fspec.surl, fspec, kwargs, clients)
+            client, bucket, key = target(fspec.surl, fspec, opts, clients)
             found = existing_adler32(client, bucket, key, fspec.surl)
             if found is not None:  # never overwrite an object: the same file is a success, else 1221
                 settle_existing(fspec, fspec.surl, found)
                 continue
-            src = local_file_path(fspec, kwargs.get("workdir", ""))
+            src = local_file_path(fspec, opts.workdir)
             metadata = {"adler32": fspec.checksum["adler32"]} if fspec.checksum.get("adler32") else {}
-            size = upload(client, bucket, key, src, fspec.surl, metadata, stop=kwargs.get("stop_event"))
+            size = upload(client, bucket, key, src, fspec.surl, metadata, stop=opts.stop_event)
             if fspec.filesize and size != int(fspec.filesize):
                 raise PilotException(f"size of {fspec.surl} is {size} B, not {fspec.filesize} B",
                                      code=ErrorCodes.STAGEOUTFAILED, state="FS_MISMATCH", kind="checksum")

@@ -23,8 +23,9 @@ from typing import Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.copytool.common import (EXISTS, get_copysetup, get_timeout, local_file_path, mark_failed, run_tool,
+from pilot.copytool.common import (EXISTS, get_timeout, local_file_path, mark_failed, run_tool,
                                    settle_existing)
+from pilot.copytool.options import CopytoolOptions
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +76,15 @@ def remote_adler32(url: str, setup: str = "") -> str:
 
 def copy_in(files: list, **kwargs: Any) -> list:
     """Download each file from its TURL into the work dir."""
-    setup = get_copysetup(kwargs.get("copytools"), "xrdcp")
-    stop = kwargs.get("stop_event")  # set by TransferHandle.cancel(): the running xrdcp is killed
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    setup = opts.setup("xrdcp")
+    stop = opts.stop_event  # set by TransferHandle.cancel(): the running xrdcp is killed
     for fspec in files:
         try:
             if not fspec.turl:
                 raise PilotException(f"no replica for {fspec.scope}:{fspec.lfn}", code=ErrorCodes.NOREPLICAS,
                                      state="NO_REPLICA", kind="missing")
-            dst = local_file_path(fspec, kwargs.get("workdir", ""))
+            dst = local_file_path(fspec, opts.workdir)
             output = run_tool(["xrdcp", "-np", "-f", "--cksum", "adler32:print", fspec.turl, dst],
                               get_timeout(fspec.filesize), setup, _env(), is_stagein=True, stop_event=stop)
             fspec.remote_checksum = parse_checksum(output)
@@ -100,15 +102,16 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
     per-file path, as are files xrdcp did not report (status stays None; see :mod:`pilot.api.bulk`).
     ``xrootd_env`` (a dict) is added to the command's environment (the rucio tool's security settings).
     """
-    setup = get_copysetup(kwargs.get("copytools"), "xrdcp")
-    env = {**_env(), **(kwargs.get("xrootd_env") or {})}
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    setup = opts.setup("xrdcp")
+    env = {**_env(), **opts.xrootd_env}
     groups: dict = {}
     for fspec in files:
-        dst = local_file_path(fspec, kwargs.get("workdir", ""))
+        dst = local_file_path(fspec, opts.workdir)
         if fspec.turl and "?" not in fspec.turl and fspec.turl.rsplit("/", 1)[-1] == fspec.lfn:
             groups.setdefault(os.path.dirname(dst), []).append(fspec)
     for directory, group in groups.items():
-        parallel = max(1, min(len(group), int(kwargs.get("max_workers") or 8), MAX_PARALLEL))
+        parallel = max(1, min(len(group), opts.max_workers, MAX_PARALLEL))
         listing = os.path.join(directory, f".xrdcp-infiles-{os.getpid()}-{id(group)}")
         with open(listing, "w") as handle:
             handle.write("".join(f"{f.turl}\n" for f in group))
@@ -116,7 +119,7 @@ def copy_in_bulk(files: list, **kwargs: Any) -> list:
         try:
             output = run_tool(["xrdcp", "-np", "-f", "--parallel", str(parallel), "--cksum", "adler32:print",
                                "--infiles", listing, directory + "/"], timeout, setup, env, is_stagein=True,
-                              stop_event=kwargs.get("stop_event"), check=False)
+                              stop_event=opts.stop_event, check=False)
         finally:
             os.unlink(listing)
         arrived = parse_bulk_checksums(output)
@@ -138,14 +141,15 @@ def parse_bulk_checksums(output: str) -> dict:
 
 def copy_out(files: list, **kwargs: Any) -> list:
     """Upload each file to its SURL; the printed checksum is the storage's."""
-    setup = get_copysetup(kwargs.get("copytools"), "xrdcp")
-    stop = kwargs.get("stop_event")  # set by TransferHandle.cancel(): the running xrdcp is killed
+    opts = CopytoolOptions.from_kwargs(kwargs)
+    setup = opts.setup("xrdcp")
+    stop = opts.stop_event  # set by TransferHandle.cancel(): the running xrdcp is killed
     for fspec in files:
         try:
             if not fspec.surl:
                 raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                                      state="NO_PROTOCOL", kind="config")
-            src = local_file_path(fspec, kwargs.get("workdir", ""))
+            src = local_file_path(fspec, opts.workdir)
             try:  # without -f: an existing replica is never overwritten
                 output = run_tool(["xrdcp", "-np", "--cksum", "adler32:print", src, fspec.surl],
                                   get_timeout(fspec.filesize), setup, _env(), is_stagein=False, stop_event=stop)

@@ -149,11 +149,6 @@ class InfoData:
             self._storages[name] = record
             return copy.deepcopy(record)
 
-    def remove_queue(self, name: str) -> bool:
-        """Delete a queue; False if it did not exist."""
-        with self._lock:
-            return self._queues.pop(name, None) is not None
-
 
 def _query_list(request: Request, *keys: str) -> list[str]:
     """Collect names given as ``key[]=a&key[]=b`` or ``key=a,b`` in the query string."""

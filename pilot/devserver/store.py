@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, List, Optional
 
 from .protocol import ALREADY_DONE, FINAL_STATES
 
@@ -351,7 +351,8 @@ class Store:
         (event-service consumers share their jobset's ranges).
         """
         now = time.time()
-        where, args = "pandaid=?", [pandaid]
+        where = "pandaid=?"
+        args: List[object] = [pandaid]
         if jobsetid and jobsetid.upper() not in ("NULL", "NONE"):
             where = ("(pandaid=? OR pandaid IN (SELECT pandaid FROM jobs "
                      "WHERE CAST(json_extract(definition, '$.jobsetID') AS TEXT)=?))")

@@ -35,7 +35,7 @@ try:
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 except ImportError:  # a plain Python: the openssl command makes the same files
-    x509 = None
+    x509 = None  # type: ignore[assignment]  # tested before use
 
 logger = logging.getLogger(__name__)
 

@@ -13,12 +13,15 @@ import os
 import tarfile
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pilot.api.es_data import StageOutESClient
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageOutFailure
 from pilot.info.filespec import FileSpec
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ class Uploaded:
     surl: str = ""
 
 
-def upload(path: str, job: Any, infosys: Any, client_factory: Optional[Callable[[], Any]] = None,
+def upload(path: str, job: JobData, infosys: Any, client_factory: Optional[Callable[[], Any]] = None,
            transfer_kwargs: Optional[dict] = None) -> Uploaded:
     """Stage out one file of range outputs; raises ``StageOutFailure`` (or the copytool's code) on failure."""
     workdir = os.path.dirname(path)

@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from .zmtp import MAX_MESSAGE, clear_stale_socket
+from .zmtp import MAX_MESSAGE, WakePipe, clear_stale_socket
 
 
 class PyZmqRouter:
@@ -31,8 +31,7 @@ class PyZmqRouter:
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.ROUTER)
         self._monitor = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
+        self._wake = WakePipe()
         try:
             self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a payload reconnecting under its old identity is served
@@ -46,7 +45,7 @@ class PyZmqRouter:
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
-        self._poller.register(self._wake_r, zmq.POLLIN)
+        self._poller.register(self._wake.read_fd, zmq.POLLIN)
 
     @property
     def description(self) -> str:
@@ -57,26 +56,18 @@ class PyZmqRouter:
         return max(0, self._open)
 
     def wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wake.wake()
 
     def poll(self, timeout: Optional[float] = None) -> Tuple[list, list, bool, int]:
         ready = dict(self._poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
-        woken = False
-        if self._wake_r in ready:
-            try:
-                os.read(self._wake_r, 4096)
-            except OSError:
-                pass
-            woken = True
+        woken = self._wake.read_fd in ready and self._wake.drain()
         messages: list = []
         self._drain(messages)
         closed: list = []
-        while True:
+        monitor = self._monitor
+        while monitor is not None:  # None once closed
             try:
-                event = parse_monitor_message(self._monitor.recv_multipart(zmq.NOBLOCK))
+                event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
             except zmq.Again:
                 break
             if event["event"] == zmq.EVENT_ACCEPTED:
@@ -121,9 +112,4 @@ class PyZmqRouter:
             os.unlink(self.path)
         except OSError:
             pass
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._wake_r = self._wake_w = -1
+        self._wake.close()

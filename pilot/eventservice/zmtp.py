@@ -294,6 +294,36 @@ def clear_stale_socket(path: str) -> None:
     raise OSError(errno.EADDRINUSE, f"{path} is in use by a live listener")
 
 
+class WakePipe:
+    """A self-pipe that ends a router's poll early: :meth:`wake` from any thread, the rest from the polling one."""
+
+    def __init__(self) -> None:
+        self.read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._write_fd, False)
+
+    def wake(self) -> None:
+        try:
+            os.write(self._write_fd, b"x")
+        except OSError:
+            pass  # a full pipe already wakes the poll; a closed one belongs to a closed router
+
+    def drain(self) -> bool:
+        """Take the pending wake-ups (so the next poll blocks again); True."""
+        try:
+            os.read(self.read_fd, 4096)
+        except OSError:
+            pass
+        return True
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self._write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.read_fd = self._write_fd = -1
+
+
 class _Peer:
     __slots__ = ("sock", "conn")
 
@@ -327,11 +357,10 @@ class StdlibRouter:
         except OSError:
             self._listener.close()
             raise
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
+        self._wake = WakePipe()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ, 0)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, -1)
+        self._selector.register(self._wake.read_fd, selectors.EVENT_READ, -1)
 
     @property
     def description(self) -> str:
@@ -342,10 +371,7 @@ class StdlibRouter:
         return len(self._peers)
 
     def wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._wake.wake()
 
     def poll(self, timeout: Optional[float] = None) -> Tuple[list, list, bool, int]:
         """Wait up to ``timeout``; return (messages as (peer, frames), closed peers, woken, ready sockets)."""
@@ -356,11 +382,7 @@ class StdlibRouter:
         for key, _ in ready:
             number = key.data
             if number == -1:
-                try:
-                    os.read(self._wake_r, 4096)
-                except OSError:
-                    pass
-                woken = True
+                woken = self._wake.drain()
             elif number == 0:
                 self._accept()
             elif number in self._peers:
@@ -451,12 +473,7 @@ class StdlibRouter:
             os.unlink(self.path)
         except OSError:
             pass
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._wake_r = self._wake_w = -1
+        self._wake.close()
 
 
 class DealerClient:

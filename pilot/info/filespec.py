@@ -157,12 +157,3 @@ def parse_checksum(value: str) -> dict:
         kind = _CHECKSUM_PREFIXES.get(prefix.lower(), prefix.lower())
         return {kind: rest}
     return {"adler32": value}
-
-
-def format_checksum(checksum: dict) -> str:
-    """Inverse of :func:`parse_checksum` for the preferred (adler32, else md5) value."""
-    if checksum.get("adler32"):
-        return f"ad:{checksum['adler32']}"
-    if checksum.get("md5"):
-        return f"md:{checksum['md5']}"
-    return ""

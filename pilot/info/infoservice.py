@@ -95,7 +95,7 @@ class InfoService:
         """The QueueData of ``pandaqueue`` (cached per service)."""
         if pandaqueue in self.queues_info:
             return self.queues_info[pandaqueue]
-        record = self._provider_data("resolve_queuedata", self.extinfo, pandaqueue).get(pandaqueue)
+        record = (self._provider_data("resolve_queuedata", self.extinfo, pandaqueue) or {}).get(pandaqueue)
         if not record:
             raise QueuedataFailure(f"no queuedata for queue {pandaqueue}")
         try:

@@ -441,7 +441,7 @@ def scope_problem(scope: str) -> str:
 
 def _split_lists(d: dict, keys: dict) -> dict:
     """Split the comma-separated server fields named in ``keys``."""
-    out = {}
+    out: dict = {}
     for key in keys:
         value = d.get(key)
         if value in (None, "", "NULL"):

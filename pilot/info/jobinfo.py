@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilot.info.basedata import CoercionError, to_dict
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ def extract_override(jobparams: str, name: str) -> dict:
 class JobInfoProvider:
     """Overrides of queue/storage data carried by one job."""
 
-    def __init__(self, job: Any) -> None:
+    def __init__(self, job: JobData) -> None:
         self.job = job
 
     def overwrite_queuedata(self) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from pilot.info.basedata import CoercionError, load_record, to_dict, to_list
 
@@ -162,10 +162,6 @@ class QueueData:
         """Tool names for ``activity`` from ``acopytools`` (empty when not configured)."""
         return list(self.acopytools.get(activity) or [])
 
-    def get_storages(self, activity: str) -> list:
-        """ddmendpoint names for ``activity`` from ``astorages``."""
-        return list(self.astorages.get(activity) or [])
-
     def is_active(self) -> bool:
         """Whether the queue accepts pilots (state ACTIVE)."""
         return (self.state or "").upper() == "ACTIVE"
@@ -180,6 +176,11 @@ class QueueData:
         if params is not None and name in params:
             return params[name]
         raise AttributeError(name)
+
+
+def resource_name(queuedata: Any, queue: str) -> str:
+    """The PanDA resource (site name) the pilot reports: the queue data's ``resource``, else the queue name."""
+    return str(getattr(queuedata, "resource", "") or "") or queue
 
 
 def _check_problems(problems: list, strict: bool) -> None:
@@ -218,10 +219,15 @@ def _prepare(data: dict) -> dict:
     return data
 
 
-def parse_container_type(value: str) -> dict:
-    """``'singularity:pilot;docker:wrapper'`` -> ``{'pilot': 'singularity', 'wrapper': 'docker'}``."""
-    out = {}
-    for item in (value or "").split(";"):
+def parse_container_type(value: Any) -> Dict[str, str]:
+    """``'singularity:pilot;docker:wrapper'`` -> ``{'pilot': 'singularity', 'wrapper': 'docker'}`` (a dict is copied).
+
+    The one parser of ``container_type``: the queue data keep the parsed form, the container API reads it.
+    """
+    if isinstance(value, dict):
+        return {str(k).strip(): str(v).strip() for k, v in value.items()}
+    out: Dict[str, str] = {}
+    for item in str(value or "").split(";"):
         parts = item.split(":")
         if len(parts) == 2 and parts[0].strip() and parts[1].strip():
             out[parts[1].strip()] = parts[0].strip()

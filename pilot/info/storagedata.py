@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 from pilot.info.basedata import CoercionError, load_record, to_dict
 
@@ -98,13 +98,13 @@ class StorageData:
         """Protocols for writing, LAN first."""
         return self.get_protocols(WRITE_ACTIVITIES)
 
-    def protocol_settings(self, protocol_id) -> dict:
+    def protocol_settings(self, protocol_id: Union[int, str]) -> dict:
         """The ``rprotocols[id].settings`` dict (object-store keys), or {}."""
         entry = self.rprotocols.get(str(protocol_id)) or self.rprotocols.get(protocol_id) or {}
         return dict(entry.get("settings") or {}) if isinstance(entry, dict) else {}
 
 
-def parse_storages(data) -> dict:
+def parse_storages(data: object) -> dict:
     """Turn a storage dump (dict keyed by name, or a list of records with ``name``) into name -> record."""
     if isinstance(data, list):
         return {rec.get("name"): rec for rec in data if isinstance(rec, dict) and rec.get("name")}

@@ -76,19 +76,19 @@ def get_job(communication_point: str, rank: int = 0) -> tuple:
     return job, rank
 
 
-def set_job_workdir(job: Any, path: str) -> str:
+def set_job_workdir(job: JobData, path: str) -> str:
     """``<path>/<PandaID>`` (created when missing): the job's directory on the shared file system."""
     work_dir = os.path.join(os.path.abspath(path), str(job.jobid))
     os.makedirs(work_dir, exist_ok=True)
     return work_dir
 
 
-def get_setup(job: Any = None) -> list:
+def get_setup(job: Optional[JobData] = None) -> list:
     """Shell lines to run before the payload (none on a generic resource)."""
     return []
 
 
-def set_scratch_workdir(job: Any, work_dir: str, args: Any = None) -> str:
+def set_scratch_workdir(job: JobData, work_dir: str, args: Any = None) -> str:
     """Where the payload runs: ``work_dir``, or a scratch copy when ``[HPC] use_scratch`` is true."""
     scratch = str(config.get("HPC", "scratch", "") or "")
     if not config.get("HPC", "use_scratch", False) or not scratch or not os.path.isdir(scratch):

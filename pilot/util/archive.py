@@ -193,7 +193,10 @@ def create_tarball(workdir: str, dest: str, top: str, skip: Callable[[str], bool
     try:
         with os.fdopen(fd, "wb", buffering=0) as raw:
             sink = _GzipSink(raw, level)
-            with tarfile.open(fileobj=sink, mode="w", format=tarfile.GNU_FORMAT, copybufsize=COPY_BUFSIZE) as tar:
+            # typeshed's open() wants a seekable, readable file and omits copybufsize: mode "w" only
+            # writes and tells, and open() hands copybufsize to TarFile
+            with tarfile.open(fileobj=sink, mode="w", format=tarfile.GNU_FORMAT,  # type: ignore[call-overload]
+                              copybufsize=COPY_BUFSIZE) as tar:
                 root_fd = os.open(workdir, DIR_FLAGS)
                 walker = _Walker(tar, workdir, top, skip_own, time.monotonic() + timeout, report)
                 tar.addfile(walker.info("", os.fstat(root_fd), tarfile.DIRTYPE))

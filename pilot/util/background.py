@@ -11,9 +11,12 @@ with ``os.nice(N)`` (``[Pilot] background_nice``) and, where the kernel allows, 
 from __future__ import annotations
 
 import logging
-from typing import Any, Tuple
+from typing import TYPE_CHECKING, Any, Tuple
 
 from pilot.util.config import config
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def priority_settings() -> Tuple[int, int]:
     return nice, ionice
 
 
-def mark_background(job: Any) -> None:
+def mark_background(job: JobData) -> None:
     """Mark ``job`` as a background job: its job metrics say so and its payload runs at low priority."""
     nice, ionice = priority_settings()
     job.extra_metrics.update({"background": 1, "nice": nice})
@@ -61,7 +64,7 @@ def mark_background(job: Any) -> None:
                 f" and ionice -c{ionice}" if ionice else "")
 
 
-def job_priority(job: Any) -> Tuple[int, int]:
+def job_priority(job: JobData) -> Tuple[int, int]:
     """(niceness increment, I/O class) for ``job``'s payload: (0, 0) unless it is a background job."""
     extra = getattr(job, "extra_metrics", None) or {}
     if not extra.get("background"):

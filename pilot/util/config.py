@@ -287,14 +287,16 @@ class Config:
     def __getattr__(self, section: str) -> ConfigSection:
         if section.startswith("_"):
             raise AttributeError(section)
-        if not self.has_section(section):
+        name = self._section_name(section)
+        if name is None:
             raise AttributeError(f"configuration has no section [{section}]")
-        return ConfigSection(self, self._section_name(section))
+        return ConfigSection(self, name)
 
     def __getitem__(self, section: str) -> ConfigSection:
-        if not self.has_section(section):
+        name = self._section_name(section)
+        if name is None:
             raise KeyError(section)
-        return ConfigSection(self, self._section_name(section))
+        return ConfigSection(self, name)
 
     def __contains__(self, section: object) -> bool:
         return isinstance(section, str) and self.has_section(section)

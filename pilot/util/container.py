@@ -2,7 +2,9 @@
 
 New code should call ``pilot.util.processes.run_command`` directly; this wrapper exists for plug-ins
 and copytools written against the Pilot 2 API. A string command runs through the shell (as in
-Pilot 2), a list runs without one.
+Pilot 2), a list runs without one. Both modes go through the one command runner
+(:mod:`pilot.util.commandrunner`): waiting (time-out, bounded output, tree kill) or, with
+``returnproc``, started and handed back.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import sys
 from typing import Any, List, Tuple, Union
 
 from pilot.common.errorcodes import ErrorCodes
+from pilot.util.commandrunner import start_process
 
 logger = logging.getLogger(__name__)
 
 _SECRET = re.compile(r"((?:S3_SECRET_KEY|S3_ACCESS_KEY|PASSWORD|TOKEN)=)\S+", re.IGNORECASE)
 
 
-def execute(cmd: Union[str, List[str]], **kwargs: Any) -> Union[Tuple[int, str, str], subprocess.Popen]:
+def execute(cmd: Union[str, List[str]], **kwargs: Any) -> Union[Tuple[int, str, str], subprocess.Popen, None]:
     """Run cmd and return (exit code, stdout, stderr); stdout loses one trailing newline.
 
     Keyword arguments (all optional): ``timeout`` (seconds; on expiry the exit code is 1367
@@ -93,8 +96,8 @@ def _start(cmd: Union[str, List[str]], cwd: Any, env: Any, kwargs: dict) -> subp
     """Start cmd in its own session and return the handle (caller waits, reads and kills)."""
     stdout = kwargs.get("stdout") or subprocess.PIPE
     stderr = kwargs.get("stderr") or subprocess.PIPE
-    return subprocess.Popen(cmd, shell=isinstance(cmd, str), cwd=cwd, env=env, stdout=stdout, stderr=stderr,
-                            start_new_session=True, text=True, errors="replace")
+    return start_process(cmd, shell=isinstance(cmd, str), cwd=cwd, env=env, stdout=stdout, stderr=stderr,
+                         text=True, errors="replace")
 
 
 def _copy_to(target: Any, text: str) -> None:

@@ -1,15 +1,18 @@
-"""File helpers: atomic JSON files, the one checksum helper, safe path joining, tails and sizes."""
+"""File helpers: atomic JSON files, a file's checksum (:mod:`pilot.util.checksum`), safe joins, tails, sizes."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import zlib
-from typing import Any, Optional
+import stat
+from typing import Any, Iterator, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import FileHandlingFailure, PilotException
+from pilot.util.checksum import (  # noqa: F401 (also importable from here)
+    checksum_of_chunks, checksums_equal, md5_hexdigest, new_md5,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,34 +34,39 @@ def open_temp(directory: str, suffix: str = "") -> tuple:
     raise FileExistsError(f"no free temp file name in {directory}")
 
 
-def write_json_atomic(path: str, obj: Any, indent: Optional[int] = None) -> None:
-    """Write ``obj`` as JSON so that a reader never sees a half-written file (temp file + rename)."""
+def write_bytes_atomic(path: str, data: bytes, fsync: bool = False, mode: Optional[int] = None,
+                       suffix: str = "") -> None:
+    """Write ``data`` so that a reader never sees a half-written file: a new private temp file in the same
+    directory (:func:`open_temp`), renamed over ``path``; a failure (full disk, a directory in the way)
+    leaves no temp file behind. ``fsync``: on disk before the rename; ``mode``: the file's permission bits
+    (default: the temp file's 0600).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = open_temp(directory, ".json")
+    fd, tmp = open_temp(directory, suffix)
     try:
-        with os.fdopen(fd, "w") as handle:
-            # dumps, not dump: only dumps uses the C encoder (dump encodes piece by piece in Python)
-            handle.write(json.dumps(obj, indent=indent, default=str))
-            handle.flush()
-            os.fsync(handle.fileno())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        remove_file(tmp)
         raise
+
+
+def write_json_atomic(path: str, obj: Any, indent: Optional[int] = None) -> None:
+    """Write ``obj`` as JSON so that a reader never sees a half-written file (temp file + rename)."""
+    # dumps, not dump: only dumps uses the C encoder (dump encodes piece by piece in Python)
+    write_bytes_atomic(path, json.dumps(obj, indent=indent, default=str).encode(), fsync=True, suffix=".json")
 
 
 def write_file_atomic(path: str, text: str) -> None:
     """Write text atomically (temp file + rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = open_temp(directory)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, text.encode())
 
 
 def remove_file(path: str) -> bool:
@@ -84,26 +92,6 @@ def read_json(path: str, root: Optional[str] = None, limit: int = 64 * 1024 * 10
         raise FileHandlingFailure(f"cannot read JSON from {path}: {exc}") from exc
 
 
-def new_md5() -> Any:
-    """A new md5 digest object.
-
-    Taken from the small ``_md5`` module when the interpreter has it: ``hashlib`` would also load
-    OpenSSL's digest tables and blake2 (0.4 MB of the pilot's memory) for the one md5 a job needs.
-    """
-    try:
-        from _md5 import md5
-    except ImportError:  # an interpreter built without it (FIPS builds): hashlib's OpenSSL md5
-        from hashlib import md5
-    return md5()
-
-
-def md5_hexdigest(data: bytes) -> str:
-    """The md5 of ``data`` as 32 hex digits."""
-    digest = new_md5()
-    digest.update(data)
-    return digest.hexdigest()
-
-
 def calculate_checksum(path: str, algorithm: str = "adler32") -> str:
     """The checksum of a file: adler32 as 8 lower-case hex digits, or an md5 hex digest.
 
@@ -116,30 +104,6 @@ def calculate_checksum(path: str, algorithm: str = "adler32") -> str:
         raise PilotException(f"unknown checksum type {algorithm!r}", code=ErrorCodes.UNKNOWNCHECKSUMTYPE)
     with open_checked(path) as checked:
         return checked.checksum(algorithm)
-
-
-def checksum_of_chunks(chunks: Any, algorithm: str = "adler32", what: str = "") -> str:
-    """The checksum of the bytes ``chunks`` yields: adler32 as 8 lower-case hex digits, or an md5 hex digest."""
-    algorithm = algorithm.lower()
-    try:
-        if algorithm == "adler32":
-            value = 1
-            for chunk in chunks:
-                value = zlib.adler32(chunk, value)
-            return f"{value & 0xffffffff:08x}"
-        if algorithm in ("md5", "md5sum"):
-            digest = new_md5()
-            for chunk in chunks:
-                digest.update(chunk)
-            return digest.hexdigest()
-    except OSError as exc:
-        raise PilotException(f"cannot checksum {what}: {exc}", code=ErrorCodes.CHECKSUMCALCFAILURE) from exc
-    raise PilotException(f"unknown checksum type {algorithm!r}", code=ErrorCodes.UNKNOWNCHECKSUMTYPE)
-
-
-def checksums_equal(a: str, b: str) -> bool:
-    """Compare checksum strings, ignoring case and the leading zeros some tools drop."""
-    return (a or "").lower().lstrip("0") == (b or "").lower().lstrip("0")
 
 
 def safe_join(base: str, name: str) -> str:
@@ -174,30 +138,32 @@ def tail(path: str, nbytes: int = 2048, root: Optional[str] = None) -> str:
         return ""
 
 
+def tree_entries(path: str) -> Iterator[Tuple[os.DirEntry, os.stat_result]]:
+    """(entry, its lstat) of everything below ``path``; links are not followed, unreadable parts are skipped.
+
+    The one walk of a work dir the payload may be changing (disk use, looping-job scan, sizes).
+    """
+    todo = [path]
+    while todo:
+        directory = todo.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                todo.append(entry.path)
+            yield entry, st
+
+
 def directory_size(path: str) -> int:
     """Bytes used by the files below ``path`` (symlinks not followed)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
-def newest_file_mtime(path: str, ignore: tuple = ()) -> float:
-    """The latest modification time of any file below ``path`` (0 when none)."""
-    newest = 0.0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            if name in ignore:
-                continue
-            try:
-                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
-            except OSError:
-                pass
-    return newest
+    return sum(st.st_size for _entry, st in tree_entries(path) if not stat.S_ISDIR(st.st_mode))
 
 
 def mkdirs(path: str, mode: int = 0o755) -> None:

@@ -25,7 +25,6 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
@@ -34,6 +33,8 @@ from pilot.util import payloadns
 from pilot.util.config import config
 from pilot.util.processes import (TreeTracker, children, innermost_pid, kill_process_tree, processes_with_environ,
                                   tree_cpu_seconds, tree_table, wait_for_exit)
+from pilot.util.runner import Activity
+from pilot.util.runner import start as start_activity
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class GuardedProcess:
         self.cgroup = ""
         self.user_note = ""
         self._status_fd: Optional[int] = None
-        self._timer: Optional[threading.Timer] = None
+        self._timer: Optional[Activity] = None  # the escalation after a kill
         self.mark = f"{MARK_VARIABLE}={uuid.uuid4().hex}"
 
     @property
@@ -307,10 +308,8 @@ class GuardedProcess:
             os.kill(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             return False
-        timer = threading.Timer(self.spec.grace + 15.0, self._escalate)
-        timer.daemon = True
-        self._timer = timer
-        timer.start()
+        self._timer = start_activity(f"guard-escalation-{proc.pid}", self._escalate, delay=self.spec.grace + 15.0,
+                                     label="guard-escalation")
         return True
 
     def _escalate(self) -> None:

@@ -37,7 +37,7 @@ def _json_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def json_text(value) -> str:
+def json_text(value: object) -> str:
     """The JSON text of the status record's values (None, bool, int, float, str, list, dict).
 
     The guard's own small encoder: ``import json`` alone (with the ``re`` it loads) would cost more
@@ -62,13 +62,6 @@ def json_text(value) -> str:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _write_status(path: str, status: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(json_text(status))
-    os.replace(tmp, path)
-
-
 def write_status_file(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a fresh temporary name (O_EXCL, O_NOFOLLOW) renamed over it."""
     tmp = f"{path}.tmp"
@@ -85,7 +78,7 @@ def write_status_file(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_status(path: str, fd, status: dict) -> None:
+def write_status(path: str, fd: "int | None", status: dict) -> None:
     """Hand the record over: to the pipe ``fd`` (when given) and to the file ``path`` (when given).
 
     A file that cannot be written (a full disk, the work dir gone, a name taken) is left out with a

@@ -34,14 +34,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional
 from urllib.parse import parse_qsl
 
 from pilot.util.config import config
-from pilot.util.filehandling import open_temp, remove_file
+from pilot.util.filehandling import remove_file, write_bytes_atomic
+from pilot.util.timing import time_stamp
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 #: ``hv.remove(path)``: True when the file was there and is gone (the shared helper)
 remove = remove_file
@@ -264,17 +266,11 @@ def read_pandaids(path: str) -> list:
 
 
 # ------------------------------------------------------------------------------------- reports
-def timestamp(epoch: Optional[float] = None) -> str:
-    """Local ISO-8601 time with the UTC offset (the form of the update fields)."""
-    return datetime.fromtimestamp(time.time() if epoch is None else epoch).astimezone().isoformat(
-        timespec="seconds")
-
-
 def worker_attributes(fields: Mapping[str, Any]) -> dict:
     """The ``worker_attributes.json`` content: the update fields with ``jobStatus`` and a fresh timestamp."""
     data = {k: v for k, v in fields.items() if k not in ATTRIBUTES_LEFT_OUT}
     data["jobStatus"] = fields.get("state", "")
-    data["timestamp"] = timestamp()
+    data["timestamp"] = time_stamp()
     return data
 
 
@@ -303,7 +299,7 @@ def find_file(lfn: str, candidates: Iterable[str], search_dirs: Iterable[str] = 
     return ""
 
 
-def stageout_entries(job: Any, search_dirs: Iterable[str] = ()) -> list:
+def stageout_entries(job: JobData, search_dirs: Iterable[str] = ()) -> list:
     """The ``event_status.dump.json`` entries of a job: its log, and its outputs that were transferred."""
     entries = []
     files = [(f, True) for f in getattr(job, "logdata", [])] + [(f, False) for f in getattr(job, "outdata", [])]
@@ -333,7 +329,7 @@ def clean_job_report(report: Any) -> Any:
 
 def flatten_event_updates(ranges: Any) -> list:
     """Event-range updates as single entries: version 1 groups are opened, their record kept per entry."""
-    out = []
+    out: list = []
     for item in ranges if isinstance(ranges, list) else [ranges]:
         if not isinstance(item, dict):
             continue
@@ -354,24 +350,9 @@ def _umask() -> int:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` under a temporary name in the same directory, then rename it into place.
-
-    The file gets the usual permissions (0666 less the umask), not the private ones of a temporary
-    file: Harvester may read it as another user.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = open_temp(directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        remove(tmp)
-        raise
+    """Write ``data`` atomically with the usual permissions (0666 less the umask), not the private ones
+    of a temporary file: Harvester may read it as another user."""
+    write_bytes_atomic(path, data, fsync=True, mode=0o666 & ~_umask())
 
 
 def write_json(path: str, obj: Any) -> None:

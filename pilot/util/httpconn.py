@@ -119,7 +119,7 @@ class _DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf: Any) -> int:
+    def readinto(self, buf: Any) -> Optional[int]:
         self._sock.settimeout(self._deadline().left())
         try:
             return self._raw.readinto(buf)
@@ -154,11 +154,11 @@ class _Response(http.client.HTTPResponse):
     def _read_next_chunk_size(self) -> int:
         line = self.fp.readline(MAX_LINE + 1)
         if not line:
-            self._close_conn()
+            self._close_conn()  # type: ignore[attr-defined]  # http.client's own (untyped) helper
             raise TruncatedReply("the connection ended before the next chunk")
         size = line.split(b";", 1)[0].strip(b" \t\r\n")
         if len(line) > MAX_LINE or not _HEX.fullmatch(size):
-            self._close_conn()
+            self._close_conn()  # type: ignore[attr-defined]  # http.client's own (untyped) helper
             raise BadChunkSize(f"bad chunk size line {line[:40]!r}")
         return int(size, 16)
 
@@ -168,13 +168,15 @@ class _DeadlineMixin:
 
     deadline: Deadline
     connect_timeout: float
+    timeout: Optional[float]  # HTTPConnection's
+    response_class: Any  # HTTPConnection's: here a partial of _Response that carries the deadline
 
     def _setup(self) -> None:
         self.deadline = Deadline(3600)
         self.response_class = partial(_Response, deadline=lambda: self.deadline)
 
     def connect(self) -> None:
-        self.timeout = min(self.connect_timeout, self.deadline.left())  # type: ignore[attr-defined]
+        self.timeout = min(self.connect_timeout, self.deadline.left())
         super().connect()  # type: ignore[misc]
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
 
@@ -233,7 +235,8 @@ def check_framing(resp: http.client.HTTPResponse, max_size: int) -> None:
         length = int(lengths[0])
         if length > max_size:
             raise ReplyTooLarge(f"the reply announces {length} bytes (limit {max_size})")
-        if resp.length is None and resp.status not in (204, 304) and resp._method != "HEAD":  # type: ignore
+        method = resp._method  # type: ignore[attr-defined]  # http.client's own (untyped) attribute
+        if resp.length is None and resp.status not in (204, 304) and method != "HEAD":
             resp.length = length  # a repeated identical value, which http.client leaves unparsed
     if 100 <= resp.status < 200:
         raise BadStatusLine(f"unexpected interim reply {resp.status} as the final reply")

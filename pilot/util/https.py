@@ -111,9 +111,11 @@ def user_agent() -> str:
             f"{os.uname().sysname} {os.uname().machine})")
 
 
-def default_proxy_path() -> Optional[str]:
-    """The X.509 proxy: ``X509_USER_PROXY``, else ``/tmp/x509up_u<uid>``, if the file exists."""
-    path = os.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"
+def client_certificate() -> Optional[str]:
+    """The X.509 proxy (:func:`pilot.util.proxy.default_proxy_path`) as an absolute path, if the file exists."""
+    from pilot.util.proxy import default_proxy_path
+
+    path = default_proxy_path()
     return os.path.abspath(path) if os.path.isfile(path) else None
 
 
@@ -340,7 +342,7 @@ class HttpClient:
                     conn.begin_request(deadline)
                     if conn.sock is None:
                         conn.connect()
-                        conn.sock.settimeout(deadline.left())
+                        conn.begin_request(deadline)  # the new socket's send time-out
                     conn.request(method, target, body=body, headers=hdrs)
                     written = True
                     resp = conn.getresponse()
@@ -359,13 +361,13 @@ class HttpClient:
                 # (the request did not reach a server that had closed the connection already), except
                 # a call that hands out work and was written: that one is never sent twice
                 if not reused or fresh or (written and not resend):
-                    exc.pilot_written = written  # type: ignore[attr-defined]
+                    exc.pilot_written = written  # type: ignore[union-attr]  # read by the caller's retry
                     self._count(method, parts.path, body, b"", start, failed=True)
                     raise
             except BaseException as exc:
                 conn.close()
                 if isinstance(exc, OSError):
-                    exc.pilot_written = written  # type: ignore[attr-defined]
+                    exc.pilot_written = written  # type: ignore[attr-defined]  # read by the caller's retry
                 self._count(method, parts.path, body, b"", start, failed=True)
                 raise
         if resp.will_close or resp.getheader("Connection", "").lower() == "close":
@@ -448,7 +450,7 @@ class HttpClient:
                     raise RequestFailure(f"CA file {self.cacert} does not exist", "tls", permanent=True)
                 capath = self.capath or (None if self.cacert else default_capath())
                 ctx = ssl.create_default_context(cafile=self.cacert, capath=capath)
-                proxy = self.proxy if self.proxy is not None else default_proxy_path()
+                proxy = self.proxy if self.proxy is not None else client_certificate()
                 if proxy:
                     try:
                         ctx.load_cert_chain(proxy)

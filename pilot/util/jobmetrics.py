@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 MAX_JOBMETRICS = 500
 
@@ -19,7 +22,7 @@ def cut_metrics(text: str, limit: int = MAX_JOBMETRICS) -> str:
     return out
 
 
-def metrics_pairs(job: Any) -> Dict[str, Any]:
+def metrics_pairs(job: JobData) -> Dict[str, Any]:
     """The pairs every experiment reports: core count, events, database use, and the job's extras."""
     pairs: Dict[str, Any] = {"coreCount": job.corecount}
     if job.nevents:
@@ -40,6 +43,6 @@ def format_metrics(pairs: Dict[str, Any]) -> str:
     return cut_metrics(text)
 
 
-def default_job_metrics(job: Any) -> str:
+def default_job_metrics(job: JobData) -> str:
     """The jobMetrics string when the experiment adds nothing of its own."""
     return format_metrics(metrics_pairs(job))

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
 from pilot.util.filehandling import write_json_atomic
-from pilot.util.processes import CLOCK_TICKS, ProcInfo, kill_process_tree, tree_table
+from pilot.util.commandrunner import start_process, stop_process
+from pilot.util.processes import CLOCK_TICKS, ProcInfo, tree_table
 
 logger = logging.getLogger(__name__)
 
@@ -258,8 +259,7 @@ class Prmon:
     def start(self) -> None:
         """Start prmon in the job's work dir (its own session, so it can be stopped as a tree)."""
         with open(os.path.join(self.workdir, PRMON_LOG), "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = start_process(self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         logger.info("started prmon (pid %d) for process %d", self.proc.pid, self.pid)
 
     def sample(self) -> Optional[dict]:
@@ -274,6 +274,4 @@ class Prmon:
         proc = self.proc
         if proc is None:
             return
-        if proc.poll() is None:
-            kill_process_tree(proc.pid, pgrp=proc.pid, grace=grace)
-        proc.wait()
+        stop_process(proc, grace=grace)

@@ -50,15 +50,24 @@ import resource
 import sys
 import time
 
-try:  # the C module behind ``signal``: the same calls and numbers without the enum wrappers
-    import _signal as signal
-except ImportError:  # pragma: no cover - another Python implementation
-    import signal  # type: ignore[no-redef]
-
 from pilot.util import payloadns
 from pilot.util.payloadns import (_mask_report, enter_pid_namespace, mask_credentials, mask_here,  # noqa: F401
                                   masking_preexec)
 from pilot.util.guardstatus import SHORT_ESCAPES, _json_string, json_text, write_status  # noqa: F401
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the guard does not load typing at run time (see above); mypy reads these
+    import signal
+    from typing import Callable, Dict, Iterable, Optional, Tuple
+
+    Preexec = Optional[Callable[[], None]]
+    Accept = Callable[[signal.struct_siginfo], bool]
+    Reap = Callable[[], bool]
+else:
+    try:  # the C module behind ``signal``: the same calls and numbers without the enum wrappers
+        import _signal as signal
+    except ImportError:  # pragma: no cover - another Python implementation
+        import signal
 
 PR_SET_CHILD_SUBREAPER = 36
 #: exit status of a payload that was not started because its credentials could not be masked
@@ -97,12 +106,15 @@ class GuardOptions:
                  "pilot_pid", "cgroup", "command", "nice", "ionice")
 
     def __init__(self) -> None:
-        self.status, self.grace, self.stdout, self.stderr, self.cwd = "", 10.0, None, None, None
-        self.status_fd = None
+        self.status, self.grace = "", 10.0
+        self.stdout: Optional[str] = None
+        self.stderr: Optional[str] = None
+        self.cwd: Optional[str] = None
+        self.status_fd: Optional[int] = None
         self.mask: list = []
         self.isolation = "auto"
         self.pidns = "off"
-        self.user = None  # (uid, gid) the payload runs as, or None: the guard's own
+        self.user: Optional[Tuple[int, int]] = None  # (uid, gid) the payload runs as, or None: the guard's own
         self.pilot_pid = 0
         self.cgroup = ""
         self.command: list = []
@@ -177,8 +189,9 @@ def main(argv: list | None = None) -> int:
     """Run the payload under guard; return its exit status."""
     args = _parse(argv)
     line = " ".join(args.command[1:] if args.command[:1] == ["--"] else args.command)
-    isolation = {"pidns": False, "mode": args.pidns, "kind": "", "proc": False, "user": list(args.user or ()),
-                 "cgroup": "", "error": ""}
+    isolation: Dict[str, object] = {"pidns": False, "mode": args.pidns, "kind": "", "proc": False,
+                                    "user": list(args.user or ()),
+                                    "cgroup": "", "error": ""}
     if args.cgroup:
         try:
             payloadns.join_cgroup(args.cgroup)  # before any fork: every process of the job is in it
@@ -209,8 +222,8 @@ def main(argv: list | None = None) -> int:
     return _run_single(args, line, old_mask, watched, isolation)
 
 
-def _not_started(args: GuardOptions, code: int, error: str, **record) -> int:
-    status = {"exit_code": code, "signal": None, "error": error, "cpu": 0.0}
+def _not_started(args: GuardOptions, code: int, error: str, **record: object) -> int:
+    status: Dict[str, object] = {"exit_code": code, "signal": None, "error": error, "cpu": 0.0}
     status.update(record)
     write_status(args.status, args.status_fd, status)
     return code
@@ -222,7 +235,7 @@ def _pilot_gone(args: GuardOptions) -> bool:
 
 
 # ------------------------------------------------------------------------------ without a PID namespace
-def _run_single(args: GuardOptions, line: str, old_mask, watched: set, isolation: dict) -> int:
+def _run_single(args: GuardOptions, line: str, old_mask: set, watched: set, isolation: dict) -> int:
     """The payload as the guard's own child, the guard its subreaper."""
     subreaper = _become_subreaper()
     pid, credentials, error = _start_payload(args, line, old_mask)
@@ -230,7 +243,7 @@ def _run_single(args: GuardOptions, line: str, old_mask, watched: set, isolation
         code = MASK_REFUSED if credentials["error"] and args.isolation == "required" else 127
         return _not_started(args, code, error, subreaper=subreaper, credentials=credentials, isolation=isolation)
 
-    def accept(info) -> bool:
+    def accept(info: signal.struct_siginfo) -> bool:
         return info.si_signo != PARENT_GONE or _pilot_gone(args)
 
     received: list = []
@@ -238,7 +251,7 @@ def _run_single(args: GuardOptions, line: str, old_mask, watched: set, isolation
     return _finish(args, status, received, subreaper=subreaper, credentials=credentials, isolation=isolation)
 
 
-def _finish(args: GuardOptions, status: dict, received: list, **record) -> int:
+def _finish(args: GuardOptions, status: dict, received: list, **record: object) -> int:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     status.update({"cpu": usage.ru_utime + usage.ru_stime, "cpu_user": usage.ru_utime,
                    "cpu_system": usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
@@ -251,7 +264,7 @@ def _finish(args: GuardOptions, status: dict, received: list, **record) -> int:
 
 
 # ------------------------------------------------------------------------------ in a PID namespace
-def _run_outer(args: GuardOptions, line: str, old_mask, watched: set, isolation: dict) -> int:
+def _run_outer(args: GuardOptions, line: str, old_mask: set, watched: set, isolation: dict) -> int:
     """The guard outside the namespace: fork its init, pass stop signals on, end it when the pilot is gone.
 
     The init has SIGKILL as its parent-death signal, so whatever ends this process ends the
@@ -276,11 +289,12 @@ def _run_outer(args: GuardOptions, line: str, old_mask, watched: set, isolation:
         if deadline is None:
             info = signal.sigwaitinfo(watched)
         else:
-            info = signal.sigtimedwait(watched, max(0.0, deadline - time.monotonic()))
-            if info is None:  # the init did not stop its namespace in time
+            timed = signal.sigtimedwait(watched, max(0.0, deadline - time.monotonic()))
+            if timed is None:  # the init did not stop its namespace in time
                 os.kill(init, signal.SIGKILL)
                 deadline = None
                 continue
+            info = timed
         if info.si_signo == signal.SIGCHLD:
             continue
         if info.si_signo == PARENT_GONE:
@@ -298,7 +312,7 @@ def _run_outer(args: GuardOptions, line: str, old_mask, watched: set, isolation:
                         guard_signal=received[0] if received else None, isolation=isolation)
 
 
-def _run_init(args: GuardOptions, line: str, old_mask, watched: set, isolation: dict,
+def _run_init(args: GuardOptions, line: str, old_mask: set, watched: set, isolation: dict,
               alive_fd: int) -> int:  # pragma: no cover - runs as a namespace's init
     """PID 1 of the payload's namespace: mount its /proc, mask the credentials, run and reap the payload.
 
@@ -342,7 +356,7 @@ def _run_init(args: GuardOptions, line: str, old_mask, watched: set, isolation: 
     if pid is None:
         return _not_started(args, 127, error, credentials=credentials, isolation=isolation)
 
-    def accept(info) -> bool:
+    def accept(info: signal.struct_siginfo) -> bool:
         # signals sent from inside the namespace (the payload) carry its PID; the pilot's carry 0
         return info.si_pid == 0
 
@@ -351,11 +365,11 @@ def _run_init(args: GuardOptions, line: str, old_mask, watched: set, isolation: 
     return _finish(args, status, received, subreaper=True, credentials=credentials, isolation=isolation)
 
 
-def _no_op(*_args) -> None:  # pragma: no cover - the signals stay blocked
+def _no_op(*_args: object) -> None:  # pragma: no cover - the signals stay blocked
     return None
 
 
-def _drop_to(uid: int, gid: int):
+def _drop_to(uid: int, gid: int) -> Callable[[], None]:
     """A preexec step: become ``uid``/``gid`` with no supplementary groups (the guard runs as root)."""
     def preexec() -> None:
         os.setgroups([])
@@ -369,7 +383,7 @@ def _drop_to(uid: int, gid: int):
 IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "ppc64le": 273, "ppc64": 273, "s390x": 282, "i686": 289}
 
 
-def _lower_priority(nice: int, ioclass: int):
+def _lower_priority(nice: int, ioclass: int) -> Preexec:
     """A preexec step: add ``nice`` to the niceness and take I/O class ``ioclass`` (best effort), or None."""
     if not nice and not ioclass:
         return None
@@ -384,19 +398,20 @@ def _lower_priority(nice: int, ioclass: int):
     return preexec
 
 
-def _chain(*steps):
-    steps = [step for step in steps if step is not None]
-    if not steps:
+def _chain(*steps: Preexec) -> Preexec:
+    kept = [step for step in steps if step is not None]
+    if not kept:
         return None
 
     def preexec() -> None:
-        for step in steps:
+        for step in kept:
             step()
 
     return preexec
 
 
-def _open_and_spawn(args: GuardOptions, line: str, preexec, child_mask) -> tuple:
+def _open_and_spawn(args: GuardOptions, line: str, preexec: Preexec,
+                    child_mask: Iterable[int]) -> Tuple[Optional[int], str]:
     """Open the payload's stdout/stderr and start ``bash -c line``: (PID, '') or (None, error)."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     out = err = None
@@ -413,14 +428,16 @@ def _open_and_spawn(args: GuardOptions, line: str, preexec, child_mask) -> tuple
                 os.close(fd)
 
 
-def _start_payload(args: GuardOptions, line: str, child_mask=()) -> tuple:
+def _start_payload(args: GuardOptions, line: str, child_mask: Iterable[int] = ()) -> Tuple[Optional[int], dict, str]:
     """Start ``bash -c line``, masked as asked: (PID or None, credentials record, start error).
 
     ``child_mask``: the signal mask the payload's shell starts with.
     """
     paths = list(args.mask) if args.isolation != "off" else []
-    credentials = {"mode": args.isolation, "masked": False, "paths": [], "error": ""}
-    preexec, read_fd, write_fd = None, None, None
+    credentials: Dict[str, object] = {"mode": args.isolation, "masked": False, "paths": [], "error": ""}
+    preexec: Preexec = None
+    read_fd: Optional[int] = None
+    write_fd: Optional[int] = None
     if paths:
         read_fd, write_fd = os.pipe()
         preexec = masking_preexec(paths, args.isolation, write_fd)
@@ -437,7 +454,8 @@ def _start_payload(args: GuardOptions, line: str, child_mask=()) -> tuple:
     return pid, credentials, error
 
 
-def _spawn(argv: list, cwd, out, err, preexec, child_mask) -> tuple:
+def _spawn(argv: list, cwd: Optional[str], out: Optional[int], err: Optional[int], preexec: Preexec,
+           child_mask: Iterable[int]) -> Tuple[Optional[int], str]:
     """Fork and exec ``argv`` (stdin /dev/null, stdout/stderr on the given fds): (PID, '') or (None, error).
 
     What ``subprocess.Popen`` does for the guard, without loading it: the child reports a failure
@@ -463,7 +481,8 @@ def _spawn(argv: list, cwd, out, err, preexec, child_mask) -> tuple:
     return None, str(OSError(code, os.strerror(code), filename))
 
 
-def _child(argv: list, cwd, out, err, preexec, child_mask, report_w: int) -> None:  # pragma: no cover
+def _child(argv: list, cwd: Optional[str], out: Optional[int], err: Optional[int], preexec: Preexec,
+           child_mask: Iterable[int], report_w: int) -> None:  # pragma: no cover
     """The forked child up to exec; on failure writes ``where:errno:filename`` to ``report_w``."""
     step, filename = "exec", argv[0]
     try:
@@ -514,13 +533,14 @@ def _has_children() -> bool:
         return bool(descendants(pid))
 
 
-def _supervise(payload: int, watched: set, received: list, grace: float, stop_tree, accept) -> dict:
+def _supervise(payload: int, watched: set, received: list, grace: float,
+               stop_tree: Callable[[float, Reap], None], accept: Accept) -> dict:
     """Reap children until the payload is gone and nothing of its tree is left.
 
     Stops the tree once (``stop_tree(grace, reap)``) when an accepted stop signal arrives or when the
     payload's main process ends and leaves something running. Accepted signals go to ``received``.
     """
-    state = {"exit_code": None, "signal": None, "stop": False}
+    state: Dict[str, Optional[int]] = {"exit_code": None, "signal": None, "stop": False}
 
     def reap() -> bool:
         """Reap whatever has ended; True while children are left."""
@@ -531,8 +551,9 @@ def _supervise(payload: int, watched: set, received: list, grace: float, stop_tr
                     return True
                 if pid == payload:
                     if os.WIFSIGNALED(wstatus):
-                        state["signal"] = os.WTERMSIG(wstatus)
-                        state["exit_code"] = 128 + state["signal"]
+                        sig = os.WTERMSIG(wstatus)
+                        state["signal"] = sig
+                        state["exit_code"] = 128 + sig
                     else:
                         state["exit_code"] = os.WEXITSTATUS(wstatus)
                     # the payload's main process is done: whatever it left behind goes too
@@ -554,14 +575,14 @@ def _supervise(payload: int, watched: set, received: list, grace: float, stop_tr
     return {"exit_code": state["exit_code"] if state["exit_code"] is not None else -1, "signal": state["signal"]}
 
 
-def _stop_tree(grace: float, reap=None) -> None:
+def _stop_tree(grace: float, reap: Optional[Reap] = None) -> None:
     from pilot.util.proctree import kill_process_tree
 
     # the guard is the root of the tree; kill_process_tree never signals the calling process
     kill_process_tree(os.getpid(), grace=grace)
 
 
-def _stop_namespace(grace: float, reap) -> None:  # pragma: no cover - runs as a namespace's init
+def _stop_namespace(grace: float, reap: Reap) -> None:  # pragma: no cover - runs as a namespace's init
     """As the namespace's init: SIGTERM every process in it, ``grace`` seconds, then SIGKILL the rest."""
     payloadns.kill_namespace(signal.SIGTERM)
     payloadns.kill_namespace(signal.SIGCONT)

@@ -18,6 +18,10 @@ from __future__ import annotations
 import ctypes
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no typing import at run time: the payload guard loads this module
+    from typing import Callable
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
@@ -31,7 +35,7 @@ KEPT_FLAGS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC,
               (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME))
 
 
-def libc():
+def libc() -> ctypes.CDLL:
     """The C library, with errno kept for :func:`_libc_call`."""
     return ctypes.CDLL(None, use_errno=True)
 
@@ -52,7 +56,7 @@ def set_dumpable(flag: bool) -> bool:
         return False
 
 
-def _libc_call(libc, name: str, *args) -> None:
+def _libc_call(libc: ctypes.CDLL, name: str, *args: object) -> None:
     """Call a libc function that returns 0 on success; raise OSError with its errno otherwise."""
     if getattr(libc, name)(*args) != 0:
         errno = ctypes.get_errno()
@@ -67,7 +71,7 @@ def _map_own_ids(uid: int, gid: int) -> None:
             handle.write(text)
 
 
-def _mask_path(libc, path: str) -> None:
+def _mask_path(libc: ctypes.CDLL, path: str) -> None:
     """Cover one path: a directory by an empty read-only tmpfs, anything else by a read-only /dev/null."""
     target = os.fsencode(path)
     if os.path.isdir(path):
@@ -131,7 +135,7 @@ def mask_here(paths: list) -> list:
     return masked
 
 
-def masking_preexec(paths: list, mode: str, report_fd: int):
+def masking_preexec(paths: list, mode: str, report_fd: int) -> Callable[[], None]:
     """The child's last step before exec: mask ``paths``; write what was masked, or the error, to ``report_fd``.
 
     In ``required`` mode a failure is raised, so the payload is not started.
@@ -248,7 +252,7 @@ def remove_stale_cgroups(parent: str) -> list:
     Only ``pilot-<PID>-...`` directories whose pilot PID is gone and that hold no process; the
     removed paths.
     """
-    removed = []
+    removed: list = []
     try:
         names = os.listdir(parent)
     except OSError:

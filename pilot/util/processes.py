@@ -1,5 +1,8 @@
 """Processes: run commands with a time-out, read the process table, measure and kill a process tree.
 
+Commands run through the one command runner, :mod:`pilot.util.commandrunner` (``run_command`` and
+``CommandResult`` are re-exported here).
+
 The process table and the one process-tree killer are in :mod:`pilot.util.proctree` (importable on
 its own by the payload guard) and re-exported here. The rule: only a process the pilot started, or
 a descendant of one, is ever signalled; never PID 1, never the pilot itself. Linux only (``/proc``).
@@ -9,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Optional
 
+# the one command runner (time-out, stop event, bounded output, tree kill): re-exported for its callers
+from pilot.util.commandrunner import REAP_TIMEOUT, CommandResult, run_command  # noqa: F401
 # /proc reading and the tree killer live in pilot.util.proctree (the payload guard imports it alone)
 from pilot.util.proctree import (CLOCK_TICKS, ProcInfo, _signal_all, _targets, ancestors, children,  # noqa: F401
                                  cores_in_use, descendants, innermost_pid, is_alive, kill_process_tree, process_table,
@@ -20,57 +23,6 @@ from pilot.util.proctree import (CLOCK_TICKS, ProcInfo, _signal_all, _targets, a
                                  tree_cpu_seconds, tree_table, wait_for_exit)
 
 logger = logging.getLogger(__name__)
-
-#: seconds ``run_command`` waits for a timed-out command's output and exit once its tree was killed
-REAP_TIMEOUT = 10.0
-
-
-@dataclass
-class CommandResult:
-    """What a finished command left behind."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-
-    def __iter__(self):
-        """Unpack as (exit_code, stdout, stderr), the Pilot 2 ``execute`` shape."""
-        return iter((self.exit_code, self.stdout, self.stderr))
-
-
-def run_command(cmd: Union[Sequence[str], str], timeout: Optional[float] = None, cwd: Optional[str] = None,
-                env: Optional[dict] = None, shell: bool = False, input_text: Optional[str] = None) -> CommandResult:
-    """Run ``cmd`` to completion and return its exit code and output.
-
-    Without ``shell=True`` a string is split on white space only (no shell parsing): callers that
-    need quoting pass a list. The command gets its own session, so a time-out kills its whole tree.
-    """
-    if isinstance(cmd, str) and not shell:
-        cmd = cmd.split()
-    try:
-        proc = subprocess.Popen(cmd, shell=shell, cwd=cwd, env=env, stdin=subprocess.PIPE if input_text else
-                                subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True, text=True, errors="replace")
-    except OSError as exc:
-        return CommandResult(127, "", f"cannot execute {cmd!r}: {exc}")
-    try:
-        out, err = proc.communicate(input=input_text, timeout=timeout)
-        return CommandResult(proc.returncode, out, err)
-    except subprocess.TimeoutExpired:
-        kill_process_tree(proc.pid, grace=2.0)
-        try:  # bounded: a process that escaped the tree may still hold the pipes open
-            out, err = proc.communicate(timeout=REAP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            for stream in (proc.stdout, proc.stderr, proc.stdin):
-                if stream is not None:
-                    stream.close()
-            out, err = "", f"\nits output was still held open {REAP_TIMEOUT} s after the kill"
-            try:
-                proc.wait(REAP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                logger.warning("command %r did not end after SIGKILL", cmd)
-        return CommandResult(-1, out or "", (err or "") + f"\ncommand timed out after {timeout} s", timed_out=True)
 
 
 class TreeTracker:

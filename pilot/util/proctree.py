@@ -16,12 +16,15 @@ import os
 import select
 import signal
 import time
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
+
+if TYPE_CHECKING:  # logging is loaded only when something is logged (the payload guard imports this module)
+    import logging
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _log():
+def _log() -> "logging.Logger":
     import logging
 
     return logging.getLogger("pilot.util.processes")

@@ -21,7 +21,9 @@ Metrics (labels in braces):
   ``pilot_server_request_duration_seconds{method}`` (summary: ``_sum``, ``_count``) and
   ``pilot_heartbeat_latency_seconds`` (the updateJob calls: heartbeats and final updates);
 - ``pilot_payload_memory_kilobytes{pandaid,kind,stat}`` (rss, pss, vmem, swap; max, avg) and
-  ``pilot_payload_cpu_seconds{pandaid}``.
+  ``pilot_payload_cpu_seconds{pandaid}``;
+- ``pilot_background_exceptions_total{activity}``: exceptions raised by each background activity
+  and component of the pilot (:mod:`pilot.util.runner`; 0 for every activity that ran).
 
 :class:`PilotMetrics` is the store the Data API reports each file transfer to; the rest is read from
 the pilot's context when the file is written.
@@ -40,11 +42,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from pilot.util.filehandling import write_file_atomic
+from pilot.util.runner import Activity
+from pilot.util.runner import start as start_activity
 
 logger = logging.getLogger(__name__)
 
 #: updateJob method names (legacy and REST) whose latency is the heartbeat latency
 HEARTBEAT_METHODS = ("updateJob", "update_job")
+#: the name of the writer's background activity (its thread)
+WRITER_ACTIVITY = "metrics-writer"
 _NAME_OK = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
@@ -178,6 +184,19 @@ def http_families(stats: Any) -> List[Family]:
     return [requests, failures, duration, heartbeat]
 
 
+def exception_families(runners: Iterable[Any]) -> List[Family]:
+    """The exceptions counted per activity label by the runners (the background runner, the supervisor)."""
+    counts: Dict[str, int] = {}
+    for runner in runners:
+        for label, count in (getattr(runner, "exception_counts", dict)() or {}).items():
+            counts[label] = counts.get(label, 0) + int(count)
+    family = Family("pilot_background_exceptions_total", "counter",
+                    "Exceptions raised by each background activity and component of the pilot")
+    for label in sorted(counts):
+        family.add(counts[label], {"activity": label})
+    return [family]
+
+
 def job_families(jobs: Iterable[Any], pilot_start: float,
                  timing: Optional[Callable[[Any, float], str]] = None) -> List[Family]:
     """Phase timings (``timing(job, pilot_start)`` gives pilotTiming), payload memory and CPU of the jobs."""
@@ -193,9 +212,9 @@ def job_families(jobs: Iterable[Any], pilot_start: float,
         for phase, value in zip(_PHASES, values):
             phases.add(float(value), {"pandaid": pandaid, "phase": phase})
         for key, (kind, stat) in _MEMORY.items():
-            value = (getattr(job, "memory_summary", {}) or {}).get(key)
-            if isinstance(value, (int, float)):
-                memory.add(value, {"pandaid": pandaid, "kind": kind, "stat": stat})
+            amount = (getattr(job, "memory_summary", {}) or {}).get(key)
+            if isinstance(amount, (int, float)):
+                memory.add(amount, {"pandaid": pandaid, "kind": kind, "stat": stat})
         if getattr(job, "cpuconsumptiontime", None) is not None:
             cpu.add(job.cpuconsumptiontime, {"pandaid": pandaid})
     return [phases, memory, cpu]
@@ -209,7 +228,7 @@ def metrics_path(directory: str, pid: Optional[int] = None) -> str:
 def remove_stale(directory: str, keep: float, now: Optional[float] = None) -> list:
     """Remove ``pilot_<pid>.prom`` files of pilots that are gone and older than ``keep`` seconds."""
     now = time.time() if now is None else now
-    removed = []
+    removed: list = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -240,7 +259,7 @@ class MetricsWriter:
         self.labels = dict(labels or {"pilot_pid": str(os.getpid())})
         self.running = True
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._activity: Optional[Activity] = None
         self.writes = 0
 
     def write(self) -> str:
@@ -262,20 +281,17 @@ class MetricsWriter:
             logger.warning("cannot write the metrics file %s: %s", self.path, exc)
 
     def start(self) -> "MetricsWriter":
+        """Write the file now, then every ``interval`` s (a failed write is logged and counted; the next one runs)."""
         self._safe_write()
-        self._thread = threading.Thread(target=self._run, name="metrics-writer", daemon=True)
-        self._thread.start()
+        self._activity = start_activity(WRITER_ACTIVITY, self.write, interval=self.interval, delay=self.interval,
+                                        stop=self._stop)
         return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._safe_write()
 
     def close(self) -> None:
         """Stop the periodic writes and write the last file (``pilot_running 0``)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._activity is not None:
+            self._activity.join(timeout=5)
         self.running = False
         self._safe_write()
 
@@ -317,6 +333,8 @@ class PilotMetricsRun(PilotMetrics):
                 Family("pilot_jobs_completed_total", "counter", "Jobs the pilot completed").add(ctx.jobs_processed)]
         families = info + self.families() + http_families(getattr(getattr(ctx, "http", None), "stats", None))
         families += job_families(self.seen.values(), ctx.start_time, self.timing)
+        families += exception_families(r for r in (getattr(ctx, "runner", None), getattr(ctx, "supervisor", None))
+                                       if r is not None)
         if self.slot_end:
             families.append(Family("pilot_batch_slot_end_time_seconds", "gauge", "When the batch slot ends")
                             .add(round(self.slot_end)))

@@ -7,8 +7,7 @@ Lifetimes are read from the credential files themselves:
   end is read from the proxy's VOMS extension (OID 1.3.6.1.4.1.8005.100.100.5) with a small DER walker;
 * an OIDC token file: the ``exp`` claim of the JWT (base64 decoded, the signature is not verified).
 
-``voms-proxy-info`` and ``arcproxy`` are not needed; :func:`parse_voms_proxy_info` and
-:func:`parse_arcproxy` read their output when a site wants them as a second opinion.
+``voms-proxy-info`` and ``arcproxy`` are not needed.
 
 Codes (Pilot 2 / Pilot 3): 1163 NOPROXY (no credential), 1177 NOVOMSPROXY (no readable VOMS
 attributes), 1370 VOMSPROXYABOUTTOEXPIRE, 1373 CERTIFICATEHASEXPIRED, 1382 PROXYTOOSHORT (the 72 h
@@ -25,7 +24,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
@@ -76,7 +75,7 @@ def _timegm(parts: time.struct_time) -> int:
 
 # ------------------------------------------------------------------------------ X.509
 
-def default_proxy_path(environ: Optional[dict] = None) -> str:
+def default_proxy_path(environ: Optional[Mapping[str, str]] = None) -> str:
     """``X509_USER_PROXY``, else ``/tmp/x509up_u<uid>`` (whether or not it exists)."""
     env = os.environ if environ is None else environ
     return env.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"
@@ -247,7 +246,7 @@ def token_lifetime(path: str) -> CredentialLifetime:
     return CredentialLifetime(path=path, cert_end=end, kind="token")
 
 
-def token_path(environ: Optional[dict] = None) -> str:
+def token_path(environ: Optional[Mapping[str, str]] = None) -> str:
     """The pilot's token file: ``BEARER_TOKEN_FILE``, else ``$PANDA_AUTH_DIR/$PANDA_AUTH_TOKEN``/``OIDC_AUTH_*``."""
     env = os.environ if environ is None else environ
     if env.get("BEARER_TOKEN_FILE"):
@@ -307,51 +306,6 @@ def verify_token(path: str, limit: float = 1, now: Optional[float] = None) -> Tu
     except (OSError, ValueError) as exc:
         return ErrorCodes.NOPROXY, f"cannot read token {path}: {exc}"
     return check_time_left("token", life.cert_end, limit, now)
-
-
-# ------------------------------------------------------------------------------ tool output
-def parse_voms_proxy_info(stdout: str, now: Optional[float] = None) -> Dict[str, float]:
-    """Ends from ``voms-proxy-info -actimeleft -timeleft`` (two numbers of seconds, AC first)."""
-    numbers = [int(x) for x in re.findall(r"^\s*(-?\d+)\s*$", stdout or "", re.M)]
-    now = time.time() if now is None else now
-    out: Dict[str, float] = {}
-    if len(numbers) >= 2:
-        out["voms_end"] = now + numbers[0]
-        out["cert_end"] = now + numbers[1]
-    elif len(numbers) == 1:
-        out["cert_end"] = now + numbers[0]
-    return out
-
-
-def parse_arcproxy(stdout: str) -> Dict[str, float]:
-    """Ends from ``arcproxy -i validityEnd -i validityLeft -i vomsACvalidityEnd -i vomsACvalidityLeft``."""
-    numbers = [int(x) for x in re.findall(r"^\s*(\d+)\s*$", stdout or "", re.M)]
-    out: Dict[str, float] = {}
-    if len(numbers) >= 1:
-        out["cert_end"] = float(numbers[0])
-    if len(numbers) >= 3:
-        out["voms_end"] = float(numbers[2])
-    return out
-
-
-def tool_lifetime(path: str, timeout: float = 60) -> Optional[CredentialLifetime]:
-    """Ask ``arcproxy`` or ``voms-proxy-info`` when installed (None when neither is, or both fail)."""
-    from shutil import which
-
-    env = dict(os.environ, X509_USER_PROXY=path)
-    if which("arcproxy"):
-        result = run_command(["arcproxy", "-i", "validityEnd", "-i", "validityLeft", "-i", "vomsACvalidityEnd",
-                              "-i", "vomsACvalidityLeft"], timeout=timeout, env=env)
-        ends = parse_arcproxy(result.stdout) if result.exit_code == 0 else {}
-        if ends:
-            return CredentialLifetime(path=path, **ends)
-    if which("voms-proxy-info"):
-        result = run_command(["voms-proxy-info", "-actimeleft", "-timeleft", "-file", path], timeout=timeout,
-                             env=env)
-        ends = parse_voms_proxy_info(result.stdout) if result.exit_code == 0 else {}
-        if ends:
-            return CredentialLifetime(path=path, **ends)
-    return None
 
 
 # ------------------------------------------------------------------------------ isolation
@@ -498,13 +452,6 @@ def isolate_credentials(env: Dict[str, str], workdir: str, keep_pilot_proxy: boo
         if os.path.isfile(path):
             out["X509_USER_PROXY"] = path
     return out
-
-
-def utc_text(epoch: Optional[float]) -> str:
-    """An epoch as ``YYYY-MM-DD HH:MM:SS UTC`` (for log lines)."""
-    if epoch is None:
-        return "unknown"
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def distinguished_name(path: str) -> str:

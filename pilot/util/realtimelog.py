@@ -41,7 +41,12 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from pilot.util.runner import start as start_activity
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +124,7 @@ class RealTimeLogHandler(logging.Handler):
         self._sock: Optional[socket.socket] = None
         self._pending: list = []
         self._close_by = float("inf")
-        self._thread = threading.Thread(target=self._run, name=SENDER_THREAD, daemon=True)
-        self._thread.start()
+        self._sender = start_activity(SENDER_THREAD, self._run, stop=self._stop)
 
     # ------------------------------------------------------------------ producer side
     def note_update(self, fields: dict, final: bool = False) -> None:
@@ -129,7 +133,7 @@ class RealTimeLogHandler(logging.Handler):
         if jobid is not None:
             self.job_info = {"PandaJobID": str(jobid)}
 
-    def set_job(self, job: Any) -> None:
+    def set_job(self, job: JobData) -> None:
         """Label the following records with a job (None: no job)."""
         if job is None:
             self.job_info = {}
@@ -256,7 +260,7 @@ class RealTimeLogHandler(logging.Handler):
                 pass
 
     # ------------------------------------------------------------------ closing
-    def flush(self, timeout: float = 0.0) -> bool:
+    def flush(self, timeout: float = 0.0) -> bool:  # type: ignore[override]  # logging drops the result
         """Wait up to ``timeout`` s for the queue to empty; True when everything was sent."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -275,7 +279,7 @@ class RealTimeLogHandler(logging.Handler):
             self._stop.set()
             with self._cond:
                 self._cond.notify_all()
-            self._thread.join(timeout=5)
+            self._sender.join(timeout=5)
             if self.dropped or self.queued:
                 logger.info("real-time logging to %s ended: %d sent, %d dropped, %d not sent", self.target,
                             self.sent, self.dropped, self.queued)

@@ -145,7 +145,7 @@ class CheckedFile:
 
     def checksum(self, algorithm: str = "adler32") -> str:
         """The file's checksum over the checked size (the pilot's one checksum helper)."""
-        from pilot.util.filehandling import checksum_of_chunks
+        from pilot.util.checksum import checksum_of_chunks
         return checksum_of_chunks(self.chunks(), algorithm, self.path)
 
 

@@ -1,18 +1,19 @@
 """Run a function with a time limit.
 
 ``@timeout(30)`` makes a function raise ``TimeoutException`` when it has not returned after 30 s.
-The function runs in a daemon thread: Python cannot kill a thread, so on time-out the caller gets
-the exception at once and the thread is abandoned (it ends whenever the function returns). Use
+The function runs in a daemon thread (a :mod:`pilot.util.runner` activity named ``timed-<function>``):
+Python cannot kill a thread, so on time-out the caller gets the exception at once and the thread is
+abandoned (it ends whenever the function returns). Use
 ``pilot.util.processes.run_command`` with its ``timeout`` for anything that must really be stopped.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from typing import Any, Callable, Optional, Tuple
 
 from pilot.common.exception import TimeoutException
+from pilot.util.runner import start as start_activity
 
 __all__ = ["TimeoutException", "TimedThread", "Timer", "timeout"]
 
@@ -40,11 +41,9 @@ class TimedThread:
         An exception raised by func is re-raised unchanged.
         """
         limit = self.timeout if _timeout is None else _timeout
-        thread = threading.Thread(target=self.execute, args=(func, args, kwargs or {}),
-                                  name=f"timed-{getattr(func, '__name__', 'call')}", daemon=True)
-        thread.start()
-        thread.join(limit)
-        if thread.is_alive():
+        call = start_activity(f"timed-{getattr(func, '__name__', 'call')}", self.execute, func, args, kwargs or {},
+                              label="timed-call")
+        if not call.join(limit):
             self.is_timeout = True
             raise TimeoutException("Timeout reached", timeout=limit)
         ok, value = self.result if self.result is not None else (False, TimeoutException("no result"))

@@ -1,7 +1,7 @@
 """Pilot 2's ``pilot.util.timing`` names that outside code imports.
 
 ``time_stamp()`` is the local time in ISO-8601 with the UTC offset (``2026-12-07T20:15:02+01:00``),
-the format of updateJob's ``timestamp`` (``pilot.control.reporting.timestamp`` gives the same text).
+the format of updateJob's ``timestamp`` and of Harvester's ``worker_attributes.json``: the one definition.
 """
 
 from __future__ import annotations

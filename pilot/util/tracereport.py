@@ -17,10 +17,13 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.util.auxiliary import random_uuid
 from pilot.util.filehandling import md5_hexdigest
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +106,7 @@ class TraceReport:
         return dataclasses.replace(self)
 
     # ------------------------------------------------------------------ content
-    def init(self, job: Any) -> None:
+    def init(self, job: JobData) -> None:
         """Fill the job-related fields: usrdn/usr (md5 of the DN), appid (PandaID), taskid."""
         dn = str(getattr(job, "produserid", "") or "")
         self.usrdn = dn
@@ -231,6 +234,16 @@ class TraceBatch:
                         body.get("clientState"))
             return 1
         return len(body)
+
+
+def job_trace(job: JobData, args: Any) -> TraceReport:
+    """The trace report of one job's transfers, before any file: its queue (``pq``), whether traces are on
+    (``--use-rucio-traces``), the job's user and ids. The Data API copies it per file (its ``new_trace``).
+    """
+    trace = TraceReport(pq=str(getattr(args, "queue", "") or ""),
+                        enabled=bool(getattr(args, "use_rucio_traces", True)))
+    trace.init(job)
+    return trace
 
 
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(TraceReport))

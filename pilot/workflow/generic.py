@@ -15,10 +15,12 @@ from pilot.control.context import PilotContext
 from pilot.control.recovery import RecoveryArea, resume_orphans
 from pilot.control.reporting import Outbox, Reporter, SiteInfo, pilot_timing
 from pilot.control.supervisor import Supervisor
+from pilot.info.queuedata import resource_name
 from pilot.util.config import config
 from pilot.util.constants import PILOT_VERSION
 from pilot.util.https import shared_client
 from pilot.util.prometheus import start_metrics
+from pilot.util.runner import use_runner
 from pilot.util.statefile import OUTBOX_DIR, Ledger, StateLayout
 from pilot.util.workernode import collect
 
@@ -51,6 +53,14 @@ def pilot_id(args: Any, node: Any) -> str:
     return "|".join(parts)
 
 
+def site_info(args: Any, queuedata: Any, node: Any) -> SiteInfo:
+    """What every update of this pilot says about where it runs (site, node, pilot id, batch ids)."""
+    return SiteInfo(site_name=resource_name(queuedata, args.queue), node=node.node_name,
+                    pilot_id=pilot_id(args, node), batch_id=node.batch_job_id,
+                    scheduler_id=os.environ.get("PANDA_JSID", ""),
+                    cpu_consumption_unit=node.cpu_consumption_unit)
+
+
 def state_layout(args: Any) -> StateLayout:
     """The pilot tree's state directories (``-a`` dir, else the launch dir), made private (0700) now.
 
@@ -81,10 +91,7 @@ def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator
         reporting = True  # with -z the chosen backend writes files instead of calling the server
     ctx.communicator = communicator
     queuedata = ctx.get_queuedata()
-    site = SiteInfo(site_name=getattr(queuedata, "resource", "") or args.queue, node=node.node_name,
-                    pilot_id=pilot_id(args, node), batch_id=node.batch_job_id,
-                    scheduler_id=os.environ.get("PANDA_JSID", ""),
-                    cpu_consumption_unit=node.cpu_consumption_unit)
+    site = site_info(args, queuedata, node)
     layout = state_layout(args)
     ledger = Ledger(layout.ledger)
     outbox = Outbox(layout.outbox, ledger=ledger)
@@ -141,6 +148,11 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
     if getattr(args, "baseurls", ""):  # -g: where transformations may be downloaded from (plug-in setup)
         os.environ["PILOT_BASEURLS"] = args.baseurls
     ctx = build_context(args, mainworkdir, infosys=infosys, communicator=communicator)
+    with use_runner(ctx.runner):  # every background activity of the run is counted in its metrics
+        return _run(ctx, args, summary, stages)
+
+
+def _run(ctx: PilotContext, args: Any, summary: Any, stages: Optional[dict]) -> int:
     ctx.metrics = start_metrics(ctx, timing=pilot_timing)  # the pilot's metrics file (pilot.util.prometheus)
     live_log = _realtime_handler()
     if live_log is not None:  # real-time logging: records carry the current PandaID
@@ -150,6 +162,7 @@ def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, commu
         logger.info("delivered %d stored final update(s) from an earlier pilot", delivered)
     lifetime = float(getattr(ctx.get_queuedata(), "maxtime", 0) or 0) or float(args.lifetime)
     pilot_monitor = monitor.PilotMonitor(ctx, lifetime)
+    ctx.runner.on_failure = pilot_monitor.on_thread_failure  # a critical background activity fails like a component
     sup = Supervisor(on_failure=pilot_monitor.on_thread_failure)
     ctx.supervisor = sup
     install_signal_handlers(ctx, sup.changed)

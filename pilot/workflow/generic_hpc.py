@@ -44,6 +44,7 @@ from pilot.util.batch import batch_info
 from pilot.util.config import config
 from pilot.util.filehandling import calculate_checksum
 from pilot.util.harvester import FileNames, HarvesterDirs, worker_attributes, write_json
+from pilot.util.runner import start as start_activity
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class HpcRank:
         from pilot.control.payloads.generic import PayloadExecutor
         from pilot.workflow.generic import UserPlugins
 
+        assert self.job is not None  # run() returned early when the rank got no job
         return PayloadExecutor(self.job, UserPlugins(self.args.pilot_user))
 
     def _execute(self, executor: Any, line: str) -> dict:
@@ -168,8 +170,7 @@ class HpcRank:
         executor.start(line)
         if self.rank.is_rank_zero and self._rank0_services():
             self._start_memory_monitor(executor.proc.pid)
-        waiter = threading.Thread(target=wait, name=f"payload-wait-{job.jobid}", daemon=True)
-        waiter.start()
+        waiter = start_activity(f"payload-wait-{job.jobid}", wait, label="payload-wait")
         deadline, why = self._deadline()
         killed = False
         while not done.is_set():
@@ -293,16 +294,10 @@ class HpcRank:
 
     # ------------------------------------------------------------------ reports
     def _make_site(self) -> None:
-        from pilot.control.reporting import SiteInfo
         from pilot.util.workernode import collect
-        from pilot.workflow.generic import pilot_id
+        from pilot.workflow.generic import site_info
 
-        node = collect()
-        queuedata = getattr(self.infosys, "queuedata", None)
-        self.site = SiteInfo(site_name=getattr(queuedata, "resource", "") or self.args.queue, node=node.node_name,
-                             pilot_id=pilot_id(self.args, node), batch_id=node.batch_job_id,
-                             scheduler_id=os.environ.get("PANDA_JSID", ""),
-                             cpu_consumption_unit=node.cpu_consumption_unit)
+        self.site = site_info(self.args, getattr(self.infosys, "queuedata", None), collect())
 
     def _publish(self, final: bool = False) -> None:
         """Rewrite ``worker_attributes.json`` in the job's directory."""

@@ -26,8 +26,6 @@ from typing import Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.info.jobdata import JobPhase
-from pilot.util import constants as c
 from pilot.util.filehandling import safe_join
 
 logger = logging.getLogger(__name__)
@@ -53,7 +51,7 @@ def _place(source: str, target: str) -> None:
 
 def hand_over_inputs(ctx: Any) -> None:
     """Stager: finished_data_in -> inputs in the hand-over dir, job reported ``running``, left to the payload pilot."""
-    from pilot.control.job import _complete, record_timing
+    from pilot.control.job import record_timing
 
     target = handover_dir(ctx.args, ctx.mainworkdir)
     while True:
@@ -74,20 +72,18 @@ def hand_over_inputs(ctx: Any) -> None:
                     job.jobid, len(job.indata), target)
         ctx.reporter.heartbeat(job, state="running")
         record_timing(ctx, job.jobid, {k: v for k, v in job.timing.items() if k.startswith("PILOT_")})
-        _complete(ctx, job)
+        ctx.job_left(job)
 
 
 def adopt_inputs(ctx: Any) -> None:
     """Payload pilot: validated_jobs -> inputs from the hand-over dir -> finished_data_in | failed_data_in."""
+    from pilot.control.data import begin_stage_in, end_stage_in
+
     source = handover_dir(ctx.args, ctx.mainworkdir, reading=True)
     while True:
-        got = ctx.take(("validated_jobs",))
-        if got is None:
+        job = begin_stage_in(ctx)
+        if job is None:
             return
-        job = got[1]
-        job.advance(JobPhase.STAGEIN)
-        job.timing[c.PILOT_PRE_STAGEIN] = time.time()
-        ctx.reporter.heartbeat(job)
         missing = []
         for spec in job.indata:
             try:
@@ -100,11 +96,8 @@ def adopt_inputs(ctx: Any) -> None:
                 missing.append(spec.lfn)
                 continue
             spec.status, spec.status_code = "transferred", 0
-        job.timing[c.PILOT_POST_STAGEIN] = time.time()
         if missing:
             job.fail(ErrorCodes.MISSINGINPUTFILE, f"input(s) not handed over in {source}: {', '.join(missing)}")
-            job.timing["stagein_failed"] = time.time()
-            ctx.queues.put("failed_data_in", job)
         else:
             logger.info("job %s: %d input(s) taken from %s", job.jobid, len(job.indata), source)
-            ctx.queues.put("finished_data_in", job)
+        end_stage_in(ctx, job, not missing)

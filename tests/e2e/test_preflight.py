@@ -104,3 +104,43 @@ def test_too_little_free_space_takes_no_job(devserver, start_pilot, waiting_job,
 def test_unknown_pilot_user_takes_no_job(devserver, start_pilot, waiting_job):
     run = start_pilot(extra=["--pilot-user", "nosuchexperiment"])
     assert_refused(devserver, run, waiting_job, ErrorCodes.NOTIMPLEMENTED, "nosuchexperiment")
+
+
+# the experiment plug-in of the next test lives outside the pilot tree: a test-only sitecustomize adds
+# its directory to ``pilot.user`` (then hands over to any other sitecustomize, e.g. a coverage hook)
+SITECUSTOMIZE = '''
+import os, sys
+import pilot.user
+pilot.user.__path__.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins"))
+here = os.path.dirname(os.path.abspath(__file__))
+del sys.modules["sitecustomize"]
+saved = list(sys.path)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+try:
+    import sitecustomize  # noqa: F401
+except ImportError:
+    pass
+finally:
+    sys.path[:] = saved
+'''
+
+
+def test_plugin_with_a_wrong_signature_takes_no_job(devserver, start_pilot, waiting_job, tmp_path):
+    """A plug-in function the pilot would call with a TypeError is refused at load: 1300, with both signatures."""
+    from pilot.control.preflight import PLUGIN_MODULES
+
+    ext = tmp_path / "ext"
+    plugin = ext / "plugins" / "brokensig"
+    plugin.mkdir(parents=True)
+    (ext / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    (plugin / "__init__.py").write_text("")
+    for name in PLUGIN_MODULES:
+        (plugin / f"{name}.py").write_text(f"from pilot.user.generic.{name} import *  # noqa: F401,F403\n")
+    with open(plugin / "common.py", "a") as handle:  # the generic plug-in, but validate wants a second argument
+        handle.write("\n\ndef validate(job, strict):\n    return True\n")
+    repo = Path(__file__).resolve().parents[2]
+    run = start_pilot(extra=["--pilot-user", "brokensig"], env={"PYTHONPATH": f"{repo}:{ext}"})
+    assert_refused(devserver, run, waiting_job, ErrorCodes.NOTIMPLEMENTED,
+                   "pilot.user.brokensig.common.validate requires 'strict', which the pilot does not always pass: "
+                   "the plug-in has validate(job, strict), the contract (UserCommonPlugin) is "
+                   "validate(job: Any) -> bool")

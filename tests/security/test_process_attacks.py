@@ -184,3 +184,31 @@ def test_the_token_is_not_in_the_pilots_environment(secure_devserver, secure_pil
         environ = handle.read()
     assert environ and secret.encode() not in environ  # the HTTP client holds it, in memory only
     _finished(secure_devserver, run, pandaid)
+
+
+def test_the_pre_and_postprocess_are_guarded_like_the_payload(secure_devserver, secure_pilot, pilot_mode, report,
+                                                              secure_base):
+    """The job defines its pre- and postprocess: they get the payload's uid, PID namespace and masks."""
+    import json
+
+    secret = f"token-{uuid.uuid4().hex}"
+    tokens = secure_base / "pilot-token"
+    tokens.write_text(secret)
+    tokens.chmod(0o600)
+    os.chown(tokens, pilot_mode.uid, pilot_mode.gid)
+    job = _job(secure_devserver, "true")
+    for label in ("preprocess", "postprocess"):
+        script = (f"id -u > {report}/{label}.uid; cat {tokens} > {report}/{label}.token 2>&1; "
+                  f"tr \"\\\\0\" \" \" < /proc/1/cmdline > {report}/{label}.init; echo done > {report}/{label}.done")
+        job[label] = json.dumps({"command": "/bin/sh", "args": f"-c '{script}'"})
+    pandaid = secure_devserver.submit(job)
+    run = secure_pilot.start(env={"BEARER_TOKEN_FILE": str(tokens)})
+    _finished(secure_devserver, run, pandaid)
+    for label in ("preprocess", "postprocess"):
+        assert (report / f"{label}.done").exists(), (label, run.log_text()[-4000:])
+        assert secret not in (report / f"{label}.token").read_text(), label
+        assert "pilot.py" not in (report / f"{label}.init").read_text(), label  # PID 1 is its guard's init
+        uid = int((report / f"{label}.uid").read_text())
+        assert uid == (65534 if pilot_mode.is_root else pilot_mode.uid), label
+    assert tokens.read_text() == secret
+    assert run.wait_until_empty(30) == []

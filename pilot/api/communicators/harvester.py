@@ -28,6 +28,7 @@ from pilot.api.communicators.jobfiles import JobFiles
 from pilot.common.exception import CommunicationFailure
 from pilot.util import harvester as hv
 from pilot.util.filehandling import read_json
+from pilot.util.timing import time_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class HarvesterCommunicator:
         """Refresh worker_heartbeat.json (Harvester checks its modification time)."""
         try:
             hv.write_json(self.dirs.top(self.dirs.names.heartbeat),
-                          {"time": int(time.time()), "timestamp": hv.timestamp(), "pid": os.getpid()})
+                          {"time": int(time.time()), "timestamp": time_stamp(), "pid": os.getpid()})
         except OSError as exc:
             logger.warning("cannot write the worker heartbeat: %s", exc)
 

@@ -24,10 +24,6 @@ class JobFiles:
         pandaids = hv.read_pandaids(self.dirs.top(self.dirs.names.jobs_list)) if self.use_jobs_list else []
         return self.dirs.definition_paths(pandaids)
 
-    def present(self) -> bool:
-        """True when a definition file is waiting."""
-        return any(os.path.isfile(p) for p in self.paths())
-
     def take(self) -> Optional[dict]:
         """The first waiting definition (its file is removed); None when there is none (yet)."""
         for path in self.paths():

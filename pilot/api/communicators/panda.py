@@ -223,7 +223,7 @@ class PandaServerCommunicator:
     def _rest_update_event_ranges(self, ranges: list, version: int) -> dict:
         reply = self._rest(f"{rest.EVENT}/update_event_ranges",
                            {"event_ranges": json.dumps(ranges), "version": int(version)})
-        data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+        data = rest.reply_data(reply)
         return {"StatusCode": 0 if reply.get("success") else 30, "Returns": data.get("Returns"),
                 "Command": data.get("Commands"), "errorDialog": reply.get("message", "")}
 

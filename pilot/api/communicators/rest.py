@@ -201,9 +201,15 @@ def job_from_reply(reply: dict) -> Optional[dict]:
     return data
 
 
+def reply_data(reply: dict) -> dict:
+    """The reply's ``data`` when it is a dict, else an empty dict."""
+    data = reply.get("data")
+    return data if isinstance(data, dict) else {}
+
+
 def update_reply(reply: dict) -> dict:
     """An update_job reply in the legacy shape: ``{StatusCode, command, errorDialog}``."""
-    data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+    data = reply_data(reply)
     out = dict(data)
     out.setdefault("StatusCode", 0 if reply.get("success") else 30)
     if not reply.get("success"):
@@ -223,7 +229,7 @@ def status_reply(reply: dict) -> dict:
 
 def proxy_reply(reply: dict) -> dict:
     """A creds/get_proxy reply (``data: {user_proxy}``) in the legacy getProxy shape."""
-    data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+    data = reply_data(reply)
     if not reply.get("success") or not data.get("user_proxy"):
         return {"StatusCode": 90, "errorDialog": reply.get("message") or "no proxy in the reply"}
     return {"StatusCode": 0, "errorDialog": "", "userProxy": str(data["user_proxy"])}
@@ -231,7 +237,7 @@ def proxy_reply(reply: dict) -> dict:
 
 def key_pair_reply(reply: dict) -> dict:
     """A creds/get_key_pair reply (``data: {public_key, private_key}``) in the legacy getKeyPair shape."""
-    data = reply.get("data") if isinstance(reply.get("data"), dict) else {}
+    data = reply_data(reply)
     if not reply.get("success") or not data.get("public_key") or not data.get("private_key"):
         return {"StatusCode": 80, "errorDialog": reply.get("message") or "no key pair in the reply"}
     return {"StatusCode": 0, "errorDialog": "", "publicKey": str(data["public_key"]),

@@ -6,10 +6,13 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from pilot.util.config import config
 from pilot.util.processes import tree_table
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ class WatchedJob:
     """One job whose payload is running, as the checks see it."""
 
     ctx: Any
-    job: Any
+    job: JobData
     executor: Any
     started: float = field(default_factory=time.monotonic)  # monotonic time the watch began
     pause: Any = None  # suspend.PauseTracker, set by the job monitor

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional
+from typing import Any, Optional
 
 from pilot.util.config import config
 from pilot.util.debugcommands import (DebugCommand, core_path, gdb_target, is_debug_command, newest_payload_log,
@@ -42,7 +42,7 @@ class DebugOutput:
         self.gdb_done = False
 
     @property
-    def job(self):
+    def job(self) -> Any:
         return self.watched.job
 
     def refresh(self) -> Optional[str]:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
+from pilot.info.queuedata import QueueData
 from pilot.util.config import config
+from pilot.util.filehandling import tree_entries
 
 from .base import JobCheck, Verdict, WatchedJob, setting, size_setting
 
@@ -31,27 +33,14 @@ MB = 1024 * 1024
 def disk_usage(path: str) -> Tuple[int, int]:
     """(bytes on disk, number of files) below ``path``; symlinks are not followed."""
     total, count = 0, 0
-    todo = [path]
-    while todo:
-        directory = todo.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                todo.append(entry.path)
-            blocks = getattr(st, "st_blocks", None)
-            total += blocks * 512 if blocks is not None else st.st_size
-            count += 1
+    for _entry, st in tree_entries(path):
+        blocks = getattr(st, "st_blocks", None)
+        total += blocks * 512 if blocks is not None else st.st_size
+        count += 1
     return total, count
 
 
-def max_workdir_size(queuedata) -> Tuple[int, str]:
+def max_workdir_size(queuedata: Optional[QueueData]) -> Tuple[int, str]:
     """The work dir limit in bytes and how it was derived."""
     margin = setting("workdir_size_margin", 10.0)
     maxwdir = int(getattr(queuedata, "maxwdir", 0) or 0)
@@ -67,7 +56,7 @@ class DiskCheck(JobCheck):
 
     name = "disk"
 
-    def __init__(self, watched: WatchedJob, free_space=None) -> None:
+    def __init__(self, watched: WatchedJob, free_space: Optional[Callable[[str], int]] = None) -> None:
         super().__init__(watched, setting("disk_space_verification_time", 60.0))
         self.stdout_limit = setting("local_size_limit_stdout", 2097152, int) * 1024
         self.free_limit = size_setting("free_space_limit_running", "1 GB")

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from typing import Callable, List, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
+from pilot.info.jobdata import JobData
+from pilot.util.filehandling import tree_entries
 from pilot.util.memorymonitor import OUTPUT_FILE, PRMON_LOG, SUMMARY_FILE
 
 from .base import JobCheck, Verdict, WatchedJob, setting
@@ -30,7 +33,7 @@ PILOT_FILES = frozenset({OUTPUT_FILE, SUMMARY_FILE, PRMON_LOG, "payload_guard.js
                          "pilot_kill_payload", "pilotlog.txt"})
 
 
-def looping_limit(job) -> int:
+def looping_limit(job: JobData) -> int:
     """Seconds without file updates after which the job counts as looping."""
     default = setting("looping_limit_default", 7200, int)
     minimum = setting("looping_limit_min_default", 7200, int)
@@ -42,24 +45,8 @@ def looping_limit(job) -> int:
 
 def scan_files(workdir: str) -> List[Tuple[str, int, int]]:
     """(path, mtime ns, size) of every regular file below ``workdir`` (symlinks are not followed)."""
-    found = []
-    todo = [workdir]
-    while todo:
-        directory = todo.pop()
-        try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    todo.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    found.append((entry.path, st.st_mtime_ns, st.st_size))
-            except OSError:
-                continue
-    return found
+    return [(entry.path, st.st_mtime_ns, st.st_size) for entry, st in tree_entries(workdir)
+            if stat.S_ISREG(st.st_mode)]
 
 
 class LoopingCheck(JobCheck):

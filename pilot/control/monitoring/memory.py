@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.util.memorymonitor import OUTPUT_FILE, SUMMARY_FILE, MemoryMonitor, Prmon
 
 from .base import JobCheck, Verdict, WatchedJob, setting
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ _IO_FIELDS = {"totRCHAR": "rchar", "totWCHAR": "wchar", "totRBYTES": "read_bytes
 _RATE_FIELDS = {"rateRCHAR": "rchar", "rateWCHAR": "wchar", "rateRBYTES": "read_bytes", "rateWBYTES": "write_bytes"}
 
 
-def memory_limit_kb(job: Any, queuedata: Any) -> Tuple[int, str]:
+def memory_limit_kb(job: JobData, queuedata: Any) -> Tuple[int, str]:
     """(limit in kB, where it came from); (0, '') when there is no limit."""
     factor = setting("memory_limit_factor", 2.0)
     if factor <= 0:
@@ -74,7 +77,7 @@ def summary_fields(summary: dict) -> dict:
     return out
 
 
-def update_leak(job: Any) -> None:
+def update_leak(job: JobData) -> None:
     """Put the leak estimate (slope of pss+swap against time, kB/s) and its chi2 into the job's metrics."""
     path = os.path.join(job.workdir, OUTPUT_FILE)
     if not os.path.exists(path):
@@ -89,17 +92,18 @@ def update_leak(job: Any) -> None:
 def choose_monitor(watched: WatchedJob) -> Any:
     """prmon or the pilot's own monitor, as ``memory_monitor`` says (auto, prmon, internal, off)."""
     mode = str(setting("memory_monitor", "auto", str)).strip().lower()
-    if mode in ("off", "none", "false", "no"):
+    pid = watched.guard_pid
+    if mode in ("off", "none", "false", "no") or pid is None:  # no payload process: nothing to watch
         return None
     interval = setting("memory_monitor_interval", 60.0)
     if mode == "prmon" or (mode == "auto" and Prmon.available()):
-        monitor = Prmon(watched.guard_pid, watched.job.workdir, interval)
+        monitor = Prmon(pid, watched.job.workdir, interval)
         try:
             monitor.start()
             return monitor
         except OSError as exc:
             logger.warning("cannot start prmon (%s): using the pilot's own memory monitor", exc)
-    return MemoryMonitor(watched.guard_pid, watched.job.workdir)
+    return MemoryMonitor(pid, watched.job.workdir)
 
 
 class MemorySampler(JobCheck):

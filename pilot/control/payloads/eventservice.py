@@ -1,6 +1,6 @@
-"""Payload executors for event-service jobs, and the choice of executor for a job.
+"""The payload executor of event-service jobs.
 
-:func:`~pilot.control.payloads.selection.executor_for` (also importable from here) picks the
+:func:`~pilot.control.payloads.selection.executor_for` picks the
 executor: an event-service job (``eventService``) gets an :class:`EventServiceExecutor`, a merge
 job (``eventServiceMerge``) an :class:`~pilot.control.payloads.eventservicemerge.EventServiceMergeExecutor`,
 any other job the generic :class:`~pilot.control.payloads.generic.PayloadExecutor`.
@@ -15,21 +15,22 @@ communicator (PanDA, REST or Harvester files).
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.control.reporting import DurableRangeUpdates
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
-from pilot.control.payloads.eventservicemerge import EventServiceMergeExecutor
 from pilot.control.payloads.generic import PayloadExecutor
-from pilot.control.payloads.selection import executor_for, executor_type
 from pilot.eventservice.communicationmanager import CommunicationManager
 from pilot.eventservice.workexecutor import WorkExecutor
 from pilot.util.config import config
 
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["EventServiceExecutor", "EventServiceMergeExecutor", "executor_for", "executor_type"]
+__all__ = ["EventServiceExecutor"]
 
 #: seconds the payload may take to exit after "No more events" (compat §12: 30 min)
 DEFAULT_EXIT_WAIT = 1800
@@ -60,7 +61,7 @@ class _GuardLauncher:
 class EventServiceExecutor(PayloadExecutor):
     """Run an event-service payload: ranges from the server in, range outputs to storage out."""
 
-    def __init__(self, ctx: Any, job: Any, es_type: str = "generic") -> None:
+    def __init__(self, ctx: Any, job: JobData, es_type: str = "generic") -> None:
         super().__init__(job, ctx.user)
         self.ctx = ctx
         self.es_type = es_type
@@ -101,11 +102,10 @@ class EventServiceExecutor(PayloadExecutor):
 
     def _stageout_client(self) -> Any:
         from pilot.api.es_data import StageOutESClient
-        from pilot.util.tracereport import TraceReport
+        from pilot.util.tracereport import job_trace
 
-        trace = TraceReport(pq=self.ctx.args.queue, enabled=bool(getattr(self.ctx.args, "use_rucio_traces", True)))
-        trace.init(self.job)
-        return StageOutESClient(self.ctx.infosys, logger=logger, trace_report=trace, http=self.ctx.http)
+        return StageOutESClient(self.ctx.infosys, logger=logger, trace_report=job_trace(self.job, self.ctx.args),
+                                http=self.ctx.http)
 
     def _options(self) -> dict:
         queuedata = getattr(self.ctx.infosys, "queuedata", None)
@@ -168,7 +168,7 @@ class EventServiceExecutor(PayloadExecutor):
         failed = len(getattr(plugin, "failed_ranges", []))
         logger.info("job %s: %d range(s) finished, %d failed, %d event(s)", self.job.jobid, finished, failed,
                     self.job.nevents)
-        if self.stopped_by_pilot or proc is None:
+        if self.stopped_by_pilot or plugin is None or proc is None:
             return
         if proc.failure is not None:
             self.job.fail(proc.failure.get_error_code(), proc.failure.get_detail().splitlines()[0])

@@ -16,16 +16,19 @@ import logging
 import os
 import re
 import tarfile
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.control.payloads.generic import PayloadExecutor
 
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
+
 logger = logging.getLogger(__name__)
 
 
-def untar_inputs(job: Any) -> list:
+def untar_inputs(job: JobData) -> list:
     """Unpack the job's tarred inputs into its work dir; the member names unpacked."""
     names = []
     for spec in job.indata:
@@ -66,7 +69,7 @@ def job_option_for(jobparams: str, name: str) -> str:
     return found.group(1) if found else ""
 
 
-def process_writetofile(job: Any) -> dict:
+def process_writetofile(job: JobData) -> dict:
     """Write the input-list files of ``writeToFile`` and adapt jobPars; returns name -> list of LFNs."""
     lists: dict = {}
     for entry in filter(None, (job.writetofile or "").split("^")):

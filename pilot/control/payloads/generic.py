@@ -38,6 +38,7 @@ class PayloadExecutor:
         self.kill_reason = ""
         self.started = threading.Event()
         self.communicator: Any = None  # set when the payload may receive the user's proxy (getProxy)
+        self.state_masks: List[str] = []  # the pilot's own state, masked from the payload (control.payload)
         self._lock = threading.Lock()
 
     @property
@@ -125,7 +126,7 @@ class PayloadExecutor:
         environs = [dict(os.environ)] + ([self.env] if self.env is not None else [])
         masks = masked_credential_paths(payload_env, self.job.workdir, environs)
         # the pilot's own state (outbox, recovery records, ledger, log, caches): set by control.payload
-        return masks + [path for path in getattr(self, "state_masks", ()) if path not in masks]
+        return masks + [path for path in self.state_masks if path not in masks]
 
     def guard_spec(self, line: str) -> GuardSpec:
         """What the guard runs and with which isolation (the same for every payload path)."""

@@ -7,13 +7,16 @@ memory and start-up time are part of what every slot pays).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilot.control.payloads.generic import PayloadExecutor
 from pilot.util.config import config
 
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
-def executor_for(ctx: Any, job: Any) -> PayloadExecutor:
+
+def executor_for(ctx: Any, job: JobData) -> PayloadExecutor:
     """The payload executor for ``job``: event service, event-service merge, or generic."""
     if job.is_eventservice:
         from pilot.control.payloads.eventservice import EventServiceExecutor

@@ -14,7 +14,7 @@ import json
 import logging
 import queue
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from pilot.common.exception import CommunicationFailure, PilotException, SetupFailure, UnknownException
 
@@ -34,6 +34,11 @@ def _describe(obj: Any) -> str:
 
 class CommunicationResponse:
     """The outcome of a request: ``status`` (0 = done), ``content`` and ``exception``."""
+
+    # set from the attributes given (Pilot 2's shape: any further key becomes an attribute too)
+    status: Optional[int]
+    content: Any
+    exception: Optional[BaseException]
 
     def __init__(self, attrs: Any = None) -> None:
         attrs = dict(json.loads(attrs) if isinstance(attrs, str) else (attrs or {}))
@@ -55,12 +60,25 @@ class CommunicationRequest:
         RequestEvents = "request_events"
         UpdateEvents = "update_events"
 
-    _DEFAULTS = {
+    _DEFAULTS: Dict[str, Dict[str, Any]] = {
         RequestType.RequestJobs: {"num_jobs": 1},
         RequestType.RequestEvents: {"num_event_ranges": 1},
         RequestType.UpdateEvents: {"update_events": None},
         RequestType.UpdateJobs: {"jobs": None},
     }
+
+    # set from the attributes given, with the defaults above (Pilot 2's shape: any key becomes an attribute)
+    request_type: str
+    post_hook: Optional[Callable[[CommunicationResponse], None]]
+    response: Optional[CommunicationResponse]
+    num_jobs: Optional[int]
+    num_event_ranges: Optional[int]
+    num_ranges: Optional[int]
+    update_events: Any
+    jobs: Optional[list]
+    jobid: Any
+    jobsetid: Any
+    taskid: Any
 
     def __init__(self, attrs: Any = None) -> None:
         attrs = dict(json.loads(attrs) if isinstance(attrs, str) else (attrs or {}))
@@ -168,6 +186,7 @@ class CommunicationManager(threading.Thread):
             return None
         req.wait()
         response = req.response
+        assert response is not None  # set_response() stores it before it wakes the waiter
         if response.exception:
             raise response.exception
         return response.content if response.status == 0 else None

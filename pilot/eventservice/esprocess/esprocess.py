@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 from pilot.common.exception import MessageFailure, PilotException, RunPayloadFailure, SetupFailure, UnknownException
 from pilot.eventservice.channel import ENV_CHANNEL, NO_MORE_EVENTS, READY
 from pilot.eventservice.eventrange import parse_out_message
+from pilot.util.runner import start as start_activity
 
 from .esmessage import Flushed, MessageThread
 from .launcher import GuardedLauncher
@@ -189,8 +190,7 @@ class ESProcess(threading.Thread):
             if self._ready_timeout > 0:
                 self._ready_deadline = time.monotonic() + self._ready_timeout
         self._settled.set()
-        waiter = threading.Thread(target=self._wait_payload, name="ESPayloadWait", daemon=True)
-        waiter.start()
+        start_activity("ESPayloadWait", self._wait_payload)
         logger.info("ES payload started (pid %s)", self.pid)
 
     def _wait_payload(self) -> None:

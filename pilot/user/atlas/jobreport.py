@@ -46,8 +46,8 @@ def number_of_events(report: Any) -> int:
     total = _number(_get(report, "resource", "transform", "processedEvents"))
     if total is not None and total > 0:
         return int(total)
-    counts = [_number(step.get("nevents")) for step in executors(report).values() if isinstance(step, dict)]
-    counts = [c for c in counts if c is not None]
+    numbers = [_number(step.get("nevents")) for step in executors(report).values() if isinstance(step, dict)]
+    counts = [c for c in numbers if c is not None]
     return int(max(counts)) if counts else 0
 
 
@@ -58,13 +58,11 @@ def db_info(report: Any) -> Dict[str, Any]:
     data_total = _number(_get(report, "resource", "dbDataTotal"))
     steps = [s for s in executors(report).values() if isinstance(s, dict)]
     if time_total is None:
-        values = [_number(s.get("dbTime")) for s in steps]
-        values = [v for v in values if v is not None]
-        time_total = sum(values) if values else None
+        times = [v for v in (_number(s.get("dbTime")) for s in steps) if v is not None]
+        time_total = sum(times) if times else None
     if data_total is None:
-        values = [_number(s.get("dbData")) for s in steps]
-        values = [v for v in values if v is not None]
-        data_total = sum(values) if values else None
+        sizes = [v for v in (_number(s.get("dbData")) for s in steps) if v is not None]
+        data_total = sum(sizes) if sizes else None
     if time_total:
         out["dbTime"] = round(time_total, 2)
     if data_total:

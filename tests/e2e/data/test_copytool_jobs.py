@@ -140,10 +140,15 @@ def test_storage_tool_job(devserver, start_pilot, storage_area, tool, endpoint, 
     proto = {"endpoint": endpoint, "path": path.format(rel=rel), "flavour": "XROOTD", "id": 1}
     use_tool(devserver, tool, "E2E_XRD", storage_entry("E2E_XRD", [proto]))
     job = on_endpoint(sample_job(area, contents=INPUTS), "E2E_XRD")
-    pandaid, xml, _ = run_job(devserver, start_pilot, job, storage_env())
+    pandaid, xml, run = run_job(devserver, start_pilot, job, storage_env())
     check_outputs(job, xml, lambda lfn: area / deterministic_path("dev", lfn))
     assert all(meta["surl"].startswith(endpoint.split(":")[0] + "://") for meta in xml.values())
     check_traces(devserver, pandaid, job, tool, "E2E_XRD")
+    # every transfer ran through the one command runner (its debug line names the tool binary)
+    binary = "xrdcp" if tool == "xrdcp" else "gfal-copy"
+    ended = [line for line in run.log_text().splitlines()
+             if "pilot.util.commandrunner" in line and f"{binary} (PID " in line and "ended with 0" in line]
+    assert len(ended) >= 3, run.log_text()[-3000:]  # the inputs (one bulk command), the output, the log
 
 
 def test_rucio_job(devserver, start_pilot, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 import types
 
 from pilot.copytool import rucio
+from pilot.copytool.options import CopytoolOptions
 from pilot.info import FileSpec
 
 
@@ -33,9 +34,9 @@ def test_bulk_xrdcp_only_for_xrootd_root_replicas_and_never_with_a_token(monkeyp
     files += [FileSpec(type="input", lfn="o", ddmendpoint="OTHER", turl="root://h//p/o"),
               FileSpec(type="input", lfn="d", ddmendpoint="XRD", turl="davs://h/p/d")]
     clients = types.SimpleNamespace(download=types.SimpleNamespace(client=client, auth_token=None))
-    rucio._bulk_xrdcp(files, clients, {})
+    rucio._bulk_xrdcp(files, clients, CopytoolOptions())
     assert calls == [(["f0", "f1", "f2"], {"XrdSecPROTOCOL": "gsi"})]
     calls.clear()
     clients.download.auth_token = "a.b.c"
-    rucio._bulk_xrdcp(files, clients, {})
+    rucio._bulk_xrdcp(files, clients, CopytoolOptions())
     assert calls == []

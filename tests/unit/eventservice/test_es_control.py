@@ -6,10 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from pilot.control.payloads.eventservice import EventServiceExecutor, executor_for, executor_type
+from pilot.control.payloads.eventservice import EventServiceExecutor
 from pilot.control.payloads.eventservicemerge import (EventServiceMergeExecutor, job_option_for,
                                                       process_writetofile, untar_inputs)
 from pilot.control.payloads.generic import PayloadExecutor
+from pilot.control.payloads.selection import executor_for, executor_type
 from pilot.devserver.store import Store
 from pilot.info.jobdata import JobData
 

@@ -20,7 +20,8 @@ from pilot.common.exception import NotImplementedFailure, SetupFailure
     ("pilot.eventservice.workexecutor.plugins.genericexecutor", ["GenericExecutor"]),
     ("pilot.eventservice.workexecutor.plugins.baseexecutor", ["BaseExecutor"]),
     ("pilot.api.es_data", ["StageInESClient", "StageOutESClient"]),
-    ("pilot.control.payloads.eventservice", ["EventServiceExecutor", "executor_for"]),
+    ("pilot.control.payloads.eventservice", ["EventServiceExecutor"]),
+    ("pilot.control.payloads.selection", ["executor_for"]),
     ("pilot.control.payloads.eventservicemerge", ["EventServiceMergeExecutor"]),
 ])
 def test_names_import(module, names):

@@ -3,7 +3,7 @@
 import pytest
 
 from pilot.info.basedata import CoercionError, to_bool, to_dict, to_int, to_list
-from pilot.info.queuedata import QueueData, parse_container_type
+from pilot.info.queuedata import QueueData, parse_container_type, resource_name
 from pilot.info.storagedata import StorageData, parse_storages
 
 RAW = {
@@ -150,3 +150,14 @@ def test_parse_storages_shapes():
     assert list(parse_storages(STORAGE)) == ["DISK_A"]
     with pytest.raises(ValueError):
         parse_storages("text")
+
+
+def test_resource_name_is_the_queue_resource_else_the_queue():
+    assert resource_name(QueueData.from_dict(RAW), "CE_QUEUE") == "TEST_RES"
+    assert resource_name(QueueData.from_dict({"nickname": "Q"}), "CE_QUEUE") == "CE_QUEUE"
+    assert resource_name(None, "CE_QUEUE") == "CE_QUEUE"
+
+
+def test_parse_container_type_copies_a_dict():
+    given = {" pilot ": "singularity"}
+    assert parse_container_type(given) == {"pilot": "singularity"} and given == {" pilot ": "singularity"}

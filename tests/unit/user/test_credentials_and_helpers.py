@@ -21,11 +21,7 @@ def test_jwt_exp_claim():
     assert proxy.token_expiry(f"h.{no_exp}.s") is None
 
 
-def test_tool_output_parsers():
-    assert proxy.parse_voms_proxy_info("3600\n7200\n", now=1000) == {"voms_end": 4600, "cert_end": 8200}
-    assert proxy.parse_voms_proxy_info("garbage") == {}
-    ends = proxy.parse_arcproxy("1700000000\n3600\n1699990000\n100\n")
-    assert ends == {"cert_end": 1700000000.0, "voms_end": 1699990000.0}
+def test_openssl_enddate_parser():
     assert proxy.parse_openssl_enddate("notAfter=Nov 23 02:29:31 2026 GMT\n") == 1795400971.0
     assert proxy.parse_openssl_enddate("nothing") is None
 

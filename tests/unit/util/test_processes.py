@@ -28,9 +28,9 @@ def test_run_command_timeout_kills_tree():
 def test_run_command_timeout_is_bounded_when_an_escaped_process_holds_the_output(monkeypatch):
     import uuid
 
-    from pilot.util import processes
+    from pilot.util import commandrunner, processes
 
-    monkeypatch.setattr(processes, "REAP_TIMEOUT", 1.0)
+    monkeypatch.setattr(commandrunner, "REAP_TIMEOUT", 1.0)
     mark = f"PILOT_TEST_MARK={uuid.uuid4().hex}"
     env = dict(os.environ, PILOT_TEST_MARK=mark.partition("=")[2])
     start = time.monotonic()

@@ -54,3 +54,16 @@ def test_disabled_or_incomplete_traces_are_not_kept_and_failures_do_not_raise():
     assert not batch.add(TraceReport(eventType="get_sm", filename="x"))  # no sites
     assert batch.add(trace("kept"))
     assert batch.flush() == 0  # the POST failed: logged, not raised
+
+
+def test_job_trace_carries_the_queue_the_switch_and_the_job():
+    from types import SimpleNamespace
+
+    from pilot.util.filehandling import md5_hexdigest
+    from pilot.util.tracereport import job_trace
+
+    job = SimpleNamespace(produserid="/DC=org/CN=user", jobid="42", taskid="7", is_analysis=True)
+    trace = job_trace(job, SimpleNamespace(queue="QUEUE_A", use_rucio_traces=False))
+    assert (trace.pq, trace.enabled, trace.appid, trace.taskid) == ("QUEUE_A", False, "42", "7")
+    assert trace.usr == md5_hexdigest(b"/DC=org/CN=user") and trace.eventType == "get_sm_a"
+    assert job_trace(job, SimpleNamespace(queue="Q")).enabled  # traces are on unless the option says no
