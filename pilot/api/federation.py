@@ -13,11 +13,14 @@ count them (``nFederatedInputs``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.util.config import config
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 #: the copytool the federation is read with
 FEDERATION_TOOL = "xrdcp"
@@ -43,7 +46,7 @@ def global_url(redirector: str, scope: str, lfn: str) -> str:
     return f"root://{host.rstrip('/')}/{prefix.rstrip('/')}/{scope}:{lfn}"
 
 
-def may_retry(fspec: Any) -> bool:
+def may_retry(fspec: FileSpec) -> bool:
     """Whether a failed input is worth a federation attempt."""
     return (not fspec.is_transferred and fspec.status == "failed" and fspec.transfer_error != "cancelled"
             and fspec.status_code not in NOT_RETRIED and bool(fspec.scope and fspec.lfn))

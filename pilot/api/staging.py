@@ -11,12 +11,15 @@ import shutil
 import stat
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import CHECKSUM, MISSING, deterministic_path, join_url, local_file_path
 from pilot.util.filehandling import calculate_checksum, checksums_equal, remove_file
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ def resolve_input_protocols(files: list, ddmconf: dict, queuedata: Any, allowed_
         fspec.replicas = replicas
 
 
-def input_storages(fspec: Any, queuedata: Any) -> list:
+def input_storages(fspec: FileSpec, queuedata: Any) -> list:
     """Storages to read a file from: its ``inputddms``, its ddmendpoint, then the queue's read storages."""
     names = list(fspec.inputddms or [])
     if fspec.ddmendpoint and fspec.ddmendpoint not in names:
@@ -116,7 +119,7 @@ def check_space(files: list, queuedata: Any, workdir: str) -> None:
                              code=ErrorCodes.NOLOCALSPACE, state="NO_SPACE")
 
 
-def verify_input(fspec: Any, workdir: str) -> None:
+def verify_input(fspec: FileSpec, workdir: str) -> None:
     """Size and checksum of a downloaded file against the job's values (and the storage's, if reported).
 
     A mismatch removes the bad copy and raises with the error class ``checksum`` (try another replica):
@@ -166,7 +169,7 @@ def verify_input(fspec: Any, workdir: str) -> None:
 
 
 # ---------------------------------------------------------------------- outputs
-def prepare_output(fspec: Any, workdir: str, root: Optional[str] = None) -> None:
+def prepare_output(fspec: FileSpec, workdir: str, root: Optional[str] = None) -> None:
     """Size and adler32 of a local output file, computed on its checked descriptor before upload.
 
     The file must be a regular file (:func:`pilot.util.safefile.open_checked`); with ``root`` (the job's
@@ -183,7 +186,7 @@ def prepare_output(fspec: Any, workdir: str, root: Optional[str] = None) -> None
         fspec.checksum["adler32"] = checked.checksum("adler32")
 
 
-def output_storages(fspec: Any, queuedata: Any, activities: list) -> list:
+def output_storages(fspec: FileSpec, queuedata: Any, activities: list) -> list:
     """Destinations in order: the file's ddmendpoint (else the first storage of the activity), then
     ``ddmendpoint_alt``."""
     primary = fspec.ddmendpoint
@@ -199,7 +202,7 @@ def output_storages(fspec: Any, queuedata: Any, activities: list) -> list:
     return out
 
 
-def resolve_surl(fspec: Any, storage: Any, allowed_schemas: Optional[list]) -> dict:
+def resolve_surl(fspec: FileSpec, storage: Any, allowed_schemas: Optional[list]) -> dict:
     """The write protocol and SURL of a file on ``storage``; raises 1313 NOSTORAGEPROTOCOL / 1329."""
     protocols = [p for p in storage.get_write_protocols() if scheme_allowed(p.get("endpoint", ""), allowed_schemas)]
     if not protocols:
@@ -217,7 +220,7 @@ def resolve_surl(fspec: Any, storage: Any, allowed_schemas: Optional[list]) -> d
     return {"surl": surl, "protocol_id": proto.get("id"), "endpoint": proto.get("endpoint", "")}
 
 
-def verify_output(fspec: Any) -> None:
+def verify_output(fspec: FileSpec) -> None:
     """Compare the checksum the storage reported (if any) with the local one: 1172 / 1141 on mismatch."""
     for kind in ("adler32", "md5"):
         remote = (fspec.remote_checksum or {}).get(kind)
