@@ -13,13 +13,14 @@ count them (``nFederatedInputs``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.util.config import config
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.filespec import FileSpec
 
 #: the copytool the federation is read with
@@ -31,7 +32,7 @@ NOT_RETRIED = {ErrorCodes.SIZETOOLARGE, ErrorCodes.NOLOCALSPACE}
 METRIC = "nFederatedInputs"
 
 
-def federation_redirector(queuedata: Any) -> str:
+def federation_redirector(queuedata: Optional[QueueData]) -> str:
     """The redirector (``host[:port]`` or ``root://host[:port]``), '' when there is no fallback."""
     value = (getattr(queuedata, "params", None) or {}).get("federation_redirector") if queuedata is not None else None
     if value in (None, ""):

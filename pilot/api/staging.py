@@ -19,6 +19,7 @@ from pilot.copytool.common import CHECKSUM, MISSING, deterministic_path, join_ur
 from pilot.util.filehandling import calculate_checksum, checksums_equal, remove_file
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class RetryPolicy:
 
 
 # ---------------------------------------------------------------------- inputs
-def resolve_input_protocols(files: list, ddmconf: dict, queuedata: Any, allowed_schemas: Optional[list],
+def resolve_input_protocols(files: list, ddmconf: dict, queuedata: QueueData, allowed_schemas: Optional[list],
                             input_dir: str = "") -> None:
     """Fill ``fspec.replicas`` from ``--input-dir`` or the read protocols of the files' storages.
 
@@ -74,7 +75,7 @@ def resolve_input_protocols(files: list, ddmconf: dict, queuedata: Any, allowed_
         fspec.replicas = replicas
 
 
-def input_storages(fspec: FileSpec, queuedata: Any) -> list:
+def input_storages(fspec: FileSpec, queuedata: Optional[QueueData]) -> list:
     """Storages to read a file from: its ``inputddms``, its ddmendpoint, then the queue's read storages."""
     names = list(fspec.inputddms or [])
     if fspec.ddmendpoint and fspec.ddmendpoint not in names:
@@ -95,7 +96,7 @@ def scheme_allowed(url: str, allowed: Optional[list]) -> bool:
     return scheme in allowed
 
 
-def check_space(files: list, queuedata: Any, workdir: str) -> None:
+def check_space(files: list, queuedata: Optional[QueueData], workdir: str) -> None:
     """Input space check: total size must fit the queue's limits and the free disk of ``workdir``.
 
     Raises 1168 SIZETOOLARGE (over ``maxinputsize``/``maxwdir``) or 1098 NOLOCALSPACE (disk too full);
@@ -186,7 +187,7 @@ def prepare_output(fspec: FileSpec, workdir: str, root: Optional[str] = None) ->
         fspec.checksum["adler32"] = checked.checksum("adler32")
 
 
-def output_storages(fspec: FileSpec, queuedata: Any, activities: list) -> list:
+def output_storages(fspec: FileSpec, queuedata: Optional[QueueData], activities: list) -> list:
     """Destinations in order: the file's ddmendpoint (else the first storage of the activity), then
     ``ddmendpoint_alt``."""
     primary = fspec.ddmendpoint
