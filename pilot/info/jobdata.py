@@ -195,7 +195,7 @@ class JobData:
     overwrite_storagedata: dict = field(default_factory=dict)
     zipmap: str = ""
     alrbuserplatform: str = ""
-    payload_setup: str = ""
+    payload_setup: dict = field(default_factory=dict)  # the experiment's setup pieces (ATLAS: alrb, release)
     # job recovery (pilot.control.recovery)
     recovered: bool = False
     recovery_attempts: int = 0

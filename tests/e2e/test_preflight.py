@@ -143,4 +143,4 @@ def test_plugin_with_a_wrong_signature_takes_no_job(devserver, start_pilot, wait
     assert_refused(devserver, run, waiting_job, ErrorCodes.NOTIMPLEMENTED,
                    "pilot.user.brokensig.common.validate requires 'strict', which the pilot does not always pass: "
                    "the plug-in has validate(job, strict), the contract (UserCommonPlugin) is "
-                   "validate(job: Any) -> bool")
+                   "validate(job: JobData) -> bool")

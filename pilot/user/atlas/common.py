@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import signal
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -40,6 +40,9 @@ from .dbrelease import get_dbrelease_version, use_local_dbrelease
 from .jobreport import parse_jobreport_data  # noqa: F401  (HPC workflows call it through this module)
 from .metadata import create_input_file_metadata
 from .trf import BUILTIN_BASE_URLS
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def sanity_check() -> int:
     return 0
 
 
-def validate(job: Any) -> bool:
+def validate(job: JobData) -> bool:
     """Filter jobPars, use a local DBRelease when one is installed, check a named image exists.
 
     Raises PilotException: 1339 DBRELEASEFAILURE, 1360 IMAGENOTFOUND.
@@ -79,19 +82,19 @@ def validate(job: Any) -> bool:
     return True
 
 
-def verify_job(job: Any) -> bool:
+def verify_job(job: JobData) -> bool:
     """Core count settings the payload reads (``ATHENA_PROC_NUMBER`` set by a wrapper wins)."""
     if not os.environ.get("ATHENA_PROC_NUMBER"):
         job.extra_metrics.setdefault("coreCountSource", "job")
     return True
 
 
-def _site_name(job: Any) -> str:
+def _site_name(job: JobData) -> str:
     queuedata = job_queuedata(job)
     return getattr(queuedata, "resource", "") or os.environ.get("PILOT_SITENAME", "")
 
 
-def input_catalog(job: Any) -> dict:
+def input_catalog(job: JobData) -> dict:
     """``{guid: pfn}`` of the job's inputs (the TURL for direct access, else the local name)."""
     catalog = {}
     for spec in job.indata:
@@ -101,7 +104,7 @@ def input_catalog(job: Any) -> dict:
     return catalog
 
 
-def analysis_run_command(job: Any, trf_name: str) -> str:
+def analysis_run_command(job: JobData, trf_name: str) -> str:
     """``./<trf> <jobPars>`` plus the direct-access switches when inputs are read remotely."""
     cmd = f"./{trf_name} {job.jobparams}".strip()
     if any(spec.status == "remote_io" for spec in job.indata):
@@ -111,7 +114,7 @@ def analysis_run_command(job: Any, trf_name: str) -> str:
     return cmd
 
 
-def get_payload_command(job: Any) -> str:
+def get_payload_command(job: JobData) -> str:
     """The payload's shell line (see the module doc). Raises PilotException with the failure's code."""
     if not job.transformation:
         raise PilotException("no transformation in the job definition", code=ErrorCodes.NOTDEFINED)
@@ -178,7 +181,7 @@ def _remove(path: str) -> None:
         logger.warning("cannot remove %s: %s", path, exc)
 
 
-def _downloaded(utility: dict, job: Any) -> dict:
+def _downloaded(utility: dict, job: JobData) -> dict:
     """A utility whose command is a URL: download it like a transformation and run it from the work dir."""
     if utility and utility["command"].startswith(("http://", "https://")):
         try:
@@ -189,7 +192,7 @@ def _downloaded(utility: dict, job: Any) -> dict:
     return utility
 
 
-def get_utility_commands(order: Optional[int] = None, job: Any = None) -> dict:
+def get_utility_commands(order: Optional[int] = None, job: Optional[JobData] = None) -> dict:
     """The utility to run at ``order`` (compat 9): {command, args, label, ignore_failure} or {}.
 
     1: the job's preprocess; 3: the memory monitor; 4: the job's coprocess; 6: the job's postprocess.
@@ -208,7 +211,8 @@ def get_utility_commands(order: Optional[int] = None, job: Any = None) -> dict:
     return {}
 
 
-def get_utility_command_setup(name: str, job: Any = None, setup: Optional[str] = None, **kwargs: Any) -> str:
+def get_utility_command_setup(name: str, job: Optional[JobData] = None, setup: Optional[str] = None,
+                              **kwargs: Any) -> str:
     """The shell line of a utility: prmon for the memory monitor, ``<command> <args>`` for pre/co/post."""
     if name == MEMORY_MONITOR:
         if job is None or not job.pid:
@@ -230,7 +234,7 @@ def get_utility_command_output_filename(name: str, selector: Any = None) -> str:
     return ""
 
 
-def post_utility_command_action(name: str, job: Any) -> None:
+def post_utility_command_action(name: str, job: JobData) -> None:
     """After the memory monitor: copy its summary into the job's memory fields."""
     if name == MEMORY_MONITOR:
         from .utilities import get_memory_monitor_info
@@ -238,7 +242,7 @@ def post_utility_command_action(name: str, job: Any) -> None:
         job.memory_summary.update(get_memory_monitor_info(job.workdir, MEMORY_MONITOR_SUMMARY))
 
 
-def update_stagein(job: Any) -> None:
+def update_stagein(job: JobData) -> None:
     """Skip the DBRelease input when the local tarball replaced it."""
     for spec in job.indata:
         if spec.lfn.startswith("DBRelease-") and os.path.isfile(os.path.join(job.workdir, spec.lfn)):

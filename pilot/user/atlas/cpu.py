@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilot.user.generic.cpu import set_core_counts as generic_set_core_counts
 
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
-def set_core_counts(job: Any) -> None:
+
+def set_core_counts(job: JobData) -> None:
     """Set the job's core count and the actual core count reported in jobMetrics."""
     value = os.environ.get("ATHENA_PROC_NUMBER", "")
     if value.isdigit() and int(value) > 0:

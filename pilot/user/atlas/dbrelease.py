@@ -15,12 +15,15 @@ import os
 import re
 import tarfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 
 from .setup import cvmfs_root
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ def create_dbrelease(version: str, workdir: str) -> str:
     return tarball
 
 
-def use_local_dbrelease(job: Any) -> bool:
+def use_local_dbrelease(job: JobData) -> bool:
     """Create the local DBRelease tarball when possible and skip the DBRelease input; True if done."""
     version = get_dbrelease_version(job.jobparams)
     if not is_dbrelease_available(version):

@@ -28,7 +28,7 @@ import logging
 import os
 import re
 import signal
-from typing import Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.user.generic.common import HPO_LOOP_END_CODES
@@ -37,6 +37,9 @@ from pilot.util.filehandling import directory_size, tail
 
 from .jobreport import apply_job_report, read_job_report
 from .setup import NO_RELEASE_MESSAGE
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ OUTPUT_PATTERNS: List[Tuple[int, Tuple[str, ...], str]] = [
 _INSTALLATION = re.compile(r"^(?:/bin/)?(?:ba)?sh:.*setup\.sh.*No such file or directory", re.M)
 
 
-def interpret(job: Any) -> int:
+def interpret(job: JobData) -> int:
     """Read the job report and classify a failure; the error is recorded on the job. Returns its code."""
     report = read_job_report(job.workdir)
     data = apply_job_report(job, report) if report else {}
@@ -73,7 +76,7 @@ def interpret(job: Any) -> int:
     return code
 
 
-def classify_failure(job: Any, exit_code: int, report_data: Optional[dict] = None) -> Tuple[int, str]:
+def classify_failure(job: JobData, exit_code: int, report_data: Optional[dict] = None) -> Tuple[int, str]:
     """(code, diag) for a failed payload (see the module doc)."""
     stderr = payload_output(job, "stderr")
     stdout = payload_output(job, "stdout")
@@ -107,7 +110,7 @@ def _matching_line(text: str, patterns: Tuple[str, ...]) -> str:
     return ""
 
 
-def get_log_extracts(job: Any, state: str) -> str:
+def get_log_extracts(job: JobData, state: str) -> str:
     """Outbound connections seen by the PanDA tracer, and for failed jobs the payload's error lines.
 
     A job that already has an error counts as failed whatever ``state`` says (the payload component

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilot.user.generic.jobmetrics import format_metrics, metrics_pairs
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 #: keys ATLAS reports when known, in this order (compat 11)
 ATLAS_KEYS = ("coreCount", "actualCoreCount", "nEvents", "nEventsW", "dbTime", "dbData", "resimevents",
               "workDirSize", "leak", "chi2", "eventnumber")
 
 
-def get_job_metrics(job: Any) -> str:
+def get_job_metrics(job: JobData) -> str:
     """``key=value`` pairs, at most 500 characters, cut at a pair boundary; ATLAS keys first."""
     pairs = metrics_pairs(job)
     ordered = {key: pairs[key] for key in ATLAS_KEYS if key in pairs}

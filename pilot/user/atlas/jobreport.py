@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from pilot.util.config import config
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +131,7 @@ def read_job_report(workdir: str) -> Optional[dict]:
     return report if isinstance(report, dict) else None
 
 
-def apply_job_report(job: Any, report: Optional[dict] = None) -> Dict[str, Any]:
+def apply_job_report(job: JobData, report: Optional[dict] = None) -> Dict[str, Any]:
     """Copy the report's results onto the job: exe error, events, database use, output GUIDs."""
     report = report if report is not None else read_job_report(job.workdir)
     data = parse_jobreport_data(report)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import TYPE_CHECKING, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.user.generic.jobdata import job_queuedata
 
 from .utilities import get_memory_monitor_info
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 
 def allow_memory_usage_verifications() -> bool:
@@ -15,14 +18,14 @@ def allow_memory_usage_verifications() -> bool:
     return True
 
 
-def memory_limit_kb(job: Any) -> int:
+def memory_limit_kb(job: JobData) -> int:
     """The job's PSS limit in kB from the queue's ``maxrss`` (MB); 0 when unknown."""
     queuedata = job_queuedata(job)
     maxrss = int(getattr(queuedata, "maxrss", 0) or 0) if queuedata is not None else 0
     return maxrss * 1024
 
 
-def memory_usage(job: Any) -> Tuple[int, str]:
+def memory_usage(job: JobData) -> Tuple[int, str]:
     """(1235 PAYLOADEXCEEDMAXMEM, diag) when the payload's max PSS is above the limit, else (0, '')."""
     limit = memory_limit_kb(job)
     if not limit or not job.workdir:

@@ -12,13 +12,17 @@ import logging
 import os
 import re
 import shlex
-from typing import Any, List
+from typing import TYPE_CHECKING, List, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import NoSoftwareDir, PilotException
 from pilot.util.config import config
 from pilot.util.processes import run_command
 from pilot.util.proxy import strip_credentials
+
+if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +60,12 @@ def is_standard_atlas_job(release: str) -> bool:
     return (release or "").startswith("Atlas-")
 
 
-def has_release(job: Any) -> bool:
+def has_release(job: JobData) -> bool:
     """The job names a software release."""
     return bool(job.swrelease) and job.swrelease.upper() not in ("NULL", "NONE")
 
 
-def should_prepare_setup(job: Any) -> bool:
+def should_prepare_setup(job: JobData) -> bool:
     """False when the job parameters carry their own asetup (noExecStrCnv) or a stand-alone image is used."""
     if getattr(job, "imagename", ""):
         return False
@@ -89,7 +93,7 @@ def asetup_options(release: str, homepackage: str) -> str:
     return ",".join(options)
 
 
-def software_dir(queuedata: Any = None) -> str:
+def software_dir(queuedata: Optional[QueueData] = None) -> str:
     """The site's software directory (queue ``appdir``, else ``$VO_ATLAS_SW_DIR``); '' when unset."""
     appdir = getattr(queuedata, "appdir", "") if queuedata is not None else ""
     return appdir or os.environ.get("VO_ATLAS_SW_DIR", "")
@@ -101,7 +105,7 @@ def alrb_setup() -> str:
     return f"{export}source ${{ATLAS_LOCAL_ROOT_BASE}}/user/atlasLocalSetup.sh --quiet;" if export else ""
 
 
-def release_setup(job: Any, queuedata: Any = None) -> str:
+def release_setup(job: JobData, queuedata: Optional[QueueData] = None) -> str:
     """``source <asetup.sh> <options> --platform <p> --makeflags='$MAKEFLAGS'``; '' when not needed.
 
     Raises NoSoftwareDir (1186) when the only software directory named does not exist.
@@ -126,7 +130,7 @@ def release_setup(job: Any, queuedata: Any = None) -> str:
     return line + " --makeflags='$MAKEFLAGS';"
 
 
-def setup_command(job: Any, queuedata: Any = None) -> str:
+def setup_command(job: JobData, queuedata: Optional[QueueData] = None) -> str:
     """The full setup in front of the transformation: ALRB (when present) then the release."""
     release = release_setup(job, queuedata)
     if not release:
@@ -156,7 +160,7 @@ def makeflags(corecount: int) -> str:
     return f"export MAKEFLAGS='-j{cores} QUICK=1 -l1';"
 
 
-def input_dataset(job: Any) -> str:
+def input_dataset(job: JobData) -> str:
     """The first input dataset that is neither a DBRelease nor a library (``INDS``)."""
     for spec in getattr(job, "indata", []):
         if spec.dataset and "DBRelease" not in spec.dataset and ".lib." not in spec.dataset:
@@ -164,7 +168,7 @@ def input_dataset(job: Any) -> str:
     return ""
 
 
-def payload_environment_exports(job: Any, site: str = "") -> str:
+def payload_environment_exports(job: JobData, site: str = "") -> str:
     """``export`` statements for the variables ATLAS payloads read (PandaID, FRONTIER_ID, RUCIO_APPID...)."""
     values = [
         ("PANDA_RESOURCE", site),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilot.user.generic import common as generic
 from pilot.user.generic.common import (  # noqa: F401  (the rest of the contract is the generic one)
@@ -13,8 +13,11 @@ from pilot.user.generic.common import (  # noqa: F401  (the rest of the contract
     sanity_check, update_output_for_hpo, update_server, update_stagein, validate, verify_job,
 )
 
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
-def get_payload_command(job: Any) -> str:
+
+def get_payload_command(job: JobData) -> str:
     """The generic command, preceded by the experiment's own environment and a banner line."""
     banner = shlex.quote(f"example experiment: job {job.jobid}")
     return f"export EXAMPLE_EXPERIMENT=example;echo {banner};{generic.get_payload_command(job)}"

@@ -11,7 +11,7 @@ import logging
 import os
 import shlex
 import signal
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -19,6 +19,9 @@ from pilot.util.config import config
 
 from .jobdata import filter_job_parameters, split_platform
 from .setup import get_analysis_trf, local_transformation
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def sanity_check() -> int:
     return 0
 
 
-def validate(job: Any) -> bool:
+def validate(job: JobData) -> bool:
     """Experiment checks of a job definition; act on the pilot's tokens in jobPars.
 
     Raises PilotException when the job cannot run.
@@ -53,12 +56,12 @@ def validate(job: Any) -> bool:
     return True
 
 
-def verify_job(job: Any) -> bool:
+def verify_job(job: JobData) -> bool:
     """Further checks once the job is in the pilot (none for the generic experiment)."""
     return True
 
 
-def get_payload_command(job: Any) -> str:
+def get_payload_command(job: JobData) -> str:
     """``<transformation> <jobPars>``: the only shell line the pilot runs for the job."""
     if not job.transformation:
         raise PilotException("no transformation in the job definition", code=ErrorCodes.NOTDEFINED)
@@ -87,7 +90,7 @@ def process_utility(process: Any, label: str, ignore_failure: bool = False) -> d
             "ignore_failure": ignore_failure}
 
 
-def get_utility_commands(order: Optional[int] = None, job: Any = None) -> dict:
+def get_utility_commands(order: Optional[int] = None, job: Optional[JobData] = None) -> dict:
     """The utility to run at ``order``: {command, args, label, ignore_failure}, or {} for none.
 
     Generic: the job's preprocess (before the payload), coprocess (second after-start utility) and
@@ -104,7 +107,8 @@ def get_utility_commands(order: Optional[int] = None, job: Any = None) -> dict:
     return {}
 
 
-def get_utility_command_setup(name: str, job: Any = None, setup: Optional[str] = None, **kwargs: Any) -> str:
+def get_utility_command_setup(name: str, job: Optional[JobData] = None, setup: Optional[str] = None,
+                              **kwargs: Any) -> str:
     """The shell line of a pre/co/post-process utility: ``<command> <args>`` ('' for other names)."""
     if job is None:
         return ""
@@ -125,7 +129,7 @@ def get_utility_command_output_filename(name: str, selector: Any = None) -> str:
     return ""
 
 
-def post_utility_command_action(name: str, job: Any) -> None:
+def post_utility_command_action(name: str, job: JobData) -> None:
     """Nothing to do after a utility."""
 
 
@@ -133,7 +137,7 @@ def post_prestagein_utility_command(**kwargs: Any) -> None:
     """Nothing to do after a pre-stage-in utility."""
 
 
-def update_stagein(job: Any) -> None:
+def update_stagein(job: JobData) -> None:
     """Nothing to change before stage-in."""
 
 
@@ -146,7 +150,7 @@ def get_metadata(workdir: str) -> Optional[str]:
     return None
 
 
-def update_server(job: Any) -> None:
+def update_server(job: JobData) -> None:
     """Nothing extra to send."""
 
 
@@ -160,11 +164,11 @@ def process_debug_command(debug_command: str, pandaid: str) -> str:
     return debug_command
 
 
-def preprocess_debug_command(job: Any) -> None:
+def preprocess_debug_command(job: JobData) -> None:
     """Nothing to prepare."""
 
 
-def update_output_for_hpo(job: Any) -> None:
+def update_output_for_hpo(job: JobData) -> None:
     """No HPO support in the generic experiment."""
 
 

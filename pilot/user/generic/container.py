@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from pilot.api.container import (
     Bind, ContainerSpec, get_runtime, parse_container_options, parse_container_type, payload_container_tool,
@@ -20,13 +20,17 @@ from pilot.util.proxy import payload_proxy_path, pilot_credential_paths
 
 from .jobdata import job_queuedata
 
+if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
+    from pilot.info.jobdata import JobData
+
 logger = logging.getLogger(__name__)
 
 #: runtime used when a job names an image but the queue has no container_type
 DEFAULT_RUNTIME = "apptainer"
 
 
-def payload_tool(job: Any, queuedata: Any = None) -> str:
+def payload_tool(job: JobData, queuedata: Optional[QueueData] = None) -> str:
     """The runtime name for the job's payload ('' = no container)."""
     queuedata = job_queuedata(job, queuedata)
     tool = payload_container_tool(queuedata, job) if queuedata is not None else ""
@@ -43,7 +47,8 @@ def do_use_container(**kwargs: Any) -> bool:
     return bool(payload_tool(job, kwargs.get("queuedata")))
 
 
-def credential_masks(job: Any = None, environ: Optional[dict] = None, payload_env: Optional[dict] = None) -> List[str]:
+def credential_masks(job: Optional[JobData] = None, environ: Optional[dict] = None,
+                     payload_env: Optional[dict] = None) -> List[str]:
     """The pilot's credential paths to hide from the payload.
 
     Never hidden: the job's own proxy, and a proxy the payload's environment deliberately points at
@@ -57,7 +62,7 @@ def credential_masks(job: Any = None, environ: Optional[dict] = None, payload_en
     return [p for p in pilot_credential_paths(environ) if p not in keep]
 
 
-def container_spec(job: Any, queuedata: Any = None, workdir: str = "", image: Optional[str] = None,
+def container_spec(job: JobData, queuedata: Optional[QueueData] = None, workdir: str = "", image: Optional[str] = None,
                    environ: Optional[dict] = None, payload_env: Optional[dict] = None,
                    extra_binds: Optional[List[Bind]] = None) -> ContainerSpec:
     """The container of a job's payload: image, binds and options from the queue, credential masks."""

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from typing import Any, List, Tuple
+from typing import TYPE_CHECKING, List, Tuple
 
 from pilot.api.container import classify_container_error
 from pilot.common.errorcodes import ErrorCodes
 from pilot.util.config import config
 from pilot.util.filehandling import tail
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +34,13 @@ def core_files(workdir: str) -> List[str]:
         return []
 
 
-def payload_output(job: Any, which: str = "stderr", nbytes: int = TAIL_BYTES) -> str:
+def payload_output(job: JobData, which: str = "stderr", nbytes: int = TAIL_BYTES) -> str:
     """The tail of the payload's stdout or stderr file."""
     name = config.Payload.payloadstderr if which == "stderr" else config.Payload.payloadstdout
     return tail(os.path.join(job.workdir, str(name)), nbytes)
 
 
-def payload_signal(job: Any) -> int:
+def payload_signal(job: JobData) -> int:
     """The signal that ended the payload (0 when it exited normally)."""
     sig = job.extra_metrics.get("payloadSignal") if isinstance(job.extra_metrics, dict) else None
     if sig:
@@ -46,7 +49,7 @@ def payload_signal(job: Any) -> int:
     return code - 128 if 128 < code < 160 else 0
 
 
-def common_failure(job: Any, stderr: str) -> Tuple[int, str]:
+def common_failure(job: JobData, stderr: str) -> Tuple[int, str]:
     """Core dump, SIGSEGV or a container failure: (code, diag), (0, '') when none applies."""
     cores = core_files(job.workdir)
     if cores:
@@ -59,7 +62,7 @@ def common_failure(job: Any, stderr: str) -> Tuple[int, str]:
     return 0, ""
 
 
-def interpret(job: Any) -> int:
+def interpret(job: JobData) -> int:
     """The pilot error code for the payload's exit (0 when it succeeded); the error is recorded on the job."""
     exit_code = job.exitcode or 0
     stderr = payload_output(job, "stderr")
@@ -79,7 +82,7 @@ def _diag_from_stderr(code: int, sig: int, stderr: str) -> str:
     return f"payload failed with {what}" + (f": {last[:200]}" if last else "")
 
 
-def get_log_extracts(job: Any, state: str) -> str:
+def get_log_extracts(job: JobData, state: str) -> str:
     """The tail of the payload's stderr (failed jobs, or jobs with an error already) for the pilotLog field."""
     if state != "failed" and not (state != "finished" and job.errors):
         return ""

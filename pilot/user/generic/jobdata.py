@@ -23,9 +23,13 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from pilot.info.jobinfo import extract_override
+
+if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
+    from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ def jobparams_postfiltering(value: str, exclusions: Optional[Dict[str, str]] = N
     return value
 
 
-def filter_job_parameters(job: Any) -> str:
+def filter_job_parameters(job: JobData) -> str:
     """Remove the pilot's tokens from ``job.jobparams`` and act on them; return the cleaned parameters."""
     exclusions, params = jobparams_prefiltering(job.jobparams or "")
     queue_overrides = extract_override(params, "overwriteQueueData")
@@ -89,7 +93,7 @@ def filter_job_parameters(job: Any) -> str:
     return job.jobparams
 
 
-def set_accessmode(job: Any, mode: str) -> None:
+def set_accessmode(job: JobData, mode: str) -> None:
     """Force direct access or copy-to-scratch for the job's inputs."""
     job.accessmode = mode
     for spec in getattr(job, "indata", []):
@@ -97,7 +101,7 @@ def set_accessmode(job: Any, mode: str) -> None:
     logger.info("job %s: input access mode forced to %s", job.jobid, mode)
 
 
-def split_platform(job: Any) -> None:
+def split_platform(job: JobData) -> None:
     """``cmtConfig`` of the form ``platform@alrbplatform``: keep the platform, store the ALRB one."""
     platform = job.platform or ""
     if "@" in platform:
@@ -108,7 +112,7 @@ def split_platform(job: Any) -> None:
         job.platform = ""
 
 
-def job_queuedata(job: Any, queuedata: Any = None) -> Any:
+def job_queuedata(job: JobData, queuedata: Optional[QueueData] = None) -> Any:
     """The queue's data as this job sees it: a copy with the job's ``--overwriteQueueData`` applied."""
     if queuedata is None:
         from pilot.info import infosys

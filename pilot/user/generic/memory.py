@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import TYPE_CHECKING, Tuple
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 
 def allow_memory_usage_verifications() -> bool:
@@ -10,6 +13,6 @@ def allow_memory_usage_verifications() -> bool:
     return False
 
 
-def memory_usage(job: Any) -> Tuple[int, str]:
+def memory_usage(job: JobData) -> Tuple[int, str]:
     """(error code, diagnostics) of a memory check: always fine for the generic experiment."""
     return 0, ""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pilot.info.jobdata import JobData
 
 
-def fast_monitor_tasks(job: Any) -> int:
+def fast_monitor_tasks(job: JobData) -> int:
     """Checks run every few seconds while the payload runs; 0 means all is well."""
     return 0

@@ -94,4 +94,4 @@ def test_a_user_plugin_with_a_bad_signature_is_refused_at_load(monkeypatch):
     text = str(info.value)
     assert info.value.get_error_code() == ErrorCodes.NOTIMPLEMENTED == 1300
     assert "pilot.user.badsig.common.validate requires 'strict'" in text
-    assert "the plug-in has validate(job, strict)" in text and "validate(job: Any) -> bool" in text
+    assert "the plug-in has validate(job, strict)" in text and "validate(job: JobData) -> bool" in text
