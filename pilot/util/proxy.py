@@ -25,10 +25,13 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.util.processes import run_command
+
+if TYPE_CHECKING:
+    from pilot.control.context import Communicator
 
 logger = logging.getLogger(__name__)
 
@@ -421,7 +424,7 @@ def write_payload_proxy(workdir: str, text: str) -> str:
     return path
 
 
-def fetch_payload_proxy(communicator: Any, workdir: str, role: str = "atlas") -> Tuple[str, str]:
+def fetch_payload_proxy(communicator: Communicator, workdir: str, role: str = "atlas") -> Tuple[str, str]:
     """Ask the server for the user's proxy (getProxy) and store it in the job dir: (path, '') or ('', diag)."""
     getter = getattr(communicator, "get_proxy", None)
     if getter is None:

@@ -47,6 +47,7 @@ from pilot.util.harvester import FileNames, HarvesterDirs, worker_attributes, wr
 from pilot.util.runner import start as start_activity
 
 if TYPE_CHECKING:
+    from pilot.control.context import Communicator
     from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ logger = logging.getLogger(__name__)
 HANDLED_SIGNALS = ("SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGXCPU", "SIGBUS")
 
 
-def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None) -> int:
+def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None,
+        communicator: Optional[Communicator] = None) -> int:
     """Run this rank's job; return the pilot-level error code (0 on success or without a job)."""
     return HpcRank(args, mainworkdir or os.getcwd(), infosys).run()
 
