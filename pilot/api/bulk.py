@@ -24,11 +24,14 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.exception import PilotException
 from pilot.copytool.common import CHECKSUM, transfers_in_threads
 from pilot.copytool.middleware import transfers_in
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def bulk_stage_in(client: Any, module: Any, name: str, files: list, kwargs: dict
             fspec.status, fspec.status_code, fspec.transfer_error = None, 0, ""
             left.append(fspec)
 
-    def check(fspec: Any) -> bool:
+    def check(fspec: FileSpec) -> bool:
         """Verify one arrived file and send its trace; False (and back to the per-file path) when bad."""
         trace = traces[id(fspec)]
         trace.update(validateStart=time.time())

@@ -35,7 +35,7 @@ import re
 import shlex
 import shutil
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -43,6 +43,7 @@ from pilot.info.queuedata import parse_container_type
 from pilot.util.processes import CommandResult, run_command
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -229,7 +230,7 @@ def get_runtime(name: str) -> ContainerRuntime:
     return cls()
 
 
-def payload_container_tool(queuedata: Any, job: Optional[JobData] = None) -> str:
+def payload_container_tool(queuedata: Optional[QueueData], job: Optional[JobData] = None) -> str:
     """The runtime name for a job's payload ('' when the queue does not containerise it)."""
     types = parse_container_type(getattr(queuedata, "container_type", None) or {})
     for user in PAYLOAD_USERS:

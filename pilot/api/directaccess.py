@@ -11,11 +11,12 @@ and counted in the job metrics (``nDirectAccessInputs``, ``nCopiedInputs``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Optional
 
 from pilot.util.config import config
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.jobdata import JobData
 
 #: job metrics keys: inputs the payload reads remotely, inputs copied to the work dir
@@ -23,7 +24,7 @@ DIRECT_METRIC = "nDirectAccessInputs"
 COPIED_METRIC = "nCopiedInputs"
 
 
-def direct_access_min_size(queuedata: Any) -> int:
+def direct_access_min_size(queuedata: Optional[QueueData]) -> int:
     """Bytes from which an input is read directly (queue data, else the config); 0: no size rule."""
     value = (getattr(queuedata, "params", None) or {}).get("direct_access_min_size")
     if value in (None, ""):
@@ -34,7 +35,7 @@ def direct_access_min_size(queuedata: Any) -> int:
         return 0
 
 
-def count_inputs(job: JobData, queuedata: Any = None) -> None:
+def count_inputs(job: JobData, queuedata: Optional[QueueData] = None) -> None:
     """Put the number of remotely read and of copied inputs into the job metrics (when any is read remotely
     or a size rule is set)."""
     direct = sum(1 for spec in job.indata if spec.status == "remote_io")

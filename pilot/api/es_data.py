@@ -9,15 +9,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilot.api.data import StageInClient, StageOutClient
 from pilot.common.exception import PilotException
 
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
+
 logger = logging.getLogger(__name__)
 
 
-def storage_id_of(fspec: Any) -> int:
+def storage_id_of(fspec: FileSpec) -> int:
     """The numeric storage id in ``prodDBlockToken``/``storage_token`` (``id`` or ``id/convention``), else 0."""
     for token in (fspec.prodDBlockToken, fspec.storage_token):
         head = str(token or "").split("/", 1)[0].strip()

@@ -13,11 +13,15 @@ count them (``nFederatedInputs``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.util.config import config
+
+if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
+    from pilot.info.filespec import FileSpec
 
 #: the copytool the federation is read with
 FEDERATION_TOOL = "xrdcp"
@@ -28,7 +32,7 @@ NOT_RETRIED = {ErrorCodes.SIZETOOLARGE, ErrorCodes.NOLOCALSPACE}
 METRIC = "nFederatedInputs"
 
 
-def federation_redirector(queuedata: Any) -> str:
+def federation_redirector(queuedata: Optional[QueueData]) -> str:
     """The redirector (``host[:port]`` or ``root://host[:port]``), '' when there is no fallback."""
     value = (getattr(queuedata, "params", None) or {}).get("federation_redirector") if queuedata is not None else None
     if value in (None, ""):
@@ -43,7 +47,7 @@ def global_url(redirector: str, scope: str, lfn: str) -> str:
     return f"root://{host.rstrip('/')}/{prefix.rstrip('/')}/{scope}:{lfn}"
 
 
-def may_retry(fspec: Any) -> bool:
+def may_retry(fspec: FileSpec) -> bool:
     """Whether a failed input is worth a federation attempt."""
     return (not fspec.is_transferred and fspec.status == "failed" and fspec.transfer_error != "cancelled"
             and fspec.status_code not in NOT_RETRIED and bool(fspec.scope and fspec.lfn))

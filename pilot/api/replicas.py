@@ -12,10 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
+
+if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +119,7 @@ def lookup_mode() -> str:
     return mode if mode in ("auto", "always") else "auto"
 
 
-def needs_no_lookup(fspec: Any, ddmconf: dict, queuedata: Any) -> bool:
+def needs_no_lookup(fspec: FileSpec, ddmconf: dict, queuedata: QueueData) -> bool:
     """Whether the job already says where the file is well enough to read it without asking Rucio.
 
     True for an input whose storage (the job's ``ddmEndPointIn``) is one of the queue's LAN read
@@ -130,7 +134,7 @@ def needs_no_lookup(fspec: Any, ddmconf: dict, queuedata: Any) -> bool:
     return bool(fspec.filesize) and bool((fspec.checksum or {}).get("adler32"))
 
 
-def lan_storages(fspec: Any, queuedata: Any) -> set:
+def lan_storages(fspec: FileSpec, queuedata: Optional[QueueData]) -> set:
     """Storages counted as local for this file."""
     names = set(fspec.inputddms or [])
     if queuedata is not None:
@@ -138,7 +142,7 @@ def lan_storages(fspec: Any, queuedata: Any) -> set:
     return names
 
 
-def order_replicas(answer: dict, fspec: Any, queuedata: Any, allowed_schemas: Optional[list],
+def order_replicas(answer: dict, fspec: FileSpec, queuedata: Optional[QueueData], allowed_schemas: Optional[list],
                    direct_schemas: list) -> list:
     """One replica per storage (its best allowed scheme), LAN storages first."""
     pfn_info = answer.get("pfns") or {}
@@ -168,7 +172,7 @@ def _best_pfn(pfns: list, allowed: Optional[list], prefer: Optional[list]) -> Op
     return sorted(usable, key=lambda p: order.index(scheme(p)) if scheme(p) in order else len(order))[0]
 
 
-def backfill(fspec: Any, answer: dict) -> None:
+def backfill(fspec: FileSpec, answer: dict) -> None:
     """Size and checksums from Rucio where the job gave none (a disagreement is only logged)."""
     size = answer.get("bytes")
     if size and not fspec.filesize:

@@ -11,12 +11,16 @@ import shutil
 import stat
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import CHECKSUM, MISSING, deterministic_path, join_url, local_file_path
 from pilot.util.filehandling import calculate_checksum, checksums_equal, remove_file
+
+if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ class RetryPolicy:
 
 
 # ---------------------------------------------------------------------- inputs
-def resolve_input_protocols(files: list, ddmconf: dict, queuedata: Any, allowed_schemas: Optional[list],
+def resolve_input_protocols(files: list, ddmconf: dict, queuedata: QueueData, allowed_schemas: Optional[list],
                             input_dir: str = "") -> None:
     """Fill ``fspec.replicas`` from ``--input-dir`` or the read protocols of the files' storages.
 
@@ -71,7 +75,7 @@ def resolve_input_protocols(files: list, ddmconf: dict, queuedata: Any, allowed_
         fspec.replicas = replicas
 
 
-def input_storages(fspec: Any, queuedata: Any) -> list:
+def input_storages(fspec: FileSpec, queuedata: Optional[QueueData]) -> list:
     """Storages to read a file from: its ``inputddms``, its ddmendpoint, then the queue's read storages."""
     names = list(fspec.inputddms or [])
     if fspec.ddmendpoint and fspec.ddmendpoint not in names:
@@ -92,7 +96,7 @@ def scheme_allowed(url: str, allowed: Optional[list]) -> bool:
     return scheme in allowed
 
 
-def check_space(files: list, queuedata: Any, workdir: str) -> None:
+def check_space(files: list, queuedata: Optional[QueueData], workdir: str) -> None:
     """Input space check: total size must fit the queue's limits and the free disk of ``workdir``.
 
     Raises 1168 SIZETOOLARGE (over ``maxinputsize``/``maxwdir``) or 1098 NOLOCALSPACE (disk too full);
@@ -116,7 +120,7 @@ def check_space(files: list, queuedata: Any, workdir: str) -> None:
                              code=ErrorCodes.NOLOCALSPACE, state="NO_SPACE")
 
 
-def verify_input(fspec: Any, workdir: str) -> None:
+def verify_input(fspec: FileSpec, workdir: str) -> None:
     """Size and checksum of a downloaded file against the job's values (and the storage's, if reported).
 
     A mismatch removes the bad copy and raises with the error class ``checksum`` (try another replica):
@@ -166,7 +170,7 @@ def verify_input(fspec: Any, workdir: str) -> None:
 
 
 # ---------------------------------------------------------------------- outputs
-def prepare_output(fspec: Any, workdir: str, root: Optional[str] = None) -> None:
+def prepare_output(fspec: FileSpec, workdir: str, root: Optional[str] = None) -> None:
     """Size and adler32 of a local output file, computed on its checked descriptor before upload.
 
     The file must be a regular file (:func:`pilot.util.safefile.open_checked`); with ``root`` (the job's
@@ -183,7 +187,7 @@ def prepare_output(fspec: Any, workdir: str, root: Optional[str] = None) -> None
         fspec.checksum["adler32"] = checked.checksum("adler32")
 
 
-def output_storages(fspec: Any, queuedata: Any, activities: list) -> list:
+def output_storages(fspec: FileSpec, queuedata: Optional[QueueData], activities: list) -> list:
     """Destinations in order: the file's ddmendpoint (else the first storage of the activity), then
     ``ddmendpoint_alt``."""
     primary = fspec.ddmendpoint
@@ -199,7 +203,7 @@ def output_storages(fspec: Any, queuedata: Any, activities: list) -> list:
     return out
 
 
-def resolve_surl(fspec: Any, storage: Any, allowed_schemas: Optional[list]) -> dict:
+def resolve_surl(fspec: FileSpec, storage: Any, allowed_schemas: Optional[list]) -> dict:
     """The write protocol and SURL of a file on ``storage``; raises 1313 NOSTORAGEPROTOCOL / 1329."""
     protocols = [p for p in storage.get_write_protocols() if scheme_allowed(p.get("endpoint", ""), allowed_schemas)]
     if not protocols:
@@ -217,7 +221,7 @@ def resolve_surl(fspec: Any, storage: Any, allowed_schemas: Optional[list]) -> d
     return {"surl": surl, "protocol_id": proto.get("id"), "endpoint": proto.get("endpoint", "")}
 
 
-def verify_output(fspec: Any) -> None:
+def verify_output(fspec: FileSpec) -> None:
     """Compare the checksum the storage reported (if any) with the local one: 1172 / 1141 on mismatch."""
     for kind in ("adler32", "md5"):
         remote = (fspec.remote_checksum or {}).get(kind)

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, Optional
 from pilot.util.runner import Runner, current_runner
 
 if TYPE_CHECKING:
+    from pilot.control.supervisor import Supervisor
     from pilot.info.jobdata import JobData
     from pilot.info.queuedata import QueueData
+    from pilot.util.workernode import WorkerNode
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +162,15 @@ class RecoveryStore(Protocol):
     """Records of the jobs a later pilot may recover: pilot.control.recovery.RecoveryArea."""
 
     def path(self, jobid: str) -> str: ...
+    def orphans(self) -> list: ...
     def save(self, job: JobData, attempts: Optional[int] = None) -> bool: ...
     def remove(self, jobid: str) -> None: ...
+
+
+class InfoSys(Protocol):
+    """The queue and storage data of the run: pilot.info.infosys (an InfoService)."""
+
+    queuedata: Optional[QueueData]
 
 
 class MetricsFile(Protocol):
@@ -176,7 +185,7 @@ class PilotContext:
 
     args: Any
     mainworkdir: str
-    infosys: Any = None
+    infosys: Optional[InfoSys] = None
     communicator: Communicator = None  # type: ignore[assignment]  # set by build_context, before any component
     reporter: JobReporter = None  # type: ignore[assignment]  # set by build_context, before any component
     user: PluginLoader = None  # type: ignore[assignment]  # set by build_context, before any component
@@ -189,9 +198,9 @@ class PilotContext:
     last_job: Optional[JobData] = None  # the last job that completed (for the exit status)
     current_jobs: dict = field(default_factory=dict)  # jobid -> JobData while in the pilot
     executors: dict = field(default_factory=dict)  # jobid -> running payload executor
-    supervisor: Any = None  # pilot.control.supervisor.Supervisor: the components
+    supervisor: Optional[Supervisor] = None  # the components
     runner: Runner = field(default_factory=current_runner)  # the background activities (metrics, timers, monitors)
-    node: Any = None  # pilot.util.workernode.WorkerNode
+    node: Optional[WorkerNode] = None
     http: HttpService = None  # type: ignore[assignment]  # the run's one HttpClient: set by build_context
     recovery: Optional[RecoveryStore] = None  # pilot.control.recovery.RecoveryArea
     metrics: Optional[MetricsFile] = None  # pilot.util.prometheus.PilotMetricsRun (the pilot's metrics file)

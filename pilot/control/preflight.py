@@ -24,12 +24,15 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.control.monitoring.base import parse_size
 from pilot.util.config import config
+
+if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +132,7 @@ def check_free_space(path: str) -> Optional[Refusal]:
     return None
 
 
-def refusal(ctx: Any) -> Optional[Refusal]:
+def refusal(ctx: PilotContext) -> Optional[Refusal]:
     """The first reason this pilot must not request a job, else None."""
     for check in (lambda: check_plugin(ctx.user), lambda: check_credential(ctx.user, ctx.args),
                   lambda: check_free_space(ctx.mainworkdir)):

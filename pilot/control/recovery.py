@@ -22,13 +22,16 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.info.jobdata import JobData, JobPhase
 from pilot.util.filehandling import write_json_atomic
 from pilot.util.processes import read_stat
 from pilot.util.statefile import Ledger, StateLayout, read_valid, set_aside
+
+if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
 
 logger = logging.getLogger(__name__)
 
@@ -198,9 +201,11 @@ def restore(record: RecoveryRecord) -> JobData:
     return job
 
 
-def resume_orphans(ctx: Any) -> list:
+def resume_orphans(ctx: PilotContext) -> list:
     """Hand the jobs left by pilots that are gone to this pilot's stage-out; return their ids."""
     area = ctx.recovery
+    if area is None:  # no recovery area in this run: nothing to resume
+        return []
     outbox = getattr(ctx.reporter, "outbox", None)
     resumed = []
     for record in area.orphans():

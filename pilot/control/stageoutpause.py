@@ -23,6 +23,7 @@ from pilot.util import constants as c
 from pilot.util.config import config
 
 if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 METRIC = "stageoutLongRetries"
 
 
-def _setting(ctx: Any, key: str, default: Any) -> Any:
+def _setting(ctx: PilotContext, key: str, default: Any) -> Any:
     queuedata = getattr(getattr(ctx, "infosys", None), "queuedata", None)
     value = (getattr(queuedata, "params", None) or {}).get(key) if queuedata is not None else None
     if value in (None, ""):
@@ -46,7 +47,7 @@ def _seconds(value: Any, default: float) -> float:
         return default
 
 
-def pause_plan(ctx: Any, job: JobData) -> List[float]:
+def pause_plan(ctx: PilotContext, job: JobData) -> List[float]:
     """The pauses (seconds) this job may take before stage-out retries; [] when the stage is off for it."""
     threshold = _seconds(_setting(ctx, "stageout_long_retry_min_runtime", 0), 0.0)
     if not threshold:
@@ -61,7 +62,7 @@ def pause_plan(ctx: Any, job: JobData) -> List[float]:
     return [wait for wait in waits if wait > 0][taken:]
 
 
-def remaining_lifetime(ctx: Any, job: JobData) -> float:
+def remaining_lifetime(ctx: PilotContext, job: JobData) -> float:
     """Seconds left before the job's maximum walltime or the pilot's lifetime forces the final update."""
     left = float("inf")
     if getattr(job, "maxwalltime", 0):
@@ -74,7 +75,7 @@ def remaining_lifetime(ctx: Any, job: JobData) -> float:
     return left
 
 
-def long_pause(ctx: Any, job: JobData, wanted: float, number: int) -> bool:
+def long_pause(ctx: PilotContext, job: JobData, wanted: float, number: int) -> bool:
     """Pause up to ``wanted`` s before retry ``number``, heartbeats going on; False: no retry (no time, stop)."""
     reserve = _seconds(_setting(ctx, "stageout_long_retry_reserve", 300), 300.0)
     pause = min(wanted, remaining_lifetime(ctx, job) - reserve)

@@ -12,7 +12,7 @@ import re
 import shlex
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 from urllib.parse import urlparse
 
 from pilot.common.errorcodes import ErrorCodes
@@ -20,6 +20,9 @@ from pilot.common.exception import PilotException
 from pilot.copytool.options import CopytoolOptions
 from pilot.util.commandrunner import run_command
 from pilot.util.filehandling import checksums_equal, md5_hexdigest, safe_join
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +263,7 @@ def deterministic_path(scope: str, lfn: str) -> str:
     return f"{scope.replace('.', '/')}/{digest[0:2]}/{digest[2:4]}/{lfn}"
 
 
-def local_file_path(fspec: Any, workdir: str = "") -> str:
+def local_file_path(fspec: FileSpec, workdir: str = "") -> str:
     """The file's path in the job work dir (``fspec.workdir``, else ``workdir``); refuses unsafe LFNs."""
     base = fspec.workdir or workdir or os.getcwd()
     lfn = fspec.lfn
@@ -317,7 +320,7 @@ def merge_destinations(files: list) -> dict:
 merge_destination = merge_destinations  # the name used in the project brief
 
 
-def settle_existing(fspec: Any, where: str, remote_adler32: str) -> None:
+def settle_existing(fspec: FileSpec, where: str, remote_adler32: str) -> None:
     """A stage-out found ``where`` already taken: the same file is a success, anything else 1221 FILEEXISTS.
 
     Storage is never overwritten by a job: every copytool uploads without its overwrite mode (or checks
@@ -337,7 +340,7 @@ def settle_existing(fspec: Any, where: str, remote_adler32: str) -> None:
                          kind=EXISTS)
 
 
-def mark_failed(fspec: Any, exc: PilotException) -> None:
+def mark_failed(fspec: FileSpec, exc: PilotException) -> None:
     """Record a failure on a FileSpec."""
     fspec.status = "failed"
     fspec.status_code = exc.get_error_code()

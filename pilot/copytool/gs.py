@@ -24,13 +24,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import quote, urlparse
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import get_timeout, local_file_path, mark_failed, settle_existing, transfer_error
 from pilot.copytool.options import CopytoolOptions
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +185,7 @@ def copy_out(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _upload_one(fspec: Any, opts: CopytoolOptions) -> None:
+def _upload_one(fspec: FileSpec, opts: CopytoolOptions) -> None:
     if not fspec.surl:
         raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                              state="NO_PROTOCOL", kind="config")

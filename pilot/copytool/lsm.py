@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -26,6 +26,9 @@ from pilot.copytool.common import (get_timeout, is_local_url, local_file_path, m
                                    run_tool, settle_existing, url_to_path)
 from pilot.copytool.options import CopytoolOptions
 from pilot.util.filehandling import calculate_checksum
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ def is_valid_for_copy_out(files: list) -> bool:
     return all(f.lfn for f in files)
 
 
-def _options(fspec: Any) -> list:
+def _options(fspec: FileSpec) -> list:
     opts = []
     if fspec.storage_token:
         opts += ["-t", fspec.storage_token]

@@ -19,9 +19,12 @@ import contextvars
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from pilot.util.config import config
+
+if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ class Middleware:
 _CURRENT: contextvars.ContextVar = contextvars.ContextVar("pilot_middleware_container", default=None)
 
 
-def middleware_runtime(queuedata: Any) -> str:
+def middleware_runtime(queuedata: Optional[QueueData]) -> str:
     """The runtime the queue names for ``middleware`` ('' for none)."""
     from pilot.info.queuedata import parse_container_type
 
@@ -50,7 +53,7 @@ def middleware_runtime(queuedata: Any) -> str:
 
 
 @contextlib.contextmanager
-def transfers_in(queuedata: Any, workdir: str) -> Iterator[Optional[Middleware]]:
+def transfers_in(queuedata: Optional[QueueData], workdir: str) -> Iterator[Optional[Middleware]]:
     """Within the block, tool commands of this thread run in the queue's middleware container (if any)."""
     runtime = middleware_runtime(queuedata)
     if not runtime:

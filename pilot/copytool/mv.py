@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import shutil
-from typing import Any, Iterator, Mapping, Union
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
@@ -39,6 +39,9 @@ from pilot.copytool.common import (cancelled_error, is_local_url, local_file_pat
 from pilot.copytool.options import CopytoolOptions
 from pilot.util.filehandling import calculate_checksum, remove_file, safe_join
 from pilot.util.safefile import create_exclusive, open_checked, private_name
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +163,7 @@ def copy_out(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _source_candidates(fspec: Any, dst: str, opts: CopytoolOptions) -> Iterator[str]:
+def _source_candidates(fspec: FileSpec, dst: str, opts: CopytoolOptions) -> Iterator[str]:
     """Where an input file may be, in order (made one at a time: the first usually exists)."""
     if is_local_url(fspec.turl):
         yield url_to_path(fspec.turl)
@@ -171,7 +174,7 @@ def _source_candidates(fspec: Any, dst: str, opts: CopytoolOptions) -> Iterator[
         yield safe_join(parent, fspec.lfn)
 
 
-def _find_source(fspec: Any, dst: str, opts: CopytoolOptions) -> str:
+def _find_source(fspec: FileSpec, dst: str, opts: CopytoolOptions) -> str:
     """The first existing source path of an input file (``dst`` is absolute)."""
     for path in _source_candidates(fspec, dst, opts):
         if os.path.abspath(path) != dst and os.path.isfile(path):
@@ -180,7 +183,7 @@ def _find_source(fspec: Any, dst: str, opts: CopytoolOptions) -> str:
     raise transfer_error(f"No such file or directory: {fspec.lfn} (tried {tried})", is_stagein=True)
 
 
-def _act_destination(fspec: Any, src: str, ddmconf: Mapping[str, Any]) -> tuple:
+def _act_destination(fspec: FileSpec, src: str, ddmconf: Mapping[str, Any]) -> tuple:
     """aCT mode: ``(destination next to the work dir, its output.list line for ARC)``.
 
     The line is ``<lfn> <ARC URL>``: the SURL with ARC's options as Pilot 2 writes them (the space
@@ -203,7 +206,7 @@ def _append_output_list(directory: str, line: str) -> None:
         raise transfer_error(str(exc), is_stagein=False) from None
 
 
-def arc_url(fspec: Any, ddmconf: Mapping[str, Any]) -> str:
+def arc_url(fspec: FileSpec, ddmconf: Mapping[str, Any]) -> str:
     """The ARC upload URL of an output: its SURL with the space token and checksum options."""
     url = fspec.surl or ""
     if not url:

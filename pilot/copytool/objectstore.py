@@ -27,7 +27,7 @@ import logging
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -37,6 +37,9 @@ from pilot.copytool.common import (deterministic_path, join_url, local_file_path
                                    transfer_error)
 from pilot.copytool.options import CopytoolOptions
 from pilot.util.safefile import open_checked
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def is_object_store(storage: Any) -> bool:
     return str(getattr(storage, "type", "") or "").upper() in OBJECT_STORE_TYPES
 
 
-def object_path(fspec: Any, storage: Any) -> str:
+def object_path(fspec: FileSpec, storage: Any) -> str:
     """The object's path below the protocol path: the deterministic path, or the LFN on an OS_* storage."""
     if storage.is_deterministic:
         return deterministic_path(fspec.scope, fspec.lfn)
@@ -76,7 +79,7 @@ def object_path(fspec: Any, storage: Any) -> str:
                          code=ErrorCodes.NONDETERMINISTICDDM, state="NO_PROTOCOL", kind="config")
 
 
-def resolve_surl(fspec: Any, protocol: dict, ddmconf: dict, **kwargs: Any) -> dict:
+def resolve_surl(fspec: FileSpec, protocol: dict, ddmconf: dict, **kwargs: Any) -> dict:
     """``{'surl': ...}`` of ``fspec`` on its storage for ``protocol`` (records the protocol id)."""
     storage = (ddmconf or {}).get(fspec.ddmendpoint)
     if storage is None:
@@ -149,7 +152,7 @@ def resolve_credentials(settings: dict, storage: Any, environ: dict, communicato
     return Credentials(settings, "s3")
 
 
-def _credentials(url: str, fspec: Any, opts: CopytoolOptions, cache: dict) -> Credentials:
+def _credentials(url: str, fspec: FileSpec, opts: CopytoolOptions, cache: dict) -> Credentials:
     storage = opts.ddmconf.get(fspec.ddmendpoint)
     settings = s3.protocol_settings(url, fspec, opts.ddmconf)
     creds = resolve_credentials(settings, storage, dict(os.environ), opts.communicator, cache)
@@ -175,7 +178,7 @@ def copy_in(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _download(fspec: Any, opts: CopytoolOptions, clients: dict, keys: dict) -> None:
+def _download(fspec: FileSpec, opts: CopytoolOptions, clients: dict, keys: dict) -> None:
     url = fspec.turl or fspec.surl
     if not url:
         raise PilotException(f"no replica of {fspec.scope}:{fspec.lfn}", code=ErrorCodes.NOREPLICAS,
@@ -230,7 +233,7 @@ def copy_out(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _upload(fspec: Any, opts: CopytoolOptions, clients: dict, keys: dict) -> None:
+def _upload(fspec: FileSpec, opts: CopytoolOptions, clients: dict, keys: dict) -> None:
     if not fspec.surl:
         raise PilotException(f"no destination for {fspec.lfn}", code=ErrorCodes.NOSTORAGEPROTOCOL,
                              state="NO_PROTOCOL", kind="config")
@@ -251,7 +254,7 @@ def _upload(fspec: Any, opts: CopytoolOptions, clients: dict, keys: dict) -> Non
     fspec.turl = fspec.surl
 
 
-def _intact(fspec: Any) -> bool:
+def _intact(fspec: FileSpec) -> bool:
     """Whether the bytes sent have the local adler32 (if not, nothing is registered and the Data API's
     output verification reports the mismatch)."""
     local, sent = fspec.checksum.get("adler32"), fspec.remote_checksum.get("adler32")
@@ -269,7 +272,7 @@ def rucio_client() -> Any:
     return new_client("objectstore", is_stagein=False)
 
 
-def replica_record(fspec: Any, deterministic: bool) -> dict:
+def replica_record(fspec: FileSpec, deterministic: bool) -> dict:
     """The ``add_replicas`` entry of an uploaded file (its PFN only on a non-deterministic RSE)."""
     record = {"scope": fspec.scope, "name": fspec.lfn, "bytes": int(fspec.filesize or 0),
               "adler32": (fspec.remote_checksum or {}).get("adler32") or fspec.checksum.get("adler32")}
@@ -280,10 +283,10 @@ def replica_record(fspec: Any, deterministic: bool) -> dict:
     return record
 
 
-def register(fspec: Any, kwargs: Union[CopytoolOptions, Mapping[str, Any]], client: Any = None) -> None:
+def register(fspec: FileSpec, kwargs: Union[CopytoolOptions, Mapping[str, Any]], client: Any = None) -> None:
     """Register the uploaded object as a replica on its RSE (one ``add_replicas`` call)."""
     rse = fspec.ddmendpoint_alt if fspec.is_altstaged else fspec.ddmendpoint
-    storage = CopytoolOptions.of(kwargs).ddmconf.get(rse)
+    storage = CopytoolOptions.of(kwargs).ddmconf.get(rse) if rse else None
     deterministic = bool(getattr(storage, "is_deterministic", False)) if storage is not None else False
     client = client or rucio_client()
     try:

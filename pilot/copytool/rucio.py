@@ -21,13 +21,16 @@ import json
 import logging
 import os
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.copytool.common import get_timeout, local_file_path, mark_failed, settle_existing, transfer_error
 from pilot.copytool.options import CopytoolOptions
 from pilot.util.filehandling import remove_file
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +155,7 @@ def copy_in(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _download(fspec: Any, opts: CopytoolOptions) -> None:
+def _download(fspec: FileSpec, opts: CopytoolOptions) -> None:
     dst = local_file_path(fspec, opts.workdir)
     item = {"did": f"{fspec.scope}:{fspec.lfn}", "base_dir": os.path.dirname(dst), "no_subdir": True,
             "transfer_timeout": get_timeout(fspec.filesize)}
@@ -179,7 +182,7 @@ def _download(fspec: Any, opts: CopytoolOptions) -> None:
     _downloaded(fspec, item, outcome)
 
 
-def download_error(fspec: Any, outcome: dict, trace: dict) -> PilotException:
+def download_error(fspec: FileSpec, outcome: dict, trace: dict) -> PilotException:
     """A classified error from Rucio's result state and the reason in its trace (the result has none)."""
     state = outcome.get("clientState") or "FAILED"
     reason = str(trace.get("stateReason") or "")
@@ -190,7 +193,7 @@ def download_error(fspec: Any, outcome: dict, trace: dict) -> PilotException:
     return transfer_error(f"rucio download of {fspec.scope}:{fspec.lfn} ended in {state}: {reason}", is_stagein=True)
 
 
-def _downloaded(fspec: Any, item: dict, result: dict) -> None:
+def _downloaded(fspec: FileSpec, item: dict, result: dict) -> None:
     """Record a finished download: the PFN used, and the adler32 Rucio verified (saves reading the file again)."""
     if result.get("pfn"):
         fspec.turl = result["pfn"]
@@ -286,7 +289,7 @@ def copy_out(files: list, **kwargs: Any) -> list:
     return files
 
 
-def _upload(fspec: Any, opts: CopytoolOptions) -> None:
+def _upload(fspec: FileSpec, opts: CopytoolOptions) -> None:
     src = local_file_path(fspec, opts.workdir)
     rse = fspec.ddmendpoint_alt if fspec.is_altstaged else fspec.ddmendpoint
     if not rse:
@@ -317,7 +320,7 @@ def _upload(fspec: Any, opts: CopytoolOptions) -> None:
     _read_summary(fspec, summary_path)
 
 
-def existing_adler32(clients: Any, rse: str, fspec: Any) -> Any:
+def existing_adler32(clients: Any, rse: str, fspec: FileSpec) -> Any:
     """The adler32 of the file already at its place on ``rse`` ('' unknown), None when nothing is there."""
     try:
         from rucio.rse import rsemanager as rsemgr
@@ -341,7 +344,7 @@ def existing_adler32(clients: Any, rse: str, fspec: Any) -> Any:
         return None
 
 
-def _read_summary(fspec: Any, path: str) -> None:
+def _read_summary(fspec: FileSpec, path: str) -> None:
     from pilot.util.safefile import open_checked
 
     try:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 from urllib.parse import urlparse
 
 from pilot.common.errorcodes import ErrorCodes
@@ -32,6 +32,9 @@ from pilot.copytool.common import (cancelled_error, get_timeout, local_file_path
                                    transfer_error)
 from pilot.copytool.options import CopytoolOptions
 from pilot.util.filehandling import remove_file
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def split_url(url: str, secure: bool = True) -> tuple:
     return f"{scheme}://{parsed.netloc}", parts[0], parts[1]
 
 
-def protocol_settings(url: str, fspec: Any, ddmconf: Optional[Mapping[str, Any]]) -> dict:
+def protocol_settings(url: str, fspec: FileSpec, ddmconf: Optional[Mapping[str, Any]]) -> dict:
     """The settings of the storage protocol whose endpoint serves ``url`` ({} when none)."""
     storage = (ddmconf or {}).get(fspec.ddmendpoint)
     if storage is None:
@@ -109,7 +112,7 @@ def close_clients(clients: dict) -> None:
             logger.debug("closing an S3 client: %s", exc)
 
 
-def target(url: str, fspec: Any, opts: CopytoolOptions, clients: dict, settings: Optional[dict] = None) -> tuple:
+def target(url: str, fspec: FileSpec, opts: CopytoolOptions, clients: dict, settings: Optional[dict] = None) -> tuple:
     """``(client, bucket, key)`` for ``url``; ``settings`` default to the storage protocol's."""
     if settings is None:
         settings = protocol_settings(url, fspec, opts.ddmconf)

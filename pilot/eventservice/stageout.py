@@ -21,6 +21,7 @@ from pilot.common.exception import PilotException, StageOutFailure
 from pilot.info.filespec import FileSpec
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def pack_outputs(messages: list, workdir: str) -> tuple:
     return tarball, packed, bad
 
 
-def es_destinations(queuedata: Any) -> tuple:
+def es_destinations(queuedata: Optional[QueueData]) -> tuple:
     """(primary storage, failover storage or None) of range outputs from the queue's ``astorages``."""
     astorages = getattr(queuedata, "astorages", None) or {}
     primary = next((astorages[a][0] for a in ES_ACTIVITIES if astorages.get(a)), "")

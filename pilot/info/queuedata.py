@@ -178,7 +178,7 @@ class QueueData:
         raise AttributeError(name)
 
 
-def resource_name(queuedata: Any, queue: str) -> str:
+def resource_name(queuedata: Optional[QueueData], queue: str) -> str:
     """The PanDA resource (site name) the pilot reports: the queue data's ``resource``, else the queue name."""
     return str(getattr(queuedata, "resource", "") or "") or queue
 

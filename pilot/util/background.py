@@ -11,11 +11,12 @@ with ``os.nice(N)`` (``[Pilot] background_nice``) and, where the kernel allows, 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from pilot.util.config import config
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def _truth(value: Any) -> bool:
     return str(value).strip().lower() in _TRUE
 
 
-def background_mode(args: Any, queuedata: Any = None) -> bool:
+def background_mode(args: Any, queuedata: Optional[QueueData] = None) -> bool:
     """Whether this pilot asks for (and runs) background jobs: option, then queue data, then config."""
     if getattr(args, "background", None):
         return True

@@ -39,11 +39,14 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from pilot.util.filehandling import write_file_atomic
 from pilot.util.runner import Activity
 from pilot.util.runner import start as start_activity
+
+if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
 
 logger = logging.getLogger(__name__)
 
@@ -309,7 +312,7 @@ class _Null:
 class PilotMetricsRun(PilotMetrics):
     """The metrics of one pilot run: the transfer store plus the writer that reads the context."""
 
-    def __init__(self, ctx: Any, path: str, interval: float,
+    def __init__(self, ctx: PilotContext, path: str, interval: float,
                  timing: Optional[Callable[[Any, float], str]] = None) -> None:
         super().__init__()
         self.ctx = ctx
@@ -344,7 +347,7 @@ class PilotMetricsRun(PilotMetrics):
         self.writer.close()
 
 
-def _pilot_info(ctx: Any) -> dict:
+def _pilot_info(ctx: PilotContext) -> dict:
     args = getattr(ctx, "args", None)
     node = getattr(ctx, "node", None)
     from pilot.util.constants import PILOT_VERSION
@@ -355,7 +358,7 @@ def _pilot_info(ctx: Any) -> dict:
             "host": getattr(node, "hostname", "") or socket.gethostname()}
 
 
-def start_metrics(ctx: Any, timing: Optional[Callable[[Any, float], str]] = None) -> Any:
+def start_metrics(ctx: PilotContext, timing: Optional[Callable[[Any, float], str]] = None) -> Any:
     """Start the metrics file of a pilot run (``[Pilot] metrics_dir``/``metrics_interval``); close() at the end.
 
     ``timing(job, pilot_start)`` gives a job's pilotTiming text (``pilot.control.reporting.pilot_timing``).

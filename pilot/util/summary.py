@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.util.auxiliary import get_error_code_translation_dictionary
+
+if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
 
 #: exit statuses that are not in Pilot 2's translation table (doc/source/usage.rst lists them all)
 EXIT_USAGE = 2  # usage, option or configuration mistake: nothing was asked from the server
@@ -59,7 +62,7 @@ class RunSummary:
     stopped_early: str = ""  # why the pilot ended before its workflow ran
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def listener(self, ctx: Any) -> Callable[[dict, bool], None]:
+    def listener(self, ctx: PilotContext) -> Callable[[dict, bool], None]:
         """An update listener for ``Reporter.listeners``: notes every update of this pilot's own jobs."""
 
         def note(fields: dict, final: bool) -> None:

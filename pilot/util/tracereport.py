@@ -23,6 +23,7 @@ from pilot.util.auxiliary import random_uuid
 from pilot.util.filehandling import md5_hexdigest
 
 if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class TraceReport:
             analysis = bool(getattr(job, "is_analysis", False))
             self.eventType = "get_sm_a" if analysis else "get_sm"
 
-    def set_file(self, fspec: Any, is_analysis: bool = False, stage: str = "get") -> None:
+    def set_file(self, fspec: FileSpec, is_analysis: bool = False, stage: str = "get") -> None:
         """Fill the file fields from a FileSpec (eventType get_sm/put_sm, ``_a`` for analysis)."""
         self.filename = fspec.lfn
         self.scope_dataset(fspec)
@@ -127,7 +128,7 @@ class TraceReport:
         if fspec.ddmendpoint:
             self.remoteSite = fspec.ddmendpoint
 
-    def scope_dataset(self, fspec: Any) -> None:
+    def scope_dataset(self, fspec: FileSpec) -> None:
         """Dataset name as Rucio expects it (``scope:name``-free)."""
         self.dataset = fspec.dataset or self.dataset
 

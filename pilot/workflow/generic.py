@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.api.communicator import create_communicator
 from pilot.common.errorcodes import ErrorCodes
@@ -23,6 +23,9 @@ from pilot.util.prometheus import start_metrics
 from pilot.util.runner import use_runner
 from pilot.util.statefile import OUTBOX_DIR, Ledger, StateLayout
 from pilot.util.workernode import collect
+
+if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ def pilot_id(args: Any, node: Any) -> str:
     return "|".join(parts)
 
 
-def site_info(args: Any, queuedata: Any, node: Any) -> SiteInfo:
+def site_info(args: Any, queuedata: Optional[QueueData], node: Any) -> SiteInfo:
     """What every update of this pilot says about where it runs (site, node, pilot id, batch ids)."""
     return SiteInfo(site_name=resource_name(queuedata, args.queue), node=node.node_name,
                     pilot_id=pilot_id(args, node), batch_id=node.batch_job_id,

@@ -34,7 +34,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -45,6 +45,9 @@ from pilot.util.config import config
 from pilot.util.filehandling import calculate_checksum
 from pilot.util.harvester import FileNames, HarvesterDirs, worker_attributes, write_json
 from pilot.util.runner import start as start_activity
+
+if TYPE_CHECKING:
+    from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +273,7 @@ class HpcRank:
         return entries
 
     @staticmethod
-    def _describe(spec: Any, scratch: str, kind: str) -> list:
+    def _describe(spec: FileSpec, scratch: str, kind: str) -> list:
         path = os.path.join(scratch, spec.lfn)
         spec.filesize = os.path.getsize(path)
         spec.checksum = {"adler32": calculate_checksum(path)}

@@ -22,11 +22,14 @@ import logging
 import os
 import shutil
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.util.filehandling import safe_join
+
+if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def _place(source: str, target: str) -> None:
         shutil.copyfile(source, target)
 
 
-def hand_over_inputs(ctx: Any) -> None:
+def hand_over_inputs(ctx: PilotContext) -> None:
     """Stager: finished_data_in -> inputs in the hand-over dir, job reported ``running``, left to the payload pilot."""
     from pilot.control.job import record_timing
 
@@ -75,7 +78,7 @@ def hand_over_inputs(ctx: Any) -> None:
         ctx.job_left(job)
 
 
-def adopt_inputs(ctx: Any) -> None:
+def adopt_inputs(ctx: PilotContext) -> None:
     """Payload pilot: validated_jobs -> inputs from the hand-over dir -> finished_data_in | failed_data_in."""
     from pilot.control.data import begin_stage_in, end_stage_in
 

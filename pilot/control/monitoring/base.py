@@ -12,6 +12,7 @@ from pilot.util.config import config
 from pilot.util.processes import tree_table
 
 if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def size_setting(key: str, default: str) -> int:
 class WatchedJob:
     """One job whose payload is running, as the checks see it."""
 
-    ctx: Any
+    ctx: PilotContext
     job: JobData
     executor: Any
     started: float = field(default_factory=time.monotonic)  # monotonic time the watch began

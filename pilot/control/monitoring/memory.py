@@ -35,6 +35,7 @@ from pilot.util.memorymonitor import OUTPUT_FILE, SUMMARY_FILE, MemoryMonitor, P
 from .base import JobCheck, Verdict, WatchedJob, setting
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ _IO_FIELDS = {"totRCHAR": "rchar", "totWCHAR": "wchar", "totRBYTES": "read_bytes
 _RATE_FIELDS = {"rateRCHAR": "rchar", "rateWCHAR": "wchar", "rateRBYTES": "read_bytes", "rateWBYTES": "write_bytes"}
 
 
-def memory_limit_kb(job: JobData, queuedata: Any) -> Tuple[int, str]:
+def memory_limit_kb(job: JobData, queuedata: Optional[QueueData]) -> Tuple[int, str]:
     """(limit in kB, where it came from); (0, '') when there is no limit."""
     factor = setting("memory_limit_factor", 2.0)
     if factor <= 0:

@@ -11,11 +11,14 @@ server): that is logged once and the check stops; a credential that disappears l
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 
 from .base import Verdict, setting
+
+if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ class ProxyCheck:
         self.seen_credential = False
         self.disabled = False
 
-    def __call__(self, ctx: Any) -> Optional[Verdict]:
+    def __call__(self, ctx: PilotContext) -> Optional[Verdict]:
         if self.disabled or not getattr(ctx.args, "verify_proxy", True) or not ctx.executors:
             return None
         try:

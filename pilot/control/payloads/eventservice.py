@@ -26,6 +26,7 @@ from pilot.eventservice.workexecutor import WorkExecutor
 from pilot.util.config import config
 
 if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class _GuardLauncher:
 class EventServiceExecutor(PayloadExecutor):
     """Run an event-service payload: ranges from the server in, range outputs to storage out."""
 
-    def __init__(self, ctx: Any, job: JobData, es_type: str = "generic") -> None:
+    def __init__(self, ctx: PilotContext, job: JobData, es_type: str = "generic") -> None:
         super().__init__(job, ctx.user)
         self.ctx = ctx
         self.es_type = es_type

@@ -7,16 +7,17 @@ memory and start-up time are part of what every slot pays).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pilot.control.payloads.generic import PayloadExecutor
 from pilot.util.config import config
 
 if TYPE_CHECKING:
+    from pilot.control.context import PilotContext
     from pilot.info.jobdata import JobData
 
 
-def executor_for(ctx: Any, job: JobData) -> PayloadExecutor:
+def executor_for(ctx: PilotContext, job: JobData) -> PayloadExecutor:
     """The payload executor for ``job``: event service, event-service merge, or generic."""
     if job.is_eventservice:
         from pilot.control.payloads.eventservice import EventServiceExecutor
@@ -29,7 +30,7 @@ def executor_for(ctx: Any, job: JobData) -> PayloadExecutor:
     return PayloadExecutor(job, ctx.user)
 
 
-def executor_type(ctx: Any) -> str:
+def executor_type(ctx: PilotContext) -> str:
     """``--es-executor-type`` (default ``generic``; the ``[Payload] executor_type`` setting when not given)."""
     chosen = str(getattr(ctx.args, "executor_type", "") or "").strip()
     return chosen or str(config.Payload.get("executor_type", "generic") or "generic")

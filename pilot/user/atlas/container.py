@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.api.container import Bind
 from pilot.common.errorcodes import ErrorCodes
@@ -31,6 +31,7 @@ from pilot.util.config import config
 from .setup import alrb_available, alrb_export, cvmfs_root
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def do_use_container(**kwargs: Any) -> bool:
     return generic.do_use_container(**kwargs)
 
 
-def use_alrb(job: JobData, queuedata: Any = None) -> bool:
+def use_alrb(job: JobData, queuedata: Optional[QueueData] = None) -> bool:
     """True when the container is to be set up by ALRB."""
     return (generic.payload_tool(job, queuedata) in ALRB_RUNTIMES
             and str(config.Container.get("setup_type", "ALRB")).upper() == "ALRB" and alrb_available())
@@ -84,7 +85,7 @@ def _write_script(path: str, text: str, mode: int = 0o755) -> None:
     os.chmod(path, mode)
 
 
-def alrb_wrapper(cmd: str, job: JobData, queuedata: Any = None, binds: Any = None) -> str:
+def alrb_wrapper(cmd: str, job: JobData, queuedata: Optional[QueueData] = None, binds: Any = None) -> str:
     """The ALRB container line for ``cmd`` (see the module doc). Raises PilotException 1358/1384.
 
     ``binds`` (e.g. an event-service job's channel socket) are added to the container options as ``-B``.

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import shlex
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING, List, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import NoSoftwareDir, PilotException
@@ -21,6 +21,7 @@ from pilot.util.processes import run_command
 from pilot.util.proxy import strip_credentials
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def asetup_options(release: str, homepackage: str) -> str:
     return ",".join(options)
 
 
-def software_dir(queuedata: Any = None) -> str:
+def software_dir(queuedata: Optional[QueueData] = None) -> str:
     """The site's software directory (queue ``appdir``, else ``$VO_ATLAS_SW_DIR``); '' when unset."""
     appdir = getattr(queuedata, "appdir", "") if queuedata is not None else ""
     return appdir or os.environ.get("VO_ATLAS_SW_DIR", "")
@@ -104,7 +105,7 @@ def alrb_setup() -> str:
     return f"{export}source ${{ATLAS_LOCAL_ROOT_BASE}}/user/atlasLocalSetup.sh --quiet;" if export else ""
 
 
-def release_setup(job: JobData, queuedata: Any = None) -> str:
+def release_setup(job: JobData, queuedata: Optional[QueueData] = None) -> str:
     """``source <asetup.sh> <options> --platform <p> --makeflags='$MAKEFLAGS'``; '' when not needed.
 
     Raises NoSoftwareDir (1186) when the only software directory named does not exist.
@@ -129,7 +130,7 @@ def release_setup(job: JobData, queuedata: Any = None) -> str:
     return line + " --makeflags='$MAKEFLAGS';"
 
 
-def setup_command(job: JobData, queuedata: Any = None) -> str:
+def setup_command(job: JobData, queuedata: Optional[QueueData] = None) -> str:
     """The full setup in front of the transformation: ALRB (when present) then the release."""
     release = release_setup(job, queuedata)
     if not release:

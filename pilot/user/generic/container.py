@@ -21,6 +21,7 @@ from pilot.util.proxy import payload_proxy_path, pilot_credential_paths
 from .jobdata import job_queuedata
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_RUNTIME = "apptainer"
 
 
-def payload_tool(job: JobData, queuedata: Any = None) -> str:
+def payload_tool(job: JobData, queuedata: Optional[QueueData] = None) -> str:
     """The runtime name for the job's payload ('' = no container)."""
     queuedata = job_queuedata(job, queuedata)
     tool = payload_container_tool(queuedata, job) if queuedata is not None else ""
@@ -61,7 +62,7 @@ def credential_masks(job: Optional[JobData] = None, environ: Optional[dict] = No
     return [p for p in pilot_credential_paths(environ) if p not in keep]
 
 
-def container_spec(job: JobData, queuedata: Any = None, workdir: str = "", image: Optional[str] = None,
+def container_spec(job: JobData, queuedata: Optional[QueueData] = None, workdir: str = "", image: Optional[str] = None,
                    environ: Optional[dict] = None, payload_env: Optional[dict] = None,
                    extra_binds: Optional[List[Bind]] = None) -> ContainerSpec:
     """The container of a job's payload: image, binds and options from the queue, credential masks."""

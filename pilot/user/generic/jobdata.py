@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 from pilot.info.jobinfo import extract_override
 
 if TYPE_CHECKING:
+    from pilot.info.queuedata import QueueData
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def split_platform(job: JobData) -> None:
         job.platform = ""
 
 
-def job_queuedata(job: JobData, queuedata: Any = None) -> Any:
+def job_queuedata(job: JobData, queuedata: Optional[QueueData] = None) -> Any:
     """The queue's data as this job sees it: a copy with the job's ``--overwriteQueueData`` applied."""
     if queuedata is None:
         from pilot.info import infosys
