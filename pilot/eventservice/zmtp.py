@@ -299,6 +299,7 @@ class WakePipe:
 
     def __init__(self) -> None:
         self.read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)  # drain() never blocks, whether or not a wake-up is pending
         os.set_blocking(self._write_fd, False)
 
     def wake(self) -> None:
