@@ -48,6 +48,7 @@ from pilot.util.runner import start as start_activity
 
 if TYPE_CHECKING:
     from pilot.control.context import Communicator
+    from pilot.control.payloads.generic import PayloadExecutor
     from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class HpcRank:
         assert self.job is not None  # run() returned early when the rank got no job
         return PayloadExecutor(self.job, UserPlugins(self.args.pilot_user))
 
-    def _execute(self, executor: Any, line: str) -> dict:
+    def _execute(self, executor: PayloadExecutor, line: str) -> dict:
         """Run the payload; stop it at the deadline or on a signal; the guard's status record."""
         job = self.job
         assert job is not None

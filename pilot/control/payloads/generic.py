@@ -18,7 +18,7 @@ from pilot.util.guardedprocess import (ISOLATION_MODES, PILOT_ROOT, GuardedProce
 from pilot.util.proxy import fetch_payload_proxy, isolate_credentials, masked_credential_paths
 
 if TYPE_CHECKING:
-    from pilot.control.context import Communicator
+    from pilot.control.context import Communicator, PluginLoader
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ KILL_GRACE = 10.0
 class PayloadExecutor:
     """Start, watch and stop one payload."""
 
-    def __init__(self, job: JobData, user: Any, env: Optional[dict] = None, grace: float = KILL_GRACE,
+    def __init__(self, job: JobData, user: PluginLoader, env: Optional[dict] = None, grace: float = KILL_GRACE,
                  name: str = "payload") -> None:
         self.job = job
         self.name = name
