@@ -459,7 +459,7 @@ class StdlibRouter:
             item.sock.sendall(item.conn.encode(frames))
             return True
         except OSError:
-            self._drop(int(peer))  # type: ignore[call-overload]
+            self._drop(int(peer))  # type: ignore[call-overload]  # peer: a connection number
             return False
 
     def close(self) -> None:
