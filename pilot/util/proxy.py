@@ -27,7 +27,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import timezone
-from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.util.processes import run_command
@@ -71,7 +71,7 @@ class CredentialLifetime:
         return min(ends) - (time.time() if now is None else now)
 
 
-def _timegm(parts: time.struct_time) -> int:
+def _timegm(parts: Union[time.struct_time, Tuple[int, ...]]) -> int:
     """``calendar.timegm``, loaded when a certificate time is read (not at every pilot start)."""
     import calendar
 
@@ -188,12 +188,20 @@ def _der_items(data: bytes, start: int = 0, end: Optional[int] = None) -> Iterab
 
 
 def _generalized_time(raw: bytes) -> Optional[float]:
+    """GeneralizedTime ``YYYYMMDDHHMMSS[.fff]Z`` -> epoch seconds (None when malformed).
+
+    Read digit by digit: ``time.strptime`` would load ``_strptime`` and compile its locale regular
+    expressions on the first call, which cost more CPU than the rest of the pre-getJob check.
+    """
     text = raw.decode("ascii", errors="replace").rstrip("Z")
-    text = text.split(".")[0]
-    try:
-        return float(_timegm(time.strptime(text[:14], "%Y%m%d%H%M%S")))
-    except ValueError:
+    text = text.split(".")[0][:14]
+    if len(text) != 14 or not text.isdigit() or not text.isascii():
         return None
+    year, month, day, hour, minute, second = (int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
+                                              int(text[10:12]), int(text[12:14]))
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 61):
+        return None
+    return float(_timegm((year, month, day, hour, minute, second, 0, 0, 0)))
 
 
 def _utc_time(raw: bytes) -> Optional[float]:
