@@ -44,6 +44,7 @@ CURVE_FILES = (1, 10, 100, 1_000, 10_000)
 CURVE_SIZES = (1024, 64 * 1024, 1024 * 1024, 16 * 1024 * 1024, 100 * 1024 * 1024)
 CURVE_FILE_SIZE = 10 * 1024
 CURVE_SIZE_FILES = 10
+NOISE_CHUNK = 64 << 20  # bytes of random or text data written at a time
 
 
 def make_workdir(root: Path, nfiles: int, size: int, seed: int = 21) -> Path:
@@ -58,9 +59,15 @@ def make_workdir(root: Path, nfiles: int, size: int, seed: int = 21) -> Path:
         sub = work / f"d{i // SUBDIR_FILES:03d}"
         if i % SUBDIR_FILES == 0:
             sub.mkdir()
-        noise = rng.getrandbits(8 * half).to_bytes(half, "little") if half else b""
-        body = noise + (text * (size // len(text) + 1))[:size - half]
-        (sub / f"f{i:05d}.dat").write_bytes(body)
+        with open(sub / f"f{i:05d}.dat", "wb") as handle:
+            # the random half in chunks: getrandbits takes at most 2**31 - 1 bits (a 1 GB file has 4 Gbit)
+            for start in range(0, half, NOISE_CHUNK):
+                n = min(NOISE_CHUNK, half - start)
+                handle.write(rng.getrandbits(8 * n).to_bytes(n, "little"))
+            tail = size - half
+            for start in range(0, tail, NOISE_CHUNK):
+                n = min(NOISE_CHUNK, tail - start)
+                handle.write((text * (n // len(text) + 1))[:n])
     outside = root / "outside-secret.txt"
     outside.write_text("must never be in the log archive\n")
     os.symlink(outside, work / OUTSIDE_LINK)

@@ -25,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from .install import VENV_OURS
 from .jobs import rucio_path
@@ -220,6 +221,12 @@ def run_overheads(results: list, scenario: str, pilot: str) -> dict:
 
     Each stage-out run carries ``stageout_outputs`` (N, its extra outputs) and ``plain_copy`` (the plain tool's
     time for N files of the same size: 0 in the base). Runs whose job did not finish are left out.
+
+    The plain copy subtracted is the median of every plain timing of the scenario (``plain_copies`` of all
+    runs of all pilots: the same files with the same tool), not the run's own pair: on this machine kind one
+    ``xrdcp --parallel --infiles`` call in three or so stalls for 30 s, a one-sided outlier that, paired with
+    one pilot's run, swung its overhead by 150 ms per file either way (2026-12-07 run). Every pilot is
+    measured against the same baseline.
     """
     def done(key: str) -> list:
         return [r for r in results if r["scenario"] == key and r["pilot"] == pilot
@@ -230,11 +237,21 @@ def run_overheads(results: list, scenario: str, pilot: str) -> dict:
     if not base_runs:
         return {}
     base = statistics.median(r["phases"]["stageout"] for r in base_runs)
-    base_plain = statistics.median(r.get("plain_copy") or 0.0 for r in base_runs)
+    base_plain = pooled_plain_copy(results, f"{kind}-base")
+    plain = pooled_plain_copy(results, scenario)
     out = {}
     for r in done(scenario):
         n = r.get("stageout_outputs")
-        if not n or r.get("plain_copy") is None:
+        if not n or plain is None:
             continue
-        out[r.get("run", 0)] = ((r["phases"]["stageout"] - base) - (r["plain_copy"] - base_plain)) / n
+        out[r.get("run", 0)] = ((r["phases"]["stageout"] - base) - (plain - (base_plain or 0.0))) / n
     return out
+
+
+def pooled_plain_copy(results: list, scenario: str) -> Optional[float]:
+    """The median of every plain-copy timing of ``scenario`` over all runs of all pilots (None: none)."""
+    timings = []
+    for r in results:
+        if r["scenario"] == scenario:
+            timings.extend(r.get("plain_copies") or ([r["plain_copy"]] if r.get("plain_copy") is not None else []))
+    return statistics.median(timings) if timings else None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.exception import PilotException
@@ -51,14 +52,14 @@ def split_for_bulk(files: list, use_bulk: Optional[bool]) -> tuple:
     return small, large
 
 
-def wants_bulk(module: Any, files: list, use_bulk: Optional[bool]) -> bool:
+def wants_bulk(module: ModuleType, files: list, use_bulk: Optional[bool]) -> bool:
     """Whether to try ``module.copy_in_bulk`` for ``files``."""
     if use_bulk is False or not hasattr(module, "copy_in_bulk") or not files:
         return False
     return bool(use_bulk) or len(files) >= BULK_MIN_FILES
 
 
-def bulk_stage_in(client: Any, module: Any, name: str, files: list, kwargs: dict) -> tuple:
+def bulk_stage_in(client: Any, module: ModuleType, name: str, files: list, kwargs: dict) -> tuple:
     """Try ``files`` in one bulk call; returns ``(left, corrupt)``: the files still to transfer one by one,
     and ``{id(fspec): (pfn, PilotException)}`` for replicas that delivered corrupt data (not tried again)."""
     stop = kwargs.get("stop_event")

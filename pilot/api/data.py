@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.api import staging
@@ -124,7 +125,7 @@ class StagingClient:
             self.logger.warning("no storage data: %s", exc)
             return {}
 
-    def allowed_schemas(self, module: Any, name: str, activities: list) -> Optional[list]:
+    def allowed_schemas(self, module: ModuleType, name: str, activities: list) -> Optional[list]:
         """Scheme priority for a tool: the queue's acopytools_schemas (per activity or tool) override the tool's."""
         schemas = (self.queuedata.acopytools_schemas or {}) if self.queuedata is not None else {}
         for key in list(activities) + [name]:
@@ -219,7 +220,7 @@ class StagingClient:
         if raise_exception:
             raise self.failure(f"{self.mode} failed: {diag}"[:2048], code=code)
 
-    def transfer_files(self, module: Any, name: str, files: list, activities: list, options: dict) -> list:
+    def transfer_files(self, module: ModuleType, name: str, files: list, activities: list, options: dict) -> list:
         """Prepare ``files`` for ``module`` and transfer them concurrently (bounded pool).
 
         The files go one after the other in the calling thread when there is one, or when the tool says
@@ -266,7 +267,7 @@ class StagingClient:
         kwargs[OPTIONS_KEY] = CopytoolOptions.from_kwargs(kwargs)
         return kwargs
 
-    def transfer_one(self, module: Any, name: str, fspec: FileSpec, kwargs: dict,
+    def transfer_one(self, module: ModuleType, name: str, fspec: FileSpec, kwargs: dict,
                      corrupt: Optional[tuple] = None) -> None:
         """Transfer one file: each alternative (replica / storage) in turn, retries per error class.
 
@@ -374,7 +375,7 @@ class StagingClient:
                                      time.time() - float(start), state == "DONE")
 
     # ------------------------------------------------------------------ per direction
-    def prepare_files(self, module: Any, name: str, files: list, activities: list, options: dict,
+    def prepare_files(self, module: ModuleType, name: str, files: list, activities: list, options: dict,
                       kwargs: dict) -> None:
         """Resolve sources/destinations; mark files that cannot be transferred as failed."""
         raise NotImplementedError
@@ -383,10 +384,10 @@ class StagingClient:
         """Sources (stage-in) or destinations (stage-out) to try in order."""
         return []
 
-    def use_alternative(self, fspec: FileSpec, alternative: Any, module: Any, name: str, kwargs: dict) -> None:
+    def use_alternative(self, fspec: FileSpec, alternative: Any, module: ModuleType, name: str, kwargs: dict) -> None:
         """Point the file at one alternative."""
 
-    def copy(self, module: Any, fspec: FileSpec, kwargs: dict) -> None:
+    def copy(self, module: ModuleType, fspec: FileSpec, kwargs: dict) -> None:
         """Run the copytool for one file."""
         raise NotImplementedError
 
@@ -400,7 +401,7 @@ class StageInClient(StagingClient):
     mode = "stage-in"
     failure = StageInFailure
 
-    def prepare_files(self, module: Any, name: str, files: list, activities: list, options: dict,
+    def prepare_files(self, module: ModuleType, name: str, files: list, activities: list, options: dict,
                       kwargs: dict) -> None:
         """Replicas (Rucio or storage protocols), direct access decision, space check."""
         workdir = options.get("workdir") or ""
@@ -470,7 +471,7 @@ class StageInClient(StagingClient):
             self._fail(remaining, [], raise_exception)
         return files
 
-    def transfer_files(self, module: Any, name: str, files: list, activities: list, options: dict) -> list:
+    def transfer_files(self, module: ModuleType, name: str, files: list, activities: list, options: dict) -> list:
         """Transfer ``files``; inputs read from their storage without a lookup get a Rucio lookup if that failed."""
         files = super().transfer_files(module, name, files, activities, options)
         stop = options.get("stop_event") or self.stop_event
@@ -521,13 +522,13 @@ class StageInClient(StagingClient):
     def alternatives(self, fspec: FileSpec, kwargs: dict) -> list:
         return list(fspec.replicas or [])
 
-    def use_alternative(self, fspec: FileSpec, alternative: Any, module: Any, name: str, kwargs: dict) -> None:
+    def use_alternative(self, fspec: FileSpec, alternative: Any, module: ModuleType, name: str, kwargs: dict) -> None:
         fspec.turl = alternative.get("pfn", "")
         fspec.domain = alternative.get("domain", "")
         if alternative.get("ddmendpoint"):
             fspec.ddmendpoint = alternative["ddmendpoint"]
 
-    def copy(self, module: Any, fspec: FileSpec, kwargs: dict) -> None:
+    def copy(self, module: ModuleType, fspec: FileSpec, kwargs: dict) -> None:
         module.copy_in([fspec], **kwargs)
 
     def verify(self, fspec: FileSpec, kwargs: dict) -> None:
@@ -541,7 +542,7 @@ class StageOutClient(StagingClient):
     mode = "stage-out"
     failure = StageOutFailure
 
-    def prepare_files(self, module: Any, name: str, files: list, activities: list, options: dict,
+    def prepare_files(self, module: ModuleType, name: str, files: list, activities: list, options: dict,
                       kwargs: dict) -> None:
         """Local size/adler32 (before upload); a file without ddmendpoint gets the activity's first storage."""
         # in the pilot's job flow (a job is given) the work dir is the payload's: links must stay inside it
@@ -611,7 +612,7 @@ class StageOutClient(StagingClient):
         """The file's storage, then ``ddmendpoint_alt``."""
         return staging.output_storages(fspec, self.queuedata, kwargs.get("activity") or [])
 
-    def use_alternative(self, fspec: FileSpec, alternative: Any, module: Any, name: str, kwargs: dict) -> None:
+    def use_alternative(self, fspec: FileSpec, alternative: Any, module: ModuleType, name: str, kwargs: dict) -> None:
         """Resolve the SURL on storage ``alternative`` (not needed with ``output_dir`` or without protocols).
 
         After a transfer to the alternative storage ``is_altstaged`` is True (``ddmendpoint`` keeps the primary).
@@ -643,7 +644,7 @@ class StageOutClient(StagingClient):
             return
         fspec.surl, fspec.turl, fspec.protocol_id = resolved["surl"], resolved["surl"], resolved["protocol_id"]
 
-    def copy(self, module: Any, fspec: FileSpec, kwargs: dict) -> None:
+    def copy(self, module: ModuleType, fspec: FileSpec, kwargs: dict) -> None:
         fspec.remote_checksum = {}
         module.copy_out([fspec], **kwargs)
 

@@ -23,7 +23,7 @@ import inspect
 import logging
 import threading
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple, Type
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Tuple, Type
 
 from pilot.common.exception import MiddlewareImportFailure, PilotException, PluginError, UnknownCopytool
 
@@ -68,6 +68,13 @@ class CopytoolPlugin(Protocol):
     def copy_out(self, files: list, **kwargs: Any) -> list: ...
     def is_valid_for_copy_in(self, files: list) -> bool: ...
     def is_valid_for_copy_out(self, files: list) -> bool: ...
+
+
+class CopytoolOptionalFunctions(Protocol):
+    """Functions a copytool may define (checked like the required ones when it does)."""
+
+    def copy_in_bulk(self, files: list, **kwargs: Any) -> list: ...  # pilot.api.bulk
+    def parallel_transfers(self, kwargs: Mapping[str, Any], is_stagein: bool) -> bool: ...  # common
 
 
 class UserCommonPlugin(Protocol):
@@ -276,7 +283,7 @@ def signature_problem(contract: inspect.Signature, plugin: inspect.Signature) ->
 
 
 def signature_mismatches(module: ModuleType, protocol: Type) -> List[str]:
-    """One line per required function of ``module`` whose signature does not fit the protocol's.
+    """One line per function of ``protocol`` that ``module`` defines with a signature that does not fit.
 
     Each line names the plug-in module, the function, the reason and both signatures. Functions whose
     signature cannot be read (some built-ins) are taken as they are.
@@ -326,7 +333,8 @@ class PluginFactory:
         missing = missing_functions(module, CopytoolPlugin)
         if missing:
             raise UnknownCopytool(f"copytool '{name}' ({full_name}) lacks required function(s): {', '.join(missing)}")
-        mismatches = signature_mismatches(module, CopytoolPlugin)
+        mismatches = signature_mismatches(module, CopytoolPlugin) + \
+            signature_mismatches(module, CopytoolOptionalFunctions)
         if mismatches:
             raise UnknownCopytool(f"copytool '{name}' does not fit the copytool contract: {'; '.join(mismatches)}")
         for attribute, default in COPYTOOL_DEFAULTS.items():

@@ -32,6 +32,7 @@ from pilot.util.debugcommands import is_debug_command
 from pilot.util.processes import cores_in_use, tree_table
 
 if TYPE_CHECKING:
+    from pilot.control.payloads.generic import PayloadExecutor
     from pilot.info.jobdata import JobData
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def heartbeat_period(job: JobData) -> float:
     return float(config.Pilot.debug_heartbeat if job.debug else config.Pilot.heartbeat)
 
 
-def apply_verdict(job: JobData, executor: Any, verdict: Verdict) -> None:
+def apply_verdict(job: JobData, executor: PayloadExecutor, verdict: Verdict) -> None:
     """Fail ``job`` with the verdict's code and stop its payload (1363 is a request, undone after the kill)."""
     level = logging.WARNING if verdict.code == ErrorCodes.KILLPAYLOAD else logging.ERROR
     logger.log(level, "job %s: %s (code %d)", job.jobid, verdict.diag, verdict.code)
@@ -80,7 +81,7 @@ def apply_verdict(job: JobData, executor: Any, verdict: Verdict) -> None:
 class JobWatch:
     """The checks and the debug output of one job whose payload runs."""
 
-    def __init__(self, ctx: PilotContext, job: JobData, executor: Any) -> None:
+    def __init__(self, ctx: PilotContext, job: JobData, executor: PayloadExecutor) -> None:
         self.watched = WatchedJob(ctx, job, executor)
         self.checks = job_checks(self.watched)
         self.debug = DebugOutput(self.watched)
@@ -234,7 +235,7 @@ class JobMonitor:
             handle_server_command(self.ctx, job, reply.get("command"))
 
 
-def sample_core_count(job: JobData, executor: Any) -> None:
+def sample_core_count(job: JobData, executor: PayloadExecutor) -> None:
     """Add a sample of the payload's actual core count (distinct CPUs its processes run on) to the job.
 
     The mean of the samples is the ``meanCoreCount`` of the updates (Pilot 2's ``job.corecounts``).

@@ -32,7 +32,7 @@ from pilot.control.monitoring.base import parse_size
 from pilot.util.config import config
 
 if TYPE_CHECKING:
-    from pilot.control.context import PilotContext
+    from pilot.control.context import PilotContext, PluginLoader
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _config_value(key: str, default: Any) -> Any:
     return default if value is None or value == "" else value
 
 
-def check_plugin(user: Any) -> Optional[Refusal]:
+def check_plugin(user: PluginLoader) -> Optional[Refusal]:
     """Every module of the experiment plug-in loads (``user`` is the workflow's plug-in loader)."""
     for name in PLUGIN_MODULES:
         try:
@@ -87,7 +87,7 @@ def credential_required(experiment: str) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "yes", "1", "y", "t")
 
 
-def check_credential(user: Any, args: Any) -> Optional[Refusal]:
+def check_credential(user: PluginLoader, args: Any) -> Optional[Refusal]:
     """The pilot's proxy (or token) lasts the getJob limit; None when it does or is not checked."""
     if not getattr(args, "verify_proxy", True):
         return None

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import CommunicationFailure
@@ -26,6 +26,9 @@ from pilot.util.filehandling import write_json_atomic
 from pilot.util.jobmetrics import default_job_metrics
 from pilot.util.statefile import Ledger, read_valid, set_aside
 from pilot.util.timing import time_stamp
+
+if TYPE_CHECKING:
+    from pilot.control.context import Communicator
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +257,7 @@ class Outbox:
 class DurableRangeUpdates:
     """A communicator whose event-range updates go through the outbox (stored, sent, removed on success)."""
 
-    def __init__(self, communicator: Any, outbox: Optional[Outbox]) -> None:
+    def __init__(self, communicator: Communicator, outbox: Optional[Outbox]) -> None:
         self._communicator = communicator
         self._outbox = outbox
 
@@ -273,7 +276,7 @@ class DurableRangeUpdates:
 class Reporter:
     """Send heartbeats and final updates through the communicator and the outbox."""
 
-    def __init__(self, communicator: Any, site: SiteInfo, outbox: Optional[Outbox], pilot_start: float,
+    def __init__(self, communicator: Communicator, site: SiteInfo, outbox: Optional[Outbox], pilot_start: float,
                  enabled: bool = True, listeners: Optional[list] = None,
                  metrics: Optional[Callable[[JobData], str]] = None) -> None:
         self.communicator = communicator

@@ -12,6 +12,7 @@ import re
 import shlex
 import threading
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 from urllib.parse import urlparse
 
@@ -275,7 +276,7 @@ def local_file_path(fspec: FileSpec, workdir: str = "") -> str:
     return safe_join(base, lfn)
 
 
-def transfers_in_threads(module: Any, kwargs: dict, is_stagein: bool) -> bool:
+def transfers_in_threads(module: ModuleType, kwargs: dict, is_stagein: bool) -> bool:
     """Whether the Data API should give ``module``'s transfers (with these keyword arguments) pool threads.
 
     A tool whose transfers are mere metadata operations (``mv`` linking inputs) defines

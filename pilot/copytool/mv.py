@@ -30,7 +30,8 @@ import logging
 import os
 import re
 import shutil
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
+import threading
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Union
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException, StageInFailure, StageOutFailure
@@ -224,7 +225,7 @@ def arc_url(fspec: FileSpec, ddmconf: Mapping[str, Any]) -> str:
 COPY_STEP = 64 * 1024 * 1024
 
 
-def _copy_data(src: str, dst: str, stop: Any = None, is_stagein: bool = True) -> None:
+def _copy_data(src: str, dst: str, stop: Optional[threading.Event] = None, is_stagein: bool = True) -> None:
     """Copy ``src`` to a new ``dst`` with its mode bits, as cp does; a set ``stop`` ends it between steps.
 
     The bytes move in-kernel (``os.sendfile``) in ``COPY_STEP`` pieces, so a cancelled transfer of a
@@ -266,7 +267,7 @@ def _in_one_step(src: str, dst: str, mode: str) -> bool:
     return True
 
 
-def _place(src: str, dst: str, mode: str, makedirs: bool = False, stop: Any = None) -> None:
+def _place(src: str, dst: str, mode: str, makedirs: bool = False, stop: Optional[threading.Event] = None) -> None:
     """Copy, symlink or move ``src`` to ``dst`` (replacing ``dst``); OS errors become coded exceptions.
 
     A move that cannot be one rename (another file system, a name held by a directory) copies to the
@@ -311,7 +312,7 @@ def _local_adler32(path: str) -> str:
         return ""
 
 
-def _place_new(src: str, dst: str, mode: str, stop: Any = None) -> None:
+def _place_new(src: str, dst: str, mode: str, stop: Optional[threading.Event] = None) -> None:
     """Stage-out: put ``src`` at ``dst`` only if nothing is there (never replacing a file on storage).
 
     The copy goes to a fresh private name (``O_EXCL | O_NOFOLLOW``) and is hard-linked to ``dst``

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 from urllib.parse import urlparse
 
@@ -194,7 +195,7 @@ class _Cancelled(Exception):
     """Raised from boto3's progress callback when the transfer's stop event is set."""
 
 
-def _watch(stop: Any) -> Optional[Any]:
+def _watch(stop: Optional[threading.Event]) -> Optional[Any]:
     """A boto3 progress callback that stops the transfer once ``stop`` is set (None without a stop event)."""
     if stop is None:
         return None
@@ -206,7 +207,7 @@ def _watch(stop: Any) -> Optional[Any]:
     return progress
 
 
-def download(client: Any, bucket: str, key: str, dst: str, url: str, stop: Any = None) -> None:
+def download(client: Any, bucket: str, key: str, dst: str, url: str, stop: Optional[threading.Event] = None) -> None:
     """Fetch one object to ``dst`` (through ``<dst>.part``); classified PilotException on failure."""
     try:
         client.download_file(bucket, key, dst + ".part", Callback=_watch(stop))
@@ -237,7 +238,8 @@ def existing_adler32(client: Any, bucket: str, key: str, url: str) -> Optional[s
     return str((head.get("Metadata") or {}).get("adler32") or "")
 
 
-def upload(client: Any, bucket: str, key: str, source: Any, url: str, metadata: dict, stop: Any = None) -> int:
+def upload(client: Any, bucket: str, key: str, source: Any, url: str, metadata: dict,
+           stop: Optional[threading.Event] = None) -> int:
     """Store ``source`` (a path or a readable file object) as one object; returns the object's size."""
     try:
         if isinstance(source, str):

@@ -167,7 +167,7 @@ class _Server(ThreadingHTTPServer):
             logger.info("TLS handshake with %s failed: %s", client_address[0], exc)
             return
         try:
-            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]
+            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]  # the TLS socket
         finally:
             try:
                 conn.close()

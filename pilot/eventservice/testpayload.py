@@ -29,7 +29,7 @@ try:
     from pilot.eventservice.zmtp import DealerClient
 except ImportError:  # run as a plain file next to zmtp.py
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from zmtp import DealerClient  # type: ignore[no-redef]
+    from zmtp import DealerClient  # type: ignore[no-redef]  # the same module, from its file
 
 READY = "Ready for events"
 NO_MORE_EVENTS = "No more events"

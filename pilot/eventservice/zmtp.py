@@ -299,6 +299,7 @@ class WakePipe:
 
     def __init__(self) -> None:
         self.read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)  # drain() never blocks, whether or not a wake-up is pending
         os.set_blocking(self._write_fd, False)
 
     def wake(self) -> None:
@@ -458,7 +459,7 @@ class StdlibRouter:
             item.sock.sendall(item.conn.encode(frames))
             return True
         except OSError:
-            self._drop(int(peer))  # type: ignore[call-overload]
+            self._drop(int(peer))  # type: ignore[call-overload]  # peer: a connection number
             return False
 
     def close(self) -> None:

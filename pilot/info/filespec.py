@@ -141,8 +141,8 @@ def _tolerant_init(self: FileSpec, *args: Any, **kwargs: Any) -> None:
     _dataclass_init(self, *args, **kwargs)
 
 
-_tolerant_init.__wrapped__ = _dataclass_init  # type: ignore[attr-defined]
-FileSpec.__init__ = _tolerant_init  # type: ignore[method-assign]
+_tolerant_init.__wrapped__ = _dataclass_init  # type: ignore[attr-defined]  # for inspect.signature
+FileSpec.__init__ = _tolerant_init  # type: ignore[method-assign]  # Pilot 2 callers pass unknown keys
 
 _CHECKSUM_PREFIXES = {"ad": "adler32", "md": "md5"}
 

@@ -404,7 +404,7 @@ def _accept_definition(init: Any) -> Any:
     return __init__
 
 
-JobData.__init__ = _accept_definition(JobData.__init__)  # type: ignore[method-assign]
+JobData.__init__ = _accept_definition(JobData.__init__)  # type: ignore[method-assign]  # JobData(definition)
 
 
 def lfn_problem(lfn: str) -> str:

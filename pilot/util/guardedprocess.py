@@ -25,7 +25,6 @@ import signal
 import stat
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
@@ -178,7 +177,7 @@ class GuardedProcess:
         self.user_note = ""
         self._status_fd: Optional[int] = None
         self._timer: Optional[Activity] = None  # the escalation after a kill
-        self.mark = f"{MARK_VARIABLE}={uuid.uuid4().hex}"
+        self.mark = f"{MARK_VARIABLE}={os.urandom(16).hex()}"  # not uuid: it loads platform and ctypes' uuid
 
     @property
     def pid(self) -> Optional[int]:
@@ -219,7 +218,7 @@ class GuardedProcess:
         if self.user_note:
             logger.warning("%s: %s", self.spec.label, self.user_note)
         if self.spec.cgroup:
-            self.cgroup = payloadns.make_job_cgroup(payloadns.job_cgroup_name(self.spec.label, uuid.uuid4().hex[:12]))
+            self.cgroup = payloadns.make_job_cgroup(payloadns.job_cgroup_name(self.spec.label, os.urandom(6).hex()))
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         try:

@@ -149,7 +149,7 @@ class _Response(http.client.HTTPResponse):
 
     def __init__(self, sock: socket.socket, debuglevel: int = 0, method: Optional[str] = None,
                  url: Optional[str] = None, *, deadline: Callable[[], Deadline]) -> None:
-        super().__init__(_SocketView(sock, deadline), debuglevel, method, url)  # type: ignore[arg-type]
+        super().__init__(_SocketView(sock, deadline), debuglevel, method, url)  # type: ignore[arg-type]  # a view
 
     def _read_next_chunk_size(self) -> int:
         line = self.fp.readline(MAX_LINE + 1)
@@ -170,6 +170,7 @@ class _DeadlineMixin:
     connect_timeout: float
     timeout: Optional[float]  # HTTPConnection's
     response_class: Any  # HTTPConnection's: here a partial of _Response that carries the deadline
+    sock: Any  # HTTPConnection's socket (None until connected)
 
     def _setup(self) -> None:
         self.deadline = Deadline(3600)
@@ -177,18 +178,18 @@ class _DeadlineMixin:
 
     def connect(self) -> None:
         self.timeout = min(self.connect_timeout, self.deadline.left())
-        super().connect()  # type: ignore[misc]
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
+        super().connect()  # type: ignore[misc]  # the connection class the mixin is combined with
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def begin_request(self, deadline: Deadline) -> None:
         """The deadline of the next request (send time-out included)."""
         self.deadline = deadline
-        if self.sock is not None:  # type: ignore[attr-defined]
-            self.sock.settimeout(deadline.left())  # type: ignore[attr-defined]
+        if self.sock is not None:
+            self.sock.settimeout(deadline.left())
 
     def is_idle_usable(self) -> bool:
         """Whether a kept-alive connection looks open: nothing to read (no EOF, no stray bytes)."""
-        sock = self.sock  # type: ignore[attr-defined]
+        sock = self.sock
         if sock is None:
             return False
         try:

@@ -502,7 +502,7 @@ def failure_info(exc: BaseException) -> tuple:
     while exc is not None and seen < 5:
         if isinstance(exc, (RequestFailure, HttpError)):
             return exc.kind, bool(exc.permanent)
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]  # a BaseException chain
         seen += 1
     return "", False
 

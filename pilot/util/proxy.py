@@ -2,9 +2,11 @@
 
 Lifetimes are read from the credential files themselves:
 
-* an X.509 proxy: the ``notAfter`` of its first certificate, parsed with the ``cryptography`` package
-  when it is importable, else with ``openssl x509 -enddate -noout``; the VOMS attribute certificate's
-  end is read from the proxy's VOMS extension (OID 1.3.6.1.4.1.8005.100.100.5) with a small DER walker;
+* an X.509 proxy: the ``notAfter`` of its first certificate, read from the certificate's DER by the
+  small walker below (no subprocess and no import of ``cryptography``: the check runs before every
+  getJob and its cost is the pilot's start-up); ``backend='cryptography'`` or ``'openssl'`` (``openssl
+  x509 -enddate -noout``) read it with those instead; the VOMS attribute certificate's end is read from
+  the proxy's VOMS extension (OID 1.3.6.1.4.1.8005.100.100.5) with the same walker;
 * an OIDC token file: the ``exp`` claim of the JWT (base64 decoded, the signature is not verified).
 
 ``voms-proxy-info`` and ``arcproxy`` are not needed.
@@ -25,10 +27,13 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.util.processes import run_command
+
+if TYPE_CHECKING:
+    from pilot.control.context import Communicator
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +71,7 @@ class CredentialLifetime:
         return min(ends) - (time.time() if now is None else now)
 
 
-def _timegm(parts: time.struct_time) -> int:
+def _timegm(parts: Union[time.struct_time, Tuple[int, ...]]) -> int:
     """``calendar.timegm``, loaded when a certificate time is read (not at every pilot start)."""
     import calendar
 
@@ -142,7 +147,7 @@ def use_cryptography() -> bool:
 def x509_lifetime(path: str, backend: Optional[str] = None) -> CredentialLifetime:
     """Read a proxy (or certificate) file: end of the first certificate and of its VOMS attributes.
 
-    ``backend`` forces ``cryptography`` or ``openssl`` (default: cryptography when importable).
+    ``backend`` forces ``cryptography`` or ``openssl`` (default: ``der``, the walker below).
     Raises OSError when the file cannot be read, ValueError when it holds no certificate.
     """
     with open(path, "rb") as handle:
@@ -150,8 +155,12 @@ def x509_lifetime(path: str, backend: Optional[str] = None) -> CredentialLifetim
     certs = pem_certificates(data)
     if not certs:
         raise ValueError(f"{path} contains no PEM certificate")
-    backend = backend or ("cryptography" if use_cryptography() else "openssl")
-    end = _cert_end_cryptography(certs[0]) if backend == "cryptography" else _cert_end_openssl(path)
+    if backend == "cryptography":
+        end = _cert_end_cryptography(certs[0])
+    elif backend == "openssl":
+        end = _cert_end_openssl(path)
+    else:
+        end = cert_end_der(certs[0])
     if end is None:
         raise ValueError(f"cannot read the end date of the certificate in {path}")
     return CredentialLifetime(path=path, cert_end=end, voms_end=voms_end(certs[0]))
@@ -179,12 +188,54 @@ def _der_items(data: bytes, start: int = 0, end: Optional[int] = None) -> Iterab
 
 
 def _generalized_time(raw: bytes) -> Optional[float]:
+    """GeneralizedTime ``YYYYMMDDHHMMSS[.fff]Z`` -> epoch seconds (None when malformed).
+
+    Read digit by digit: ``time.strptime`` would load ``_strptime`` and compile its locale regular
+    expressions on the first call, which cost more CPU than the rest of the pre-getJob check.
+    """
     text = raw.decode("ascii", errors="replace").rstrip("Z")
-    text = text.split(".")[0]
-    try:
-        return float(_timegm(time.strptime(text[:14], "%Y%m%d%H%M%S")))
-    except ValueError:
+    text = text.split(".")[0][:14]
+    if len(text) != 14 or not text.isdigit() or not text.isascii():
         return None
+    year, month, day, hour, minute, second = (int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
+                                              int(text[10:12]), int(text[12:14]))
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 61):
+        return None
+    return float(_timegm((year, month, day, hour, minute, second, 0, 0, 0)))
+
+
+def _utc_time(raw: bytes) -> Optional[float]:
+    """UTCTime ``YYMMDDHHMMSSZ`` (RFC 5280: YY < 50 is 20YY, else 19YY)."""
+    text = raw.decode("ascii", errors="replace")
+    if len(text) != 13 or not text.endswith("Z") or not text[:12].isdigit():
+        return None
+    century = "20" if int(text[:2]) < 50 else "19"
+    return _generalized_time((century + text).encode())
+
+
+def cert_end_der(der: bytes) -> Optional[float]:
+    """``notAfter`` of a DER certificate (None when it is not one): Certificate -> tbsCertificate ->
+    validity, the fifth field after the optional ``[0]`` version (RFC 5280 4.1)."""
+    outer = list(_der_items(der))
+    if not outer or outer[0][0] != 0x30:
+        return None
+    cert = list(_der_items(der, outer[0][1], outer[0][2]))
+    if not cert or cert[0][0] != 0x30:
+        return None
+    fields = list(_der_items(der, cert[0][1], cert[0][2]))
+    if fields and fields[0][0] == 0xA0:
+        fields = fields[1:]
+    if len(fields) < 4 or fields[3][0] != 0x30:
+        return None
+    times = list(_der_items(der, fields[3][1], fields[3][2]))
+    if len(times) != 2:
+        return None
+    tag, start, end = times[1]
+    if tag == 0x17:
+        return _utc_time(der[start:end])
+    if tag == 0x18:
+        return _generalized_time(der[start:end])
+    return None
 
 
 def _find_validity(data: bytes, start: int, end: int, depth: int = 0) -> Optional[float]:
@@ -421,7 +472,7 @@ def write_payload_proxy(workdir: str, text: str) -> str:
     return path
 
 
-def fetch_payload_proxy(communicator: Any, workdir: str, role: str = "atlas") -> Tuple[str, str]:
+def fetch_payload_proxy(communicator: Communicator, workdir: str, role: str = "atlas") -> Tuple[str, str]:
     """Ask the server for the user's proxy (getProxy) and store it in the job dir: (path, '') or ('', diag)."""
     getter = getattr(communicator, "get_proxy", None)
     if getter is None:

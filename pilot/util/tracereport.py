@@ -258,7 +258,7 @@ def _tolerant_init(self: TraceReport, *args: Any, **kwargs: Any) -> None:
     _dataclass_init(self, *args, **kwargs)
 
 
-TraceReport.__init__ = _tolerant_init  # type: ignore[method-assign]
+TraceReport.__init__ = _tolerant_init  # type: ignore[method-assign]  # Pilot 2 callers pass unknown keys
 
 
 def _default_url() -> str:

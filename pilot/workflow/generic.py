@@ -25,6 +25,7 @@ from pilot.util.statefile import OUTBOX_DIR, Ledger, StateLayout
 from pilot.util.workernode import collect
 
 if TYPE_CHECKING:
+    from pilot.control.context import Communicator
     from pilot.info.queuedata import QueueData
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def state_layout(args: Any) -> StateLayout:
     return layout
 
 
-def build_context(args: Any, mainworkdir: str, infosys: Any = None, communicator: Any = None) -> PilotContext:
+def build_context(args: Any, mainworkdir: str, infosys: Any = None,
+                  communicator: Optional[Communicator] = None) -> PilotContext:
     """Create the shared context: server client, reporter with outbox, plug-ins."""
     ctx = PilotContext(args=args, mainworkdir=mainworkdir, infosys=infosys)
     node = collect()
@@ -139,7 +141,7 @@ def handle_signal(ctx: PilotContext) -> None:
 STAGES = {"stage_in": data.stage_in, "execute_payloads": payload.execute_payloads, "stage_out": data.stage_out}
 
 
-def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None,
+def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Optional[Communicator] = None,
         summary: Any = None, stages: Optional[dict] = None) -> int:
     """Run the generic workflow; return the pilot-level error code (0 on success).
 

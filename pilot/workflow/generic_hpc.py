@@ -47,6 +47,8 @@ from pilot.util.harvester import FileNames, HarvesterDirs, worker_attributes, wr
 from pilot.util.runner import start as start_activity
 
 if TYPE_CHECKING:
+    from pilot.control.context import Communicator
+    from pilot.control.payloads.generic import PayloadExecutor
     from pilot.info.filespec import FileSpec
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,8 @@ logger = logging.getLogger(__name__)
 HANDLED_SIGNALS = ("SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGXCPU", "SIGBUS")
 
 
-def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None, communicator: Any = None) -> int:
+def run(args: Any, mainworkdir: Optional[str] = None, infosys: Any = None,
+        communicator: Optional[Communicator] = None) -> int:
     """Run this rank's job; return the pilot-level error code (0 on success or without a job)."""
     return HpcRank(args, mainworkdir or os.getcwd(), infosys).run()
 
@@ -156,7 +159,7 @@ class HpcRank:
         assert self.job is not None  # run() returned early when the rank got no job
         return PayloadExecutor(self.job, UserPlugins(self.args.pilot_user))
 
-    def _execute(self, executor: Any, line: str) -> dict:
+    def _execute(self, executor: PayloadExecutor, line: str) -> dict:
         """Run the payload; stop it at the deadline or on a signal; the guard's status record."""
         job = self.job
         assert job is not None

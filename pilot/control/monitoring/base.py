@@ -12,6 +12,7 @@ from pilot.util.config import config
 from pilot.util.processes import tree_table
 
 if TYPE_CHECKING:
+    from pilot.control.payloads.generic import PayloadExecutor
     from pilot.control.context import PilotContext
     from pilot.info.jobdata import JobData
 
@@ -64,7 +65,7 @@ class WatchedJob:
 
     ctx: PilotContext
     job: JobData
-    executor: Any
+    executor: PayloadExecutor
     started: float = field(default_factory=time.monotonic)  # monotonic time the watch began
     pause: Any = None  # suspend.PauseTracker, set by the job monitor
 

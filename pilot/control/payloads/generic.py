@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import threading
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
@@ -16,6 +16,9 @@ from pilot.util.config import config
 from pilot.util.guardedprocess import (ISOLATION_MODES, PILOT_ROOT, GuardedProcess, GuardSpec,  # noqa: F401
                                        credential_isolation_mode, payload_user_ids, process_isolation_mode)
 from pilot.util.proxy import fetch_payload_proxy, isolate_credentials, masked_credential_paths
+
+if TYPE_CHECKING:
+    from pilot.control.context import Communicator, PluginLoader
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ KILL_GRACE = 10.0
 class PayloadExecutor:
     """Start, watch and stop one payload."""
 
-    def __init__(self, job: JobData, user: Any, env: Optional[dict] = None, grace: float = KILL_GRACE,
+    def __init__(self, job: JobData, user: PluginLoader, env: Optional[dict] = None, grace: float = KILL_GRACE,
                  name: str = "payload") -> None:
         self.job = job
         self.name = name
@@ -37,7 +40,7 @@ class PayloadExecutor:
         self.guarded: Optional[GuardedProcess] = None
         self.kill_reason = ""
         self.started = threading.Event()
-        self.communicator: Any = None  # set when the payload may receive the user's proxy (getProxy)
+        self.communicator: Optional[Communicator] = None  # set when the payload may receive the user's proxy (getProxy)
         self.state_masks: List[str] = []  # the pilot's own state, masked from the payload (control.payload)
         self._lock = threading.Lock()
 

@@ -12,12 +12,16 @@ import logging
 import subprocess
 import threading
 import time
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from pilot.common.errorcodes import ErrorCodes
 from pilot.common.exception import PilotException
 from pilot.info.jobdata import JobData
 from pilot.util.filehandling import tail
+
+if TYPE_CHECKING:
+    from pilot.control.context import PluginLoader
+    from pilot.control.payloads.generic import PayloadExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +35,7 @@ UTILITY_TIMEOUT = 3600
 STOP_CHECK = 0.25
 
 
-def utility_line(user: Any, order: int, job: JobData) -> tuple:
+def utility_line(user: PluginLoader, order: int, job: JobData) -> tuple:
     """(label, shell line, ignore_failure) of the utility at ``order``, or ('', '', True) for none."""
     common = user.module("common")
     spec = common.get_utility_commands(order=order, job=job) or {}
@@ -42,7 +46,7 @@ def utility_line(user: Any, order: int, job: JobData) -> tuple:
     return label, line, bool(spec.get("ignore_failure", False))
 
 
-def run_blocking(user: Any, order: int, job: JobData, env: Optional[dict] = None,
+def run_blocking(user: PluginLoader, order: int, job: JobData, env: Optional[dict] = None,
                  state_masks: Iterable[str] = (), stop_event: Optional[threading.Event] = None) -> bool:
     """Run the pre- or postprocess under its own payload guard; False (and the job's error) when it failed.
 
@@ -77,7 +81,7 @@ def run_blocking(user: Any, order: int, job: JobData, env: Optional[dict] = None
     return False
 
 
-def _wait(executor: Any, label: str, stop_event: Optional[threading.Event]) -> str:
+def _wait(executor: PayloadExecutor, label: str, stop_event: Optional[threading.Event]) -> str:
     """Wait for a started utility until it ends, times out or ``stop_event`` is set; why it was stopped ('' if not)."""
     deadline = time.monotonic() + UTILITY_TIMEOUT
     while True:
@@ -97,7 +101,7 @@ def _wait(executor: Any, label: str, stop_event: Optional[threading.Event]) -> s
     return reason
 
 
-def _executor(user: Any, job: JobData, env: Optional[dict], label: str, state_masks: Iterable[str]) -> Any:
+def _executor(user: PluginLoader, job: JobData, env: Optional[dict], label: str, state_masks: Iterable[str]) -> Any:
     """A payload executor for a utility: the payload's guard, isolation and masks, its own output files."""
     from pilot.control.payloads.generic import PayloadExecutor
 
@@ -115,7 +119,8 @@ def _last_line(path: str, workdir: str) -> str:
 class Coprocess:
     """The job's coprocess, run beside the payload under its own guard."""
 
-    def __init__(self, user: Any, job: JobData, env: Optional[dict] = None, state_masks: Iterable[str] = ()) -> None:
+    def __init__(self, user: PluginLoader, job: JobData, env: Optional[dict] = None,
+                 state_masks: Iterable[str] = ()) -> None:
         self.label, self.line, _ = utility_line(user, UTILITY_AFTER_PAYLOAD_STARTED2, job)
         self.executor: Optional[Any] = None
         if self.line:

@@ -14,9 +14,12 @@ import json
 import logging
 import queue
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from pilot.common.exception import CommunicationFailure, PilotException, SetupFailure, UnknownException
+
+if TYPE_CHECKING:
+    from pilot.control.context import Communicator
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +131,7 @@ def normalise_update(update: Any) -> tuple:
 class CommunicationManager(threading.Thread):
     """The thread that serves :class:`CommunicationRequest` objects through a communicator."""
 
-    def __init__(self, *args: Any, communicator: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, communicator: Optional[Communicator] = None, **kwargs: Any) -> None:
         super().__init__(name="CommunicationManager", daemon=True)
         self.args = args[0] if args else kwargs.get("args")
         self.kwargs = kwargs
@@ -227,8 +230,7 @@ class CommunicationManager(threading.Thread):
             CommunicationRequest.RequestType.UpdateJobs: self._update_jobs,
         }
         try:
-            if self.communicator is None:
-                raise SetupFailure("the communication manager has no communicator")
+            self._backend()  # raises when there is none
             content = handlers[req.request_type](req)
             response = CommunicationResponse({"status": 0, "content": content})
         except PilotException as exc:
@@ -245,17 +247,22 @@ class CommunicationManager(threading.Thread):
             except Exception:
                 logger.exception("post hook of %s failed", req.request_type)
 
+    def _backend(self) -> Communicator:
+        if self.communicator is None:
+            raise SetupFailure("the communication manager has no communicator")
+        return self.communicator
+
     def _get_events(self, req: CommunicationRequest) -> list:
         fields = {"pandaID": req.jobid, "jobsetID": req.jobsetid, "taskID": req.taskid,
                   "nRanges": max(1, int(req.num_ranges or 1))}
-        ranges = self.communicator.get_event_ranges(fields) or []
+        ranges = self._backend().get_event_ranges(fields) or []
         logger.info("job %s: got %d event range(s)", req.jobid, len(ranges))
         return list(ranges)
 
     def _update_events(self, req: CommunicationRequest) -> Any:
         ranges, version = normalise_update(req.update_events)
         logger.info("updating %d event range record(s) (version %d)", len(ranges), version)
-        return self.communicator.update_event_ranges(ranges, version=version)
+        return self._backend().update_event_ranges(ranges, version=version)
 
     def _get_jobs(self, req: CommunicationRequest) -> list:
         skip = {"request_type", "num_jobs", "post_hook", "response", "abort"}
@@ -263,12 +270,12 @@ class CommunicationManager(threading.Thread):
         fields.update({k: v for k, v in vars(req).items() if k not in skip and not k.startswith("_")})
         jobs = []
         for _ in range(max(1, int(req.num_jobs or 1))):
-            job = self.communicator.get_job(fields)
+            job = self._backend().get_job(fields)
             if not job:
                 break
             jobs.append(job)
         return jobs
 
     def _update_jobs(self, req: CommunicationRequest) -> list:
-        return [self.communicator.update_job(fields, final=fields.get("state") in ("finished", "failed"))
+        return [self._backend().update_job(fields, final=fields.get("state") in ("finished", "failed"))
                 for fields in req.jobs or []]

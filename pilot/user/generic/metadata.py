@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import xml.etree.ElementTree as ET
 from typing import Dict
 
 from pilot.util.filehandling import write_file_atomic
@@ -18,6 +17,8 @@ _HEADER = ('<?xml version="1.0" encoding="UTF-8" standalone="no" ?>\n<!-- Edited
 
 def catalog_xml(file_dictionary: Dict[str, str]) -> str:
     """The POOL catalogue text for ``{guid: physical file name}``."""
+    import xml.etree.ElementTree as ET  # here: the pre-getJob plug-in check loads this module for every pilot
+
     root = ET.Element("POOLFILECATALOG")
     for guid, pfn in file_dictionary.items():
         entry = ET.SubElement(root, "File", ID=str(guid))

@@ -14,7 +14,7 @@ from pilot.user.atlas import proxy as atlas_proxy
 from pilot.user.generic import proxy as generic_proxy
 from pilot.util import proxy as proxyutil
 
-BACKENDS = ["openssl", pytest.param("cryptography", marks=pytest.mark.skipif(
+BACKENDS = ["der", "openssl", pytest.param("cryptography", marks=pytest.mark.skipif(
     not proxyutil.use_cryptography(), reason="the cryptography package is not installed"))]
 
 
@@ -44,6 +44,33 @@ def test_backends_agree(voms_proxy):
     a = proxyutil.x509_lifetime(str(voms_proxy), backend="openssl")
     b = proxyutil.x509_lifetime(str(voms_proxy), backend="cryptography")
     assert a.cert_end == b.cert_end and a.voms_end == b.voms_end
+
+
+def test_the_default_reads_the_der_without_a_subprocess(voms_proxy, monkeypatch):
+    """The pre-getJob check runs no ``openssl`` (and needs no ``cryptography``): same end as openssl."""
+    expected = proxyutil.x509_lifetime(str(voms_proxy), backend="openssl")
+    monkeypatch.setattr(proxyutil, "run_command", lambda *a, **k: pytest.fail("a subprocess was started"))
+    monkeypatch.setattr(proxyutil, "_cert_end_cryptography", lambda der: pytest.fail("cryptography was used"))
+    life = proxyutil.x509_lifetime(str(voms_proxy))
+    assert (life.cert_end, life.voms_end) == (expected.cert_end, expected.voms_end)
+
+
+def test_der_reader_agrees_with_openssl_on_utctime_and_generalizedtime_certificates(tmp_path):
+    """Real certificates: the system CAs (UTCTime ends before 2050, GeneralizedTime after) and one
+    made here to end in 2051, whose notAfter openssl must write as GeneralizedTime."""
+    import glob
+    import subprocess
+    paths = sorted(glob.glob("/etc/ssl/certs/*.pem"))[:40]
+    key, late = tmp_path / "k.pem", tmp_path / "late.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(late), "-days", str(int((2524608000 + 86400 * 400 - time.time()) // 86400)),
+                    "-subj", "/CN=late"], check=True, capture_output=True, timeout=60)
+    paths.append(str(late))
+    ends = []
+    for path in paths:
+        ends.append(proxyutil.x509_lifetime(path).cert_end)
+        assert ends[-1] == proxyutil.x509_lifetime(path, backend="openssl").cert_end, path
+    assert ends[-1] > 2524608000  # 2050-01-01: really past the UTCTime range
 
 
 def test_verify_x509_limits(voms_proxy):

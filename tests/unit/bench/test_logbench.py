@@ -3,6 +3,7 @@
 import subprocess
 import tarfile
 
+from bench.pilotbench import logbench
 from bench.pilotbench.logbench import (OUTSIDE_LINK, escaped, flatness, make_workdir, markdown, measure,
                                        summary)
 
@@ -47,3 +48,12 @@ def test_one_smoke_point_runs_both_tools_and_the_pilot_leaves_the_outside_link_o
     assert point["escaped"] is False and OUTSIDE_LINK in run["pilot"]["skipped"]
     doc = {"target": point, "curve_files": [point], "curve_sizes": [], "flatness_100_to_10000": None}
     assert "never: met" in markdown(doc)
+
+
+def test_large_files_are_written_in_chunks(tmp_path, monkeypatch):
+    # a 1 GB file has more random bits than getrandbits takes at once: the work dir writes it chunk by chunk
+    monkeypatch.setattr(logbench, "NOISE_CHUNK", 1000)
+    work = logbench.make_workdir(tmp_path / "w", 2, 4567)
+    data = (work / "d000" / "f00001.dat").read_bytes()
+    assert len(data) == 4567
+    assert data[-100:].decode().count("INFO payload") >= 1  # the text half is there

@@ -72,6 +72,18 @@ def test_overhead_per_extra_output_subtracts_the_base_and_the_plain_tool():
     assert "stage-out overhead per extra output ≤ 1/5" in _targets({}, {}, {}, {}, ratios)
 
 
+def test_a_stalled_plain_copy_does_not_swing_one_pilots_overhead():
+    # the plain copies of one scenario (all pilots, before and after each run) are pooled: one stalled
+    # timing (30 s instead of 0.4 s) beside one pilot's run no longer makes its overhead negative
+    results = [_run("o-base", "ours", 1.0, 0.0, 0), _run("o-base", "pilot2", 2.0, 0.0, 0),
+               {**_run("o-small", "ours", 5.0, 0.4, 200), "plain_copies": [0.4, 30.0]},
+               {**_run("o-small", "pilot2", 42.0, 0.4, 200), "plain_copies": [0.4, 0.4]},
+               {**_run("o-small", "pilot2", 42.0, 0.4, 200, run=1), "plain_copies": [0.4, 0.5]}]
+    assert stageout.pooled_plain_copy(results, "o-small") == 0.4
+    assert stageout.run_overheads(results, "o-small", "ours") == {0: (4.0 - 0.4) / 200}
+    assert stageout.pooled_plain_copy(results, "o-none") is None
+
+
 def test_an_unfinished_run_is_left_out():
     results = [_run("w-base", "ours", 1.0, 0.0, 0), {**_run("w-large", "ours", 9.0, 1.0, 5), "finished": 0}]
     assert stageout.run_overheads(results, "w-large", "ours") == {}

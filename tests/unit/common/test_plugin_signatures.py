@@ -95,3 +95,13 @@ def test_a_user_plugin_with_a_bad_signature_is_refused_at_load(monkeypatch):
     assert info.value.get_error_code() == ErrorCodes.NOTIMPLEMENTED == 1300
     assert "pilot.user.badsig.common.validate requires 'strict'" in text
     assert "the plug-in has validate(job, strict)" in text and "validate(job: JobData) -> bool" in text
+
+
+def test_an_optional_copytool_function_is_checked_when_defined(monkeypatch):
+    def parallel_transfers(kwargs): return True  # the Data API passes (kwargs, is_stagein)
+    module = copytool_module("tests_fake.halftool", parallel_transfers=parallel_transfers)
+    monkeypatch.setitem(sys.modules, "tests_fake.halftool", module)
+    with pytest.raises(UnknownCopytool, match=r"tests_fake.halftool.parallel_transfers does not take 'is_stagein'"):
+        PluginFactory({"halftool": "tests_fake.halftool"}).load_copytool("halftool")
+    module.parallel_transfers = lambda kwargs, is_stagein=True: False
+    assert PluginFactory({"halftool": "tests_fake.halftool"}).load_copytool("halftool") is module

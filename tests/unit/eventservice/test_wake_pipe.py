@@ -12,7 +12,7 @@ def readable(pipe, timeout=0.0):
 
 def test_wake_drain_close():
     pipe = WakePipe()
-    assert not readable(pipe)
+    assert not readable(pipe) and pipe.drain()  # nothing pending: returns at once
     waker = threading.Thread(target=lambda: [pipe.wake() for _ in range(3)])
     waker.start()
     waker.join(10)

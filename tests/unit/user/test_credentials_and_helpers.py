@@ -37,6 +37,27 @@ def test_der_walker_finds_the_voms_validity():
     assert proxy.voms_end(b"\x30\x03\x02\x01\x01") is None
 
 
+def test_der_certificate_end_and_time_formats():
+    def der(tag, content):
+        return bytes([tag, len(content)]) + content
+
+    def cert(not_after, version=True):
+        validity = der(0x30, der(0x17, b"250101000000Z") + not_after)
+        fields = (der(0xA0, der(0x02, b"\x02")) if version else b"") + der(0x02, b"\x07") + der(0x30, b"") + \
+            der(0x30, b"") + validity + der(0x30, b"")
+        return der(0x30, der(0x30, fields) + der(0x30, b"") + der(0x03, b"\x00"))
+
+    assert proxy.cert_end_der(cert(der(0x17, b"491231235959Z"))) == 2524607999.0  # UTCTime 49 -> 2049
+    assert proxy.cert_end_der(cert(der(0x17, b"500101000000Z"), version=False)) == -631152000.0  # 50 -> 1950
+    assert proxy.cert_end_der(cert(der(0x18, b"20510101000000Z"))) == 2556144000.0
+    assert proxy.cert_end_der(cert(der(0x02, b"\x01"))) is None  # not a time
+    assert proxy.cert_end_der(b"\x04\x01\x00") is None
+    assert proxy._generalized_time(b"20240229120000.25Z") == 1709208000.0
+    for bad in (b"2024022912000Z", b"20241329120000Z", b"2024022912x000Z", b""):
+        assert proxy._generalized_time(bad) is None, bad
+    assert proxy._utc_time(b"2402291200Z") is None
+
+
 def test_check_time_left_codes():
     assert proxy.check_time_left("VOMS proxy", 10_000, 1, now=0) == (0, "")
     assert proxy.check_time_left("VOMS proxy", 2000, 1, now=0)[0] == 1370

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from pilot.common.exception import NotImplementedFailure, SetupFailure
 from pilot.eventservice.communicationmanager import CommunicationManager
+
+if TYPE_CHECKING:
+    from pilot.control.context import Communicator
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +28,7 @@ class BaseExecutor(threading.Thread):
         self.args: Any = None
         self.queue: str = ""
         self.payload: Optional[dict] = None
-        self.communicator: Any = None
+        self.communicator: Optional[Communicator] = None
         self.communication_manager: Optional[CommunicationManager] = None
         for key, value in kwargs.items():
             setattr(self, key, value)
