@@ -228,3 +228,35 @@ def test_rucio_bulk_fetches_root_replicas_with_one_xrdcp(real_site, caplog):
     assert "rucio bulk: 8 of 8 root:// file(s) fetched with one xrdcp" in caplog.text
     for src, f in zip(sources, files):
         assert f.status == "transferred" and (real_site.work / src.lfn).read_bytes() == src.data
+
+
+def test_many_inputs_as_harvester_gives_them_one_lookup_same_replicas(real_site):
+    """Harvester's shape (no size, no checksum, the rucio tool): ten inputs on two storages are looked up once
+    without schemes, get the replicas a lookup with the tool's schemes gives, and arrive verified."""
+    from rucio.client import Client
+
+    from pilot.api import replicas
+    from pilot.copytool import rucio as rucio_tool
+
+    asked = []
+
+    class Counting(Client):
+        def list_replicas(self, dids, *args, **kwargs):
+            asked.append(kwargs.get("schemes"))
+            return super().list_replicas(dids, *args, **kwargs)
+
+    sources = [real_site.upload(os.urandom(3_000 + i), rse="PILOT_XRD" if i % 2 else "PILOT_DAVS")
+               for i in range(replicas.TWO_STEP_MIN_FILES)]
+    files = [FileSpec(type="input", scope=src.scope, lfn=src.lfn, ddmendpoint="PILOT_XRD") for src in sources]
+    rucio = Counting()
+    client = StageInClient(real_site.info, acopytools={"default": ["rucio"]}, default_copytools="rucio",
+                           retry_policy=FAST, rucio_client=rucio)
+    client.transfer(files, use_vp=False, workdir=str(real_site.work))
+    assert asked == [None]
+    full = replicas._by_did(replicas.list_replicas(Client(), files, allowed_schemas=rucio_tool.allowed_schemas))
+    for src, f in zip(sources, files):
+        expected = replicas.order_replicas(full[(f.scope, f.lfn)], f, client.queuedata, rucio_tool.allowed_schemas,
+                                           client.direct_localinput_allowed_schemas)
+        assert f.replicas == expected and f.replicas[0]["pfn"].split("://")[0] in ("root", "davs")
+        assert f.status == "transferred" and f.status_code == 0 and f.checksum["adler32"] == adler(src.data)
+        assert (real_site.work / src.lfn).read_bytes() == src.data
