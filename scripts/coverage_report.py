@@ -189,6 +189,8 @@ def check(figures: Figures) -> List[str]:
     parser.read(RCFILE)
     problems = []
     total = figures.merged["total"].percent
+    if not figures.merged["total"].statements:
+        problems.append("no file of this checkout's pilot was measured")
     floor = parser.getfloat("report", "fail_under", fallback=0.0)
     if total < floor:
         problems.append(f"merged total {total:.1f} % is under the floor {floor:.1f} % ([report] fail_under)")

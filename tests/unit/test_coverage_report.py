@@ -62,6 +62,7 @@ def test_check_floors_and_reasons(tmp_path, monkeypatch):
     assert any(p.startswith("pilot/api:") and "floor" in p for p in problems)
     assert any(p.startswith("pilot/util:") and "no reason" in p for p in problems)
     assert not any(p.startswith("pilot/info") for p in problems)
+    assert any("no file" in p for p in report.check(_figures(report)))  # nothing measured is no pass
 
 
 def test_rst_table_for_the_docs():
