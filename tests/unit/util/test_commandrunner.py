@@ -102,7 +102,9 @@ def test_a_command_writing_200_mb_costs_bounded_memory():
              "r = run_command(['sh', '-c', 'head -c 200000000 /dev/zero; echo done >&2']); "
              "print(r.exit_code, len(r.stdout), r.truncated, r.stderr.strip(), "
              "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+    # the probe's own memory only: not traced by the suite's coverage (COVERAGE_PROCESS_START)
+    env = {k: v for k, v in os.environ.items() if k != "COVERAGE_PROCESS_START"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=env,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
     code, length, truncated, err, maxrss_kb = out.stdout.split()
     assert (code, truncated, err) == ("0", "True", "done"), out.stderr
