@@ -97,6 +97,10 @@ def test_a_job_through_the_wrapper_as_a_slurm_batch_job(slurm, devserver, http_f
     assert left == {"job.sh", "site.cfg", "slurm.out"}, left
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig,code,status", [
     (signal.SIGTERM, ErrorCodes.SIGTERM, 143),
     (signal.SIGUSR1, ErrorCodes.SIGUSR1, 144),
@@ -111,8 +115,11 @@ def test_the_wrapper_forwards_signals_and_reports_the_pilot_status(devserver, ta
            "--", *site_options(devserver, work), "--cleanup", "false"]
     log = tmp_path / "wrapper.log"
     with open(log, "wb") as handle:
+        # the wrapper gets SIGINT's default disposition, as a batch system starts it: a test run started in
+        # the background by a non-interactive shell ignores SIGINT, and bash cannot trap a signal that was
+        # ignored when it started
         proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=clean_env(),
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_default_sigint)
     try:
         devserver.wait_state(pandaid, "running", timeout=60)
         deadline = time.monotonic() + 30
